@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import RPC
+import SessionClient
+
+/// `sessionctl`: the command-line client of `sessiond`.
+@main
+struct Sessionctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sessionctl",
+        abstract: "Command-line client for sessiond.",
+        discussion: """
+            The exit status is 0 when the call succeeded, otherwise 10 + the gRPC status code \
+            (e.g. 15 for NOT_FOUND = 5, 26 for UNAUTHENTICATED = 16); 64 for usage errors.
+            """,
+        subcommands: [Health.self, Echo.self, Ping.self])
+}
+
+/// Options every subcommand shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(help: "Server address HOST:PORT. [env: SESSIONCTL_SERVER] (default: 127.0.0.1:7411)")
+    var server: String?
+
+    @Option(help: "Bearer token. [env: SESSIONCTL_TOKEN]")
+    var token: String?
+
+    @Option(help: "Per-call timeout in seconds. [env: SESSIONCTL_TIMEOUT] (default: 10)")
+    var timeout: Double?
+
+    @Flag(help: "Print JSON instead of text. [env: SESSIONCTL_JSON=1]")
+    var json = false
+
+    var env: [String: String] { ProcessInfo.processInfo.environment }
+
+    var address: String { server ?? env["SESSIONCTL_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1:7411" }
+    var bearer: String? { token ?? env["SESSIONCTL_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } }
+    var wantsJSON: Bool { json || env["SESSIONCTL_JSON"] == "1" }
+
+    func timeoutSeconds() throws -> Double {
+        if let timeout { guard timeout > 0 else { throw ValidationError("--timeout must be greater than 0") }; return timeout }
+        if let raw = env["SESSIONCTL_TIMEOUT"], !raw.isEmpty {
+            guard let t = Double(raw), t > 0 else { throw ValidationError("SESSIONCTL_TIMEOUT='\(raw)' is not a positive number of seconds") }
+            return t
+        }
+        return 10
+    }
+
+    func client() throws -> SessionClient {
+        do {
+            return try SessionClient(address: address, token: bearer)
+        } catch {
+            throw ValidationError("--server: \(error.message)")
+        }
+    }
+
+    func callOptions() throws -> RPCCallOptions {
+        RPCCallOptions(timeout: .milliseconds(Int64(try timeoutSeconds() * 1000)))
+    }
+}
+
+/// Runs one RPC-using command body and turns an `RPCError` into one clear
+/// line on stderr and the matching exit status.
+func runCall(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as RPCError {
+        FileHandle.standardError.write(Data("sessionctl: \(error.code.name): \(error.message)\n".utf8))
+        throw ExitCode(Int32(10 + Int(error.code.rawValue)))
+    }
+}
+
+/// Prints a line to stdout.
+func say(_ text: String) {
+    print(text)
+}

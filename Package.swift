@@ -1,0 +1,89 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// One set of Swift settings for every target: Swift 6 language mode with
+/// upcoming features that keep the code honest.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "sessions",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sessiond", targets: ["sessiond"]),
+        .executable(name: "sessionctl", targets: ["sessionctl"]),
+        .library(name: "SessionClient", targets: ["SessionClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // ---- C libraries and generated C
+        .systemLibrary(
+            name: "CProtobufC",
+            pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+        .target(name: "RPCProtoC", dependencies: ["CProtobufC"]),
+        .target(name: "SessionProtoC", dependencies: ["CProtobufC"]),
+
+        // ---- protobuf-c runtime for generated Swift
+        .target(name: "ProtoRuntime", dependencies: ["CProtobufC"], swiftSettings: swiftSettings),
+
+        // ---- the generic RPC framework (no domain knowledge)
+        .target(
+            name: "RPC",
+            dependencies: [
+                "RPCProtoC", "ProtoRuntime",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // ---- generated API: messages, service protocols, method descriptors
+        .target(name: "SessionAPI", dependencies: ["SessionProtoC", "ProtoRuntime", "RPC"], swiftSettings: swiftSettings),
+
+        // ---- server and daemon
+        .target(
+            name: "SessionServer",
+            dependencies: [
+                "SessionAPI", "RPC",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "sessiond",
+            dependencies: [
+                "SessionServer", "RPC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // ---- clients
+        .target(
+            name: "SessionClient",
+            dependencies: ["SessionAPI", "RPC", "ProtoRuntime"],
+            path: "Clients/SessionClient",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "sessionctl",
+            dependencies: [
+                "SessionClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Clients/sessionctl",
+            swiftSettings: swiftSettings
+        ),
+
+        // ---- tests
+        .testTarget(name: "RPCTests", dependencies: ["RPC", "SessionAPI", "SessionClient", "SessionServer"], swiftSettings: swiftSettings),
+    ]
+)

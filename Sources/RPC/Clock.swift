@@ -1,0 +1,5 @@
+import Dispatch
+
+/// Monotonic time in nanoseconds.
+@inline(__always)
+package func monotonicNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }

@@ -1,0 +1,178 @@
+import Dispatch
+public import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The Dispatch-based RPC server: a listening socket, one serial queue per
+/// connection, handlers on the connection queue (`.inline`), the handler
+/// pool (`.pool`) or Swift concurrency (streams).
+///
+/// Lifecycle: ``start()`` binds and accepts; ``beginGracefulShutdown()`` stops
+/// accepting, sends go-away on every connection and lets in-flight calls
+/// finish within the grace period; ``waitUntilStopped()`` returns once the
+/// last connection has closed.
+public final class RPCServer: Sendable {
+    public let configuration: RPCServerConfiguration
+    package let registry: [String: RPCMethodHandler]
+    package let services: Set<String>
+    package let logger: Logger
+    private let acceptQueue = DispatchQueue(label: "rpc.accept")
+    private let state = Mutex(State())
+    private let stopped = DispatchSemaphore(value: 0)
+
+    private struct State {
+        var listenFD: Int32 = -1
+        var port = 0
+        var acceptSource: SourceBox?
+        var connections: [ObjectIdentifier: ServerConnection] = [:]
+        var phase: Phase = .idle
+        var nextConnectionID: UInt64 = 0
+    }
+
+    private enum Phase { case idle, running, draining, stopped }
+
+    /// Dispatch sources are thread-safe objects that Swift does not yet mark Sendable.
+    private struct SourceBox: @unchecked Sendable {
+        let source: any DispatchSourceRead
+    }
+
+    public init(configuration: RPCServerConfiguration, services: [any RPCService], logger: Logger = Logger(label: "rpc.server")) {
+        self.configuration = configuration
+        var registry: [String: RPCMethodHandler] = [:]
+        var names = Set<String>()
+        for service in services {
+            names.insert(service.serviceName)
+            for handler in service.methodHandlers() {
+                registry[handler.descriptor.path] = handler
+            }
+        }
+        self.registry = registry
+        self.services = names
+        self.logger = logger
+    }
+
+    /// The bound port (useful with port 0).
+    public var port: Int { state.withLock { $0.port } }
+
+    /// Number of open connections.
+    public var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    /// Binds, listens and starts accepting.
+    public func start() throws {
+        let fd = try Socket.listen(host: configuration.host, port: configuration.port)
+        let port = Socket.localPort(fd)
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptQueue)
+        source.setEventHandler { [weak self] in self?.acceptReady(fd) }
+        source.setCancelHandler { close(fd) }
+        state.withLock {
+            $0.listenFD = fd
+            $0.port = port
+            $0.acceptSource = SourceBox(source: source)
+            $0.phase = .running
+        }
+        source.resume()
+        logger.info("listening", metadata: ["address": "\(configuration.host):\(port)"])
+    }
+
+    private func acceptReady(_ listenFD: Int32) {
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            if fd < 0 {
+                if errno == EINTR { continue }
+                if errno != EAGAIN && errno != EWOULDBLOCK {
+                    logger.warning("accept failed", metadata: ["errno": "\(errno)"])
+                }
+                return
+            }
+            do {
+                try Socket.setNonBlocking(fd)
+            } catch {
+                close(fd)
+                continue
+            }
+            Socket.setNoDelay(fd)
+            let admitted: ServerConnection? = state.withLock { s in
+                guard s.phase == .running, s.connections.count < configuration.maxConnections else { return nil }
+                s.nextConnectionID += 1
+                let c = ServerConnection(fd: fd, id: s.nextConnectionID, server: self)
+                s.connections[ObjectIdentifier(c)] = c
+                return c
+            }
+            if let admitted {
+                admitted.start()
+            } else {
+                refuse(fd)
+            }
+        }
+    }
+
+    /// Over the connection limit (or shutting down): preface + go-away, then close.
+    private func refuse(_ fd: Int32) {
+        var out = Preface.bytes
+        let draining = state.withLock { $0.phase != .running }
+        Wire.appendGoAway(
+            lastCallID: 0, code: draining ? .unavailable : .resourceExhausted,
+            reason: draining ? "server is shutting down" : "too many connections (limit \(configuration.maxConnections))", to: &out)
+        _ = out.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        close(fd)
+        logger.notice("refused a connection", metadata: ["reason": draining ? "draining" : "max connections"])
+    }
+
+    package func connectionClosed(_ c: ServerConnection) {
+        let done = state.withLock { s -> Bool in
+            s.connections.removeValue(forKey: ObjectIdentifier(c))
+            if s.phase == .draining && s.connections.isEmpty {
+                s.phase = .stopped
+                return true
+            }
+            return false
+        }
+        if done { stopped.signal() }
+    }
+
+    /// Stops accepting, tells every connection to go away, lets in-flight
+    /// calls finish within the grace period, then closes what is left.
+    public func beginGracefulShutdown() {
+        let (connections, source, done) = state.withLock { s -> ([ServerConnection], SourceBox?, Bool) in
+            guard s.phase == .running || s.phase == .idle else { return ([], nil, false) }
+            let source = s.acceptSource
+            s.acceptSource = nil
+            if s.connections.isEmpty {
+                s.phase = .stopped
+                return ([], source, true)
+            }
+            s.phase = .draining
+            return (Array(s.connections.values), source, false)
+        }
+        source?.source.cancel()
+        logger.info("graceful shutdown", metadata: ["connections": "\(connections.count)"])
+        for c in connections { c.drain(reason: "server is shutting down") }
+        if done {
+            stopped.signal()
+            return
+        }
+        let grace = configuration.shutdownGraceSeconds
+        DispatchQueue.global().asyncAfter(deadline: .now() + grace) { [self] in
+            let left = state.withLock { Array($0.connections.values) }
+            for c in left { c.forceClose(reason: "shutdown grace period of \(grace) s elapsed") }
+        }
+    }
+
+    /// Blocks until the server has stopped (after ``beginGracefulShutdown()``).
+    public func waitUntilStopped() {
+        stopped.wait()
+        stopped.signal()
+    }
+
+    /// Suspends until the server has stopped.
+    public func stopped() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.waitUntilStopped()
+                c.resume()
+            }
+        }
+    }
+}

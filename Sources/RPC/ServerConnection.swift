@@ -1,0 +1,569 @@
+import Dispatch
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One accepted connection. Every mutable property is confined to `queue`
+/// (a serial queue), which is why the class may be `@unchecked Sendable`:
+/// other threads only ever enqueue work on it.
+package final class ServerConnection: @unchecked Sendable {
+    private enum Phase { case awaitingPreface, open, draining, closed }
+
+    private let fd: Int32
+    private let id: UInt64
+    private unowned let server: RPCServer
+    private let config: RPCServerConfiguration
+    private let queue: DispatchQueue
+    private let peer: String
+    private var logger: Logger
+
+    private var phase = Phase.awaitingPreface
+    private var readSource: (any DispatchSourceRead)?
+    private var writeSource: (any DispatchSourceWrite)?
+    private var writeSourceActive = false
+    private var readPaused = false
+    private var housekeeping: (any DispatchSourceTimer)?
+
+    private var preface: [UInt8] = []
+    private var decoder: FrameDecoder
+    private let readBuffer: UnsafeMutableRawBufferPointer
+    private var out: [UInt8] = []
+    private var outSent = 0
+    private var closeWhenFlushed = false
+    private var flushScheduled = false
+
+    private var calls: [UInt64: ServerCall] = [:]
+    private var lastCallID: UInt64 = 0
+    private let openedAt = monotonicNanos()
+    private var lastActivity = monotonicNanos()
+    private var partialFrameSince: UInt64?
+
+    init(fd: Int32, id: UInt64, server: RPCServer) {
+        self.fd = fd
+        self.id = id
+        self.server = server
+        self.config = server.configuration
+        self.queue = DispatchQueue(label: "rpc.connection")
+        self.peer = Socket.peerName(fd)
+        self.decoder = FrameDecoder(maxFrameSize: server.configuration.maxFrameBytes)
+        self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        var logger = server.logger
+        logger[metadataKey: "connection"] = "\(id)"
+        logger[metadataKey: "peer"] = "\(peer)"
+        self.logger = logger
+    }
+
+    deinit {
+        readBuffer.deallocate()
+    }
+
+    func start() {
+        queue.async { [self] in
+            let rs = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+            rs.setEventHandler { self.readable() }
+            let fd = self.fd
+            rs.setCancelHandler { close(fd) }
+            readSource = rs
+            let ws = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
+            ws.setEventHandler { self.flush() }
+            writeSource = ws  // resumed only while a write is blocked (EAGAIN)
+            let tick = max(0.05, min(config.idleTimeoutSeconds, config.frameTimeoutSeconds) / 4)
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(deadline: .now() + tick, repeating: tick, leeway: .milliseconds(Int(tick * 250)))
+            timer.setEventHandler { self.housekeep() }
+            housekeeping = timer
+            timer.resume()
+            rs.resume()
+            logger.debug("connection opened")
+        }
+    }
+
+    // MARK: - Reading
+
+    private func readable() {
+        guard phase != .closed else { return }
+        var budget = 16
+        while budget > 0, phase != .closed, !readPaused {
+            budget -= 1
+            let n = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
+            if n > 0 {
+                lastActivity = monotonicNanos()
+                received(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+                if n < readBuffer.count { break }
+            } else if n == 0 {
+                peerClosed()
+                break
+            } else {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                logger.debug("read failed", metadata: ["errno": "\(errno)"])
+                teardown()
+                return
+            }
+        }
+        flush()
+    }
+
+    private func peerClosed() {
+        // The client finished sending. Nothing more can arrive; answers to
+        // calls in flight could still be read if it only half-closed, but
+        // clients of this protocol close fully, so stop here.
+        logger.debug("peer closed the connection")
+        teardown()
+    }
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        var bytes = bytes
+        if phase == .awaitingPreface {
+            let need = Preface.count - preface.count
+            preface.append(contentsOf: bytes.prefix(need))
+            bytes = UnsafeRawBufferPointer(rebasing: bytes[min(need, bytes.count)...])
+            // Judge as soon as the bytes so far cannot be a preface.
+            if preface.count < Preface.count && Preface.bytes.starts(with: preface) { return }
+            switch Preface.judge(preface) {
+            case .accepted:
+                phase = .open
+                out.append(contentsOf: Preface.bytes)
+            case .unsupportedVersion(let v):
+                out.append(contentsOf: Preface.bytes)
+                goAwayAndClose(.unimplemented, "protocol version \(v) is not supported; this server speaks version \(Preface.version)")
+                return
+            case .http:
+                out.append(contentsOf: Preface.httpRefusal)
+                logger.notice("refused an HTTP request on the RPC port")
+                closeAfterFlush()
+                return
+            case .garbage:
+                logger.notice("refused a connection with a wrong preface")
+                teardown()
+                return
+            }
+        }
+        guard phase == .open || phase == .draining else { return }
+        decoder.append(bytes)
+        do {
+            try decoder.forEachFrame { frame in
+                guard phase == .open || phase == .draining else { return }
+                handleFrame(frame)
+            }
+        } catch FrameDecoder.Failure.frameTooLarge(let length, let limit) {
+            goAwayAndClose(.resourceExhausted, "frame of \(length) bytes exceeds the limit of \(limit) bytes")
+            return
+        } catch {
+            goAwayAndClose(.internal, "frame decoding failed")
+            return
+        }
+        if decoder.hasPartialFrame {
+            if partialFrameSince == nil { partialFrameSince = monotonicNanos() }
+        } else {
+            partialFrameSince = nil
+        }
+        if pendingOutBytes > config.maxBufferedBytesPerConnection { pauseReading() }
+    }
+
+    private func handleFrame(_ frame: UnsafeRawBufferPointer) {
+        do {
+            try Wire.decode(frame) { envelope in
+                switch envelope {
+                case let .request(callID, method, timeoutMicros, metadata, payload):
+                    startCall(callID: callID, path: method, timeoutMicros: timeoutMicros, rawMetadata: metadata, payload: payload)
+                case .cancel(let callID):
+                    cancelCall(callID)
+                case .ping(let opaque):
+                    Wire.appendPong(opaque: opaque, to: &out)
+                case .pong:
+                    break
+                case .goAway:
+                    // The client will open no more calls here; finish what is in flight.
+                    if calls.isEmpty { closeAfterFlush() } else { phase = .draining }
+                case .streamMessage, .response:
+                    goAwayAndClose(.invalidArgument, "clients may not send responses or stream messages")
+                }
+            }
+        } catch {
+            goAwayAndClose(.invalidArgument, "received a frame that is not a valid envelope: \(error)")
+        }
+    }
+
+    // MARK: - Calls
+
+    private func refuse(_ callID: UInt64, _ code: RPCStatusCode, _ message: String) {
+        Wire.appendResponse(callID: callID, code: code, message: message, payload: nil, initialMetadata: [:], trailingMetadata: [:], to: &out)
+    }
+
+    private func startCall(callID: UInt64, path: String, timeoutMicros: UInt64, rawMetadata: [Wire.RawEntry], payload: UnsafeRawBufferPointer) {
+        guard phase == .open else {
+            return refuse(callID, .unavailable, "server is shutting down; retry on a new connection")
+        }
+        if callID == 0 {
+            return refuse(0, .invalidArgument, "call id 0 is reserved for connection frames")
+        }
+        if calls[callID] != nil {
+            return refuse(callID, .invalidArgument, "call id \(callID) is already in flight on this connection")
+        }
+        if callID <= lastCallID {
+            return refuse(callID, .invalidArgument, "call ids must increase on a connection: \(callID) after \(lastCallID)")
+        }
+        lastCallID = callID
+        if calls.count >= config.maxConcurrentCallsPerConnection {
+            return refuse(callID, .resourceExhausted, "too many concurrent calls on this connection (limit \(config.maxConcurrentCallsPerConnection))")
+        }
+        let metadataBytes = rawMetadata.reduce(0) { $0 + $1.key.utf8.count + $1.value.count }
+        if metadataBytes > config.maxMetadataBytes {
+            return refuse(callID, .resourceExhausted, "request metadata of \(metadataBytes) bytes exceeds the limit of \(config.maxMetadataBytes) bytes")
+        }
+        let metadata: RPCMetadata
+        do {
+            metadata = try RPCMetadata.decode(rawMetadata)
+        } catch {
+            return refuse(callID, error.code, error.message)
+        }
+        guard let handler = server.registry[path] else {
+            return refuse(callID, .unimplemented, unimplementedMessage(path))
+        }
+        let deadline: UInt64? = timeoutMicros == 0 ? nil : monotonicNanos() &+ min(timeoutMicros, 1 << 40) &* 1000
+        let context = RPCServerContext(callID: callID, method: handler.descriptor, metadata: metadata, peer: peer, deadlineNanos: deadline)
+
+        switch handler.body {
+        case .unary(let prepare):
+            let run: RPCMethodHandler.PreparedUnary
+            do { run = try prepare(payload) } catch { return refuse(callID, error.code, error.message) }
+            if handler.policy == .inline && deadline == nil {
+                let result = runUnary(run, context)
+                appendFinal(callID: callID, context: context, result: result, initialSent: false)
+                return
+            }
+            let call = ServerCall(id: callID, context: context)
+            calls[callID] = call
+            armDeadline(call, timeoutMicros: timeoutMicros)
+            if handler.policy == .inline {
+                finish(call, runUnary(run, context))
+            } else {
+                DispatchQueue.global().async { [self] in
+                    let result = context.isCancelled ? .failure(RPCError(.cancelled, "call was cancelled")) : runUnary(run, context)
+                    queue.async { self.finish(call, result) }
+                }
+            }
+        case .serverStreaming(let prepare):
+            let run: RPCMethodHandler.PreparedStream
+            do { run = try prepare(payload) } catch { return refuse(callID, error.code, error.message) }
+            let call = ServerCall(id: callID, context: context)
+            calls[callID] = call
+            armDeadline(call, timeoutMicros: timeoutMicros)
+            let sink = StreamSink(connection: self, call: call)
+            call.task = Task { [self] in
+                let result: Result<[UInt8]?, RPCError>
+                do {
+                    try await run(context, sink)
+                    result = .success(nil)
+                } catch {
+                    result = .failure(mapError(error, context))
+                }
+                queue.async { self.finish(call, result) }
+            }
+        }
+    }
+
+    private func unimplementedMessage(_ path: String) -> String {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else {
+            return "method '\(path.prefix(200))' is not of the form /package.Service/Method"
+        }
+        if server.services.contains(String(parts[1])) {
+            return "method \(parts[2]) is not implemented by service \(parts[1])"
+        }
+        return "service \(parts[1]) is not hosted by this server"
+    }
+
+    private func runUnary(_ run: RPCMethodHandler.PreparedUnary, _ context: RPCServerContext) -> Result<[UInt8]?, RPCError> {
+        do {
+            let bytes = try run(context)
+            if bytes.count > config.maxFrameBytes - 64 {
+                return .failure(RPCError(.resourceExhausted, "response of \(bytes.count) bytes exceeds the frame limit of \(config.maxFrameBytes) bytes"))
+            }
+            return .success(bytes)
+        } catch {
+            return .failure(mapError(error, context))
+        }
+    }
+
+    private func mapError(_ error: any Error, _ context: RPCServerContext) -> RPCError {
+        if let e = error as? RPCError { return e }
+        if error is CancellationError { return RPCError(.cancelled, "call was cancelled") }
+        logger.error("handler failed", metadata: ["method": "\(context.method.path)", "error": "\(error)"])
+        return RPCError(.internal, "internal error")
+    }
+
+    private func armDeadline(_ call: ServerCall, timeoutMicros: UInt64) {
+        guard timeoutMicros > 0 else { return }
+        let item = DispatchWorkItem { [weak self, weak call] in
+            guard let self, let call, !call.finished else { return }
+            self.finish(call, .failure(RPCError(.deadlineExceeded, "deadline of \(Self.formatMicros(timeoutMicros)) exceeded")))
+            self.flush()
+        }
+        call.deadlineItem = item
+        queue.asyncAfter(deadline: .now() + .microseconds(Int(min(timeoutMicros, 1 << 40))), execute: item)
+    }
+
+    private static func formatMicros(_ us: UInt64) -> String {
+        us % 1_000_000 == 0 ? "\(us / 1_000_000) s" : us % 1000 == 0 ? "\(us / 1000) ms" : "\(us) µs"
+    }
+
+    private func cancelCall(_ callID: UInt64) {
+        guard let call = calls[callID] else { return }
+        finish(call, .failure(RPCError(.cancelled, "call cancelled by the client")))
+    }
+
+    /// Ends a call exactly once: sends its status, stops its handler.
+    private func finish(_ call: ServerCall, _ result: Result<[UInt8]?, RPCError>) {
+        guard !call.finished else { return }
+        call.finished = true
+        calls.removeValue(forKey: call.id)
+        call.deadlineItem?.cancel()
+        if case .failure = result {
+            call.context.cancel()
+            call.task?.cancel()
+        }
+        call.failWaiters(RPCError(.cancelled, "call is over"))
+        if phase != .closed {
+            appendFinal(callID: call.id, context: call.context, result: result, initialSent: call.sentInitialMetadata)
+            scheduleFlush()
+        }
+        if phase == .draining && calls.isEmpty { closeAfterFlush() }
+    }
+
+    private func appendFinal(callID: UInt64, context: RPCServerContext, result: Result<[UInt8]?, RPCError>, initialSent: Bool) {
+        let md = context.takeMetadata()
+        let initial = initialSent ? RPCMetadata() : md.initial
+        switch result {
+        case .success(let payload):
+            Wire.appendResponse(callID: callID, code: .ok, message: "", payload: payload, initialMetadata: initial, trailingMetadata: md.trailing, to: &out)
+        case .failure(let error):
+            var trailing = md.trailing
+            for e in error.metadata { trailing.add(e.key, e.value) }
+            Wire.appendResponse(callID: callID, code: error.code, message: error.message, payload: nil, initialMetadata: initial, trailingMetadata: trailing, to: &out)
+        }
+    }
+
+    /// Called on `queue` by a streaming handler's sink.
+    fileprivate func streamWrite(_ call: ServerCall, payload: [UInt8], continuation: CheckedContinuation<Void, any Error>) {
+        guard !call.finished, phase != .closed else {
+            continuation.resume(throwing: RPCError(.cancelled, "call is over"))
+            return
+        }
+        if payload.count > config.maxFrameBytes - 64 {
+            continuation.resume(throwing: RPCError(.resourceExhausted, "stream message of \(payload.count) bytes exceeds the frame limit"))
+            return
+        }
+        let initial = call.sentInitialMetadata ? RPCMetadata() : call.context.initialMetadata
+        call.sentInitialMetadata = true
+        Wire.appendStreamMessage(callID: call.id, payload: payload, initialMetadata: initial, to: &out)
+        scheduleFlush()
+        if pendingOutBytes > config.maxBufferedBytesPerConnection {
+            call.waiters.append(continuation)
+        } else {
+            continuation.resume()
+        }
+    }
+
+    // MARK: - Writing
+
+    private var pendingOutBytes: Int { out.count - outSent }
+
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        queue.async { [self] in
+            flushScheduled = false
+            flush()
+        }
+    }
+
+    private func flush() {
+        guard phase != .closed else { return }
+        while outSent < out.count {
+            let n = out.withUnsafeBytes { send(fd, $0.baseAddress! + outSent, $0.count - outSent, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                outSent += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if !writeSourceActive {
+                    writeSourceActive = true
+                    writeSource?.resume()
+                }
+                return
+            } else {
+                logger.debug("write failed", metadata: ["errno": "\(errno)"])
+                teardown()
+                return
+            }
+        }
+        out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
+        outSent = 0
+        if writeSourceActive {
+            writeSourceActive = false
+            writeSource?.suspend()
+        }
+        if closeWhenFlushed {
+            teardown()
+            return
+        }
+        if readPaused { resumeReading() }
+        for call in calls.values where !call.waiters.isEmpty {
+            let waiters = call.waiters
+            call.waiters = []
+            for w in waiters { w.resume() }
+        }
+    }
+
+    private func pauseReading() {
+        guard !readPaused, let readSource else { return }
+        readPaused = true
+        readSource.suspend()
+        logger.debug("peer is not reading; paused reading", metadata: ["buffered": "\(pendingOutBytes)"])
+    }
+
+    private func resumeReading() {
+        guard readPaused, let readSource else { return }
+        readPaused = false
+        readSource.resume()
+    }
+
+    // MARK: - Closing
+
+    private func goAwayAndClose(_ code: RPCStatusCode, _ reason: String) {
+        logger.notice("closing connection", metadata: ["code": "\(code)", "reason": "\(reason)"])
+        if phase == .awaitingPreface {
+            phase = .open  // the preface has been written into `out` by the caller when relevant
+        }
+        Wire.appendGoAway(lastCallID: lastCallID, code: code, reason: reason, to: &out)
+        failAllCalls(RPCError(.unavailable, "connection closed: \(reason)"))
+        closeAfterFlush()
+    }
+
+    private func closeAfterFlush() {
+        closeWhenFlushed = true
+        phase = phase == .closed ? .closed : .draining
+        flush()
+    }
+
+    /// Graceful: go-away with the last accepted call id; close once in-flight calls end.
+    func drain(reason: String) {
+        queue.async { [self] in
+            guard phase == .open || phase == .awaitingPreface else { return }
+            if phase == .awaitingPreface {
+                teardown()
+                return
+            }
+            phase = .draining
+            Wire.appendGoAway(lastCallID: lastCallID, code: .ok, reason: reason, to: &out)
+            if calls.isEmpty { closeAfterFlush() } else { flush() }
+        }
+    }
+
+    func forceClose(reason: String) {
+        queue.async { [self] in
+            guard phase != .closed else { return }
+            failAllCalls(RPCError(.unavailable, reason))
+            closeAfterFlush()
+            // A peer that never reads must not hold shutdown hostage.
+            queue.asyncAfter(deadline: .now() + 1) { [self] in teardown() }
+        }
+    }
+
+    private func failAllCalls(_ error: RPCError) {
+        for call in Array(calls.values) { finish(call, .failure(error)) }
+    }
+
+    private func housekeep() {
+        guard phase != .closed else { return }
+        let now = monotonicNanos()
+        let frameLimit = UInt64(config.frameTimeoutSeconds * 1e9)
+        if phase == .awaitingPreface, now - openedAt > frameLimit {
+            logger.notice("no preface in time; closing")
+            teardown()
+            return
+        }
+        if let since = partialFrameSince, now - since > frameLimit {
+            goAwayAndClose(.deadlineExceeded, "a frame was not completed within \(config.frameTimeoutSeconds) s")
+            return
+        }
+        if calls.isEmpty, now - lastActivity > UInt64(config.idleTimeoutSeconds * 1e9) {
+            Wire.appendGoAway(lastCallID: lastCallID, code: .ok, reason: "idle for \(config.idleTimeoutSeconds) s", to: &out)
+            closeAfterFlush()
+        }
+    }
+
+    /// Releases everything; runs once.
+    private func teardown() {
+        guard phase != .closed else { return }
+        phase = .closed
+        for call in Array(calls.values) {
+            call.finished = true
+            call.context.cancel()
+            call.task?.cancel()
+            call.deadlineItem?.cancel()
+            call.failWaiters(RPCError(.unavailable, "connection closed"))
+        }
+        calls.removeAll()
+        housekeeping?.cancel()
+        housekeeping = nil
+        if let ws = writeSource {
+            if !writeSourceActive { ws.resume() }
+            ws.cancel()
+        }
+        if let rs = readSource {
+            if readPaused { rs.resume() }
+            rs.cancel()  // closes the fd in its cancel handler
+        } else {
+            close(fd)
+        }
+        writeSource = nil
+        readSource = nil
+        logger.debug("connection closed")
+        server.connectionClosed(self)
+    }
+}
+
+/// A call in flight; confined to its connection's queue.
+final class ServerCall: @unchecked Sendable {
+    let id: UInt64
+    let context: RPCServerContext
+    var finished = false
+    var task: Task<Void, Never>?
+    var deadlineItem: DispatchWorkItem?
+    var sentInitialMetadata = false
+    var waiters: [CheckedContinuation<Void, any Error>] = []
+
+    init(id: UInt64, context: RPCServerContext) {
+        self.id = id
+        self.context = context
+    }
+
+    func failWaiters(_ error: RPCError) {
+        let w = waiters
+        waiters = []
+        for c in w { c.resume(throwing: error) }
+    }
+}
+
+/// The raw sink a streaming handler writes into.
+private struct StreamSink: RPCRawStreamSink {
+    let connection: ServerConnection
+    let call: ServerCall
+
+    func write(_ payload: [UInt8]) async throws {
+        try Task.checkCancellation()
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            connection.queueAsync { connection.streamWrite(call, payload: payload, continuation: c) }
+        }
+    }
+}
+
+extension ServerConnection {
+    fileprivate func queueAsync(_ body: @escaping @Sendable () -> Void) {
+        queue.async(execute: body)
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RPC
+import SessionServer
+
+/// `sessiond`: the messaging session lifecycle service.
+@main
+struct SessiondCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sessiond",
+        abstract: "The messaging session lifecycle service (length-prefixed protobuf RPC over TCP).",
+        discussion: """
+            Every option can also be set with the environment variable named in its help; \
+            a flag wins over the environment. Stop with SIGTERM or SIGINT: the server stops \
+            accepting, tells clients to go away, and lets in-flight calls finish.
+            """)
+
+    @Option(help: "Address to listen on, HOST:PORT. [env: SESSIOND_LISTEN] (default: 127.0.0.1:7411)")
+    var listen: String?
+
+    @Option(help: "Directory for the embedded store. [env: SESSIOND_DATA_DIR] (default: ./sessiond-data)")
+    var dataDir: String?
+
+    @Option(help: "Largest frame in bytes. [env: SESSIOND_MAX_FRAME_BYTES] (default: 4194304)")
+    var maxFrameBytes: Int?
+
+    @Option(help: "Concurrent calls per connection. [env: SESSIOND_MAX_CONCURRENT_CALLS] (default: 1024)")
+    var maxConcurrentCalls: Int?
+
+    @Option(help: "Open connections. [env: SESSIOND_MAX_CONNECTIONS] (default: 4096)")
+    var maxConnections: Int?
+
+    @Option(help: "Request metadata bytes per call. [env: SESSIOND_MAX_METADATA_BYTES] (default: 16384)")
+    var maxMetadataBytes: Int?
+
+    @Option(help: "Seconds before an idle connection is closed. [env: SESSIOND_IDLE_TIMEOUT] (default: 300)")
+    var idleTimeout: Double?
+
+    @Option(help: "Seconds to finish the preface or a begun frame. [env: SESSIOND_FRAME_TIMEOUT] (default: 10)")
+    var frameTimeout: Double?
+
+    @Option(help: "Response bytes buffered per connection before reading pauses. [env: SESSIOND_MAX_BUFFERED_BYTES] (default: 8388608)")
+    var maxBufferedBytes: Int?
+
+    @Option(help: "Seconds in-flight calls get to finish at shutdown. [env: SESSIOND_SHUTDOWN_GRACE] (default: 10)")
+    var shutdownGrace: Double?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical. [env: SESSIOND_LOG_LEVEL] (default: info)")
+    var logLevel: String?
+
+    @Flag(help: "Do not host grpc.testing.TestService (used by sessionctl echo and benchmarks). [env: SESSIOND_NO_TEST_SERVICE=1]")
+    var noTestService = false
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        func value<T>(_ flag: T?, _ name: String, _ parse: (String) -> T?) throws -> T? {
+            if let flag { return flag }
+            guard let raw = env[name], !raw.isEmpty else { return nil }
+            guard let v = parse(raw) else { throw ValidationError("\(name)='\(raw)' is not a valid value") }
+            return v
+        }
+        var options = SessionDaemon.Options()
+        let listen = try value(self.listen, "SESSIOND_LISTEN", { $0 }) ?? "127.0.0.1:7411"
+        guard let (host, port) = parseListen(listen) else {
+            throw ValidationError("--listen '\(listen)' is not HOST:PORT (for example 127.0.0.1:7411 or 0.0.0.0:7411)")
+        }
+        options.server.host = host
+        options.server.port = port
+        options.dataDirectory = try value(dataDir, "SESSIOND_DATA_DIR", { $0 }) ?? options.dataDirectory
+        func positive<T: Comparable & Numeric>(_ v: T?, _ name: String, into target: inout T) throws {
+            guard let v else { return }
+            guard v > 0 else { throw ValidationError("\(name) must be greater than 0") }
+            target = v
+        }
+        try positive(value(maxFrameBytes, "SESSIOND_MAX_FRAME_BYTES", { Int($0) }), "--max-frame-bytes", into: &options.server.maxFrameBytes)
+        try positive(value(maxConcurrentCalls, "SESSIOND_MAX_CONCURRENT_CALLS", { Int($0) }), "--max-concurrent-calls", into: &options.server.maxConcurrentCallsPerConnection)
+        try positive(value(maxConnections, "SESSIOND_MAX_CONNECTIONS", { Int($0) }), "--max-connections", into: &options.server.maxConnections)
+        try positive(value(maxMetadataBytes, "SESSIOND_MAX_METADATA_BYTES", { Int($0) }), "--max-metadata-bytes", into: &options.server.maxMetadataBytes)
+        try positive(value(idleTimeout, "SESSIOND_IDLE_TIMEOUT", { Double($0) }), "--idle-timeout", into: &options.server.idleTimeoutSeconds)
+        try positive(value(frameTimeout, "SESSIOND_FRAME_TIMEOUT", { Double($0) }), "--frame-timeout", into: &options.server.frameTimeoutSeconds)
+        try positive(value(maxBufferedBytes, "SESSIOND_MAX_BUFFERED_BYTES", { Int($0) }), "--max-buffered-bytes", into: &options.server.maxBufferedBytesPerConnection)
+        try positive(value(shutdownGrace, "SESSIOND_SHUTDOWN_GRACE", { Double($0) }), "--shutdown-grace", into: &options.server.shutdownGraceSeconds)
+        if options.server.maxFrameBytes > 64 * 1024 * 1024 {
+            throw ValidationError("--max-frame-bytes may be at most 67108864 (64 MiB)")
+        }
+        options.hostTestService = !(noTestService || env["SESSIOND_NO_TEST_SERVICE"] == "1")
+
+        let levelName = try value(logLevel, "SESSIOND_LOG_LEVEL", { $0 }) ?? "info"
+        guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
+            throw ValidationError("--log-level '\(levelName)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "sessiond")
+
+        let daemon = try SessionDaemon(options: options, logger: logger)
+        do {
+            try daemon.start()
+        } catch {
+            throw ValidationError("cannot listen on \(listen): \(error)")
+        }
+        daemon.runUntilSignalled()
+    }
+
+    private func parseListen(_ s: String) -> (String, Int)? {
+        guard let colon = s.lastIndex(of: ":") else { return nil }
+        var host = String(s[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+}
