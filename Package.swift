@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "sessiond", targets: ["sessiond"]),
         .executable(name: "sessionctl", targets: ["sessionctl"]),
         .library(name: "SessionClient", targets: ["SessionClient"]),
+        .executable(name: "session-bench", targets: ["session-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,6 +28,11 @@ let package = Package(
             name: "CProtobufC",
             pkgConfig: "libprotobuf-c",
             providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
         ),
         .target(name: "RPCProtoC", dependencies: ["CProtobufC"]),
         .target(name: "SessionProtoC", dependencies: ["CProtobufC"]),
@@ -47,11 +53,15 @@ let package = Package(
         // ---- generated API: messages, service protocols, method descriptors
         .target(name: "SessionAPI", dependencies: ["SessionProtoC", "ProtoRuntime", "RPC"], swiftSettings: swiftSettings),
 
+        // ---- the domain (pure: no I/O, no clock) and its storage
+        .target(name: "SessionCore", swiftSettings: swiftSettings),
+        .target(name: "SessionStorage", dependencies: ["CSQLite", "SessionCore"], swiftSettings: swiftSettings),
+
         // ---- server and daemon
         .target(
             name: "SessionServer",
             dependencies: [
-                "SessionAPI", "RPC",
+                "SessionAPI", "RPC", "SessionCore", "SessionStorage",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -83,7 +93,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(name: "session-bench", dependencies: ["RPCProtoC", "SessionProtoC"]),
+
         // ---- tests
         .testTarget(name: "RPCTests", dependencies: ["RPC", "SessionAPI", "SessionClient", "SessionServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SessionStorageTests", dependencies: ["SessionStorage", "SessionCore"], swiftSettings: swiftSettings),
     ]
 )

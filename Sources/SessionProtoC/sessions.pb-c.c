@@ -4870,7 +4870,7 @@ static const ProtobufCEnumValue sessions__v1__transition_reason__enum_values_by_
   { "ENDED_BY_CUSTOMER", "SESSIONS__V1__TRANSITION_REASON__ENDED_BY_CUSTOMER", 10 },
   { "REP_WENT_OFFLINE", "SESSIONS__V1__TRANSITION_REASON__REP_WENT_OFFLINE", 11 },
   { "BUSINESS_INITIATED", "SESSIONS__V1__TRANSITION_REASON__BUSINESS_INITIATED", 12 },
-  { "CUSTOMER_REPLIED", "SESSIONS__V1__TRANSITION_REASON__CUSTOMER_REPLIED", 13 },
+  { "ENDED_BY_SYSTEM", "SESSIONS__V1__TRANSITION_REASON__ENDED_BY_SYSTEM", 13 },
 };
 static const ProtobufCIntRange sessions__v1__transition_reason__value_ranges[] = {
 {0, 0},{0, 14}
@@ -4882,11 +4882,11 @@ static const ProtobufCEnumValueIndex sessions__v1__transition_reason__enum_value
   { "CREATED", 1 },
   { "CUSTOMER_INACTIVITY_TIMEOUT", 6 },
   { "CUSTOMER_MESSAGE", 3 },
-  { "CUSTOMER_REPLIED", 13 },
   { "CUSTOMER_RETURNED", 4 },
   { "ENDED_BY_ADMIN", 9 },
   { "ENDED_BY_CUSTOMER", 10 },
   { "ENDED_BY_REP", 8 },
+  { "ENDED_BY_SYSTEM", 13 },
   { "MARKED_INACTIVE", 5 },
   { "REP_WENT_OFFLINE", 11 },
   { "ROUTED", 2 },

@@ -1,41 +1,98 @@
 import Dispatch
+import Foundation
 public import Logging
 public import RPC
 import SessionAPI
+import SessionCore
+import SessionStorage
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Everything `sessiond` runs, assembled from its options: the RPC server
-/// and the services it hosts.
+/// Everything `sessiond` runs, assembled from its options: the store, the
+/// clock, the timer sweeper, and the RPC server with its services.
 public final class SessionDaemon: Sendable {
     /// The daemon's settings (flags and environment variables map onto these).
     public struct Options: Sendable {
         public var server = RPCServerConfiguration()
+        /// Holds the SQLite database (`sessions.sqlite`) and the generated admin token.
         public var dataDirectory = "./sessiond-data"
         public var hostTestService = true
+        /// Enables `ClockService/AdvanceClock`.
+        public var testClock = false
+        /// An admin token to accept (created on first start if not stored yet).
+        public var bootstrapAdminToken: String?
+        /// How often due timers are looked for.
+        public var sweepIntervalMillis = 1000
+        /// `false` trades durability on power loss for speed (fsync per commit).
+        public var synchronousCommits = true
 
         public init() {}
+
+        var databasePath: String { (dataDirectory as NSString).appendingPathComponent("sessions.sqlite") }
+        var adminTokenPath: String { (dataDirectory as NSString).appendingPathComponent("admin-token") }
     }
 
     public let options: Options
     public let server: RPCServer
     public let health: HealthProvider
+    public let backend: SessionBackend
+    public let sweeper: TimerSweeper
     private let logger: Logger
 
     public init(options: Options, logger: Logger) throws {
         self.options = options
         self.logger = logger
-        let health = HealthProvider(services: [GrpcTesting.TestService.serviceName])
-        var services: [any RPCService] = [health]
+        try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true)
+        var storeOptions = SQLiteStore.Options()
+        if !options.synchronousCommits { storeOptions.durability = .processCrash }
+        let store = try SQLiteStore(path: options.databasePath, options: storeOptions)
+        let backend = SessionBackend(store: store, clock: ServerClock(testClock: options.testClock), logger: logger)
+        let sweeper = TimerSweeper(backend: backend, intervalMillis: options.sweepIntervalMillis)
+        let health = HealthProvider(services: [
+            GrpcTesting.TestService.serviceName, SessionsV1.SessionService.serviceName, SessionsV1.RepService.serviceName,
+            SessionsV1.ChannelService.serviceName, SessionsV1.PermissionService.serviceName, SessionsV1.EventService.serviceName,
+            SessionsV1.TokenService.serviceName, SessionsV1.ClockService.serviceName,
+        ])
+        var services: [any RPCService] = [
+            health,
+            SessionServiceProvider(backend: backend), RepServiceProvider(backend: backend),
+            ChannelServiceProvider(backend: backend), PermissionServiceProvider(backend: backend),
+            EventServiceProvider(backend: backend), TokenServiceProvider(backend: backend),
+            ClockServiceProvider(backend: backend, sweeper: sweeper),
+        ]
         if options.hostTestService { services.append(TestServiceProvider()) }
         self.health = health
+        self.backend = backend
+        self.sweeper = sweeper
         self.server = RPCServer(configuration: options.server, services: services, logger: logger)
+        try bootstrapAdmin(store: store)
     }
 
-    /// Binds and starts serving.
+    /// Makes sure an admin can get in: accepts the configured bootstrap token,
+    /// or on first start generates one into `<data-dir>/admin-token` (0600).
+    private func bootstrapAdmin(store: SQLiteStore) throws {
+        let now = backend.clock.now()
+        if let secret = options.bootstrapAdminToken, !secret.isEmpty {
+            let hash = TokenAuthenticator.hash(secret: secret)
+            if try store.token(hash: hash) == nil {
+                try store.insertToken(APIToken(hash: hash, role: .admin, name: "bootstrap-admin", createdAt: now))
+                logger.info("bootstrap admin token accepted")
+            }
+            return
+        }
+        if try store.listTokens().contains(where: { $0.role == .admin && $0.isActive }) { return }
+        let secret = TokenAuthenticator.newSecret()
+        try store.insertToken(APIToken(hash: TokenAuthenticator.hash(secret: secret), role: .admin, name: "bootstrap-admin", createdAt: now))
+        let path = options.adminTokenPath
+        _ = FileManager.default.createFile(atPath: path, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        logger.notice("no admin token existed: created one", metadata: ["file": "\(path)"])
+    }
+
+    /// Binds, starts serving and sweeping timers (overdue ones fire at once).
     public func start() throws {
         try server.start()
+        sweeper.start()
     }
 
     /// Stops accepting, reports NOT_SERVING, drains calls within the grace period.
@@ -60,6 +117,7 @@ public final class SessionDaemon: Sendable {
             sources.append(source)
         }
         server.waitUntilStopped()
+        sweeper.stop()
         for s in sources { s.cancel() }
         logger.info("stopped")
     }

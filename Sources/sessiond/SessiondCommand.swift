@@ -49,6 +49,21 @@ struct SessiondCommand: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: SESSIOND_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
+    @Flag(help: "Let an admin advance the server's clock over the wire (ClockService/AdvanceClock), to try the 24-hour rules in seconds. Never in production. [env: SESSIOND_TEST_CLOCK=1]")
+    var testClock = false
+
+    @Option(help: "An admin bearer token to accept (stored hashed on first start). Without it, a first start writes a generated one to DATA_DIR/admin-token. [env: SESSIOND_ADMIN_TOKEN]")
+    var adminToken: String?
+
+    @Option(help: "Read the bootstrap admin token from this file. [env: SESSIOND_ADMIN_TOKEN_FILE]")
+    var adminTokenFile: String?
+
+    @Option(help: "Milliseconds between sweeps for due timers. [env: SESSIOND_SWEEP_INTERVAL_MS] (default: 1000)")
+    var sweepIntervalMs: Int?
+
+    @Option(help: "full (fsync every commit: survives power loss) or process-crash (survives kill -9 only). [env: SESSIOND_DURABILITY] (default: full)")
+    var durability: String?
+
     @Flag(help: "Do not host grpc.testing.TestService (used by sessionctl echo and benchmarks). [env: SESSIOND_NO_TEST_SERVICE=1]")
     var noTestService = false
 
@@ -85,6 +100,21 @@ struct SessiondCommand: ParsableCommand {
             throw ValidationError("--max-frame-bytes may be at most 67108864 (64 MiB)")
         }
         options.hostTestService = !(noTestService || env["SESSIOND_NO_TEST_SERVICE"] == "1")
+        options.testClock = testClock || env["SESSIOND_TEST_CLOCK"] == "1"
+        try positive(value(sweepIntervalMs, "SESSIOND_SWEEP_INTERVAL_MS", { Int($0) }), "--sweep-interval-ms", into: &options.sweepIntervalMillis)
+        switch try value(durability, "SESSIOND_DURABILITY", { $0 }) ?? "full" {
+        case "full": options.synchronousCommits = true
+        case "process-crash": options.synchronousCommits = false
+        case let other: throw ValidationError("--durability '\(other)' is not one of full, process-crash")
+        }
+        if let token = try value(adminToken, "SESSIOND_ADMIN_TOKEN", { $0 }) {
+            options.bootstrapAdminToken = token
+        } else if let file = try value(adminTokenFile, "SESSIOND_ADMIN_TOKEN_FILE", { $0 }) {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read the admin token file \(file)")
+            }
+            options.bootstrapAdminToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
 
         let levelName = try value(logLevel, "SESSIOND_LOG_LEVEL", { $0 }) ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
@@ -97,7 +127,12 @@ struct SessiondCommand: ParsableCommand {
         }
         let logger = Logger(label: "sessiond")
 
-        let daemon = try SessionDaemon(options: options, logger: logger)
+        let daemon: SessionDaemon
+        do {
+            daemon = try SessionDaemon(options: options, logger: logger)
+        } catch {
+            throw ValidationError("cannot open the store in \(options.dataDirectory): \(error)")
+        }
         do {
             try daemon.start()
         } catch {

@@ -198,7 +198,7 @@ extension SessionsV1 {
         case endedByCustomer = 10
         case repWentOffline = 11
         case businessInitiated = 12
-        case customerReplied = 13
+        case endedBySystem = 13
 
         /// The value's name as written in the .proto file.
         public var protoName: String {
@@ -216,7 +216,7 @@ extension SessionsV1 {
             case .endedByCustomer: "ENDED_BY_CUSTOMER"
             case .repWentOffline: "REP_WENT_OFFLINE"
             case .businessInitiated: "BUSINESS_INITIATED"
-            case .customerReplied: "CUSTOMER_REPLIED"
+            case .endedBySystem: "ENDED_BY_SYSTEM"
             }
         }
 

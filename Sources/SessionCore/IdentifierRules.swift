@@ -1,0 +1,56 @@
+/// Validation rules for identifiers and free text taken from callers.
+public enum IdentifierRules {
+    /// The longest channel or rep id accepted.
+    public static let maxResourceIDLength = 128
+    /// The longest conversation, session or message id accepted (in UTF-8 bytes).
+    public static let maxExternalIDLength = 256
+    /// The longest message text accepted (in UTF-8 bytes).
+    public static let maxMessageTextBytes = 32_768
+    /// The longest rep display name accepted (in characters).
+    public static let maxDisplayNameLength = 200
+
+    /// Validates an admin-chosen id (channel, rep): 1 to 128 characters from `[A-Za-z0-9._-]`.
+    ///
+    /// - Parameter what: what the id names, for the message (for example `"channel id"`).
+    public static func validateResourceID(_ id: String, what: String) throws(DomainError) {
+        if id.isEmpty {
+            throw .invalidArgument("\(what) must not be empty")
+        }
+        if id.utf8.count > maxResourceIDLength {
+            throw .invalidArgument("\(what) is \(id.utf8.count) characters long; at most \(maxResourceIDLength) are allowed")
+        }
+        let allowed = id.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+        }
+        if !allowed {
+            throw .invalidArgument("\(what) \"\(id)\" may only contain letters, digits, '.', '_' and '-'")
+        }
+    }
+
+    /// Validates an externally chosen id (conversation, session, message): 1 to 256 UTF-8 bytes with no
+    /// whitespace or control characters.
+    public static func validateExternalID(_ id: String, what: String) throws(DomainError) {
+        if id.isEmpty {
+            throw .invalidArgument("\(what) must not be empty")
+        }
+        if id.utf8.count > maxExternalIDLength {
+            throw .invalidArgument("\(what) is \(id.utf8.count) bytes long; at most \(maxExternalIDLength) are allowed")
+        }
+        if id.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) {
+            throw .invalidArgument("\(what) must not contain whitespace or control characters")
+        }
+    }
+
+    /// Validates message text: not empty, at most 32 KiB of UTF-8.
+    public static func validateMessageText(_ text: String) throws(DomainError) {
+        if text.isEmpty {
+            throw .invalidArgument("message text must not be empty")
+        }
+        if text.utf8.count > maxMessageTextBytes {
+            throw .invalidArgument("message text is \(text.utf8.count) bytes long; at most \(maxMessageTextBytes) are allowed")
+        }
+    }
+}

@@ -1,0 +1,44 @@
+public import RPC
+public import SessionAPI
+
+/// `sessions.v1.ClockService`: read the server's clock; with `--test-clock`,
+/// let an admin move it forward (like payment APIs' test clocks).
+public struct ClockServiceProvider: SessionsV1.ClockService.ServiceProtocol {
+    let backend: SessionBackend
+    let sweeper: TimerSweeper
+    /// The most one call may advance: 30 days.
+    static let maxAdvanceMs: Int64 = 30 * 24 * 3_600_000
+
+    public init(backend: SessionBackend, sweeper: TimerSweeper) {
+        self.backend = backend
+        self.sweeper = sweeper
+    }
+
+    private func response() -> SessionsV1.ClockResponse {
+        var r = SessionsV1.ClockResponse()
+        r.nowMs = backend.clock.now().millisecondsSinceEpoch
+        r.testClock = backend.clock.isTestClock
+        return r
+    }
+
+    public func getTime(request: SessionsV1.GetTimeRequest, context: RPCServerContext) throws -> SessionsV1.ClockResponse {
+        _ = try backend.auth.authenticate(context)
+        return response()
+    }
+
+    public func advanceClock(request: SessionsV1.AdvanceClockRequest, context: RPCServerContext) throws -> SessionsV1.ClockResponse {
+        let principal = try backend.auth.authenticate(context)
+        guard principal.token.role == .admin else {
+            throw RPCError(.permissionDenied, "only an admin may advance the clock")
+        }
+        guard backend.clock.isTestClock else {
+            throw RPCError(.failedPrecondition, "the clock can be advanced only when sessiond runs with --test-clock")
+        }
+        guard request.byMs > 0, request.byMs <= Self.maxAdvanceMs else {
+            throw RPCError(.invalidArgument, "by_ms must be between 1 and \(Self.maxAdvanceMs) (30 days)")
+        }
+        backend.clock.advance(byMilliseconds: request.byMs)
+        try sweeper.sweepNow()
+        return response()
+    }
+}

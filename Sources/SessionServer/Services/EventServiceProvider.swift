@@ -1,0 +1,70 @@
+public import RPC
+public import SessionAPI
+import SessionCore
+
+/// `sessions.v1.EventService`: the transition log, listed or watched live.
+public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
+    let backend: SessionBackend
+    /// Events read from the store per batch while watching.
+    static let batchSize = 500
+
+    public init(backend: SessionBackend) { self.backend = backend }
+
+    public func listEvents(request: SessionsV1.ListEventsRequest, context: RPCServerContext) throws -> SessionsV1.ListEventsResponse {
+        try backend.read(context) { engine, actor, repo in
+            var r = SessionsV1.ListEventsResponse()
+            r.events = try engine.listEvents(
+                sessionId: request.sessionId, afterSequence: request.afterSequence, pageSize: Int(request.limit), by: actor, in: repo
+            ).map(SessionsV1.Event.init)
+            return r
+        }
+    }
+
+    /// Replays the log after `after_cursor`, then streams new events as they
+    /// are committed. The store is the source of truth: a wake-up (a commit on
+    /// this instance, or a periodic tick for other instances) makes the watcher
+    /// read what follows its cursor, so nothing is skipped or repeated.
+    public func watchEvents(
+        request: SessionsV1.WatchEventsRequest, writer: RPCServerStreamWriter<SessionsV1.Event>, context: RPCServerContext
+    ) async throws {
+        let sessionId = request.sessionId.isEmpty ? nil : request.sessionId
+        // Authorize once, up front: a session watch needs read access to that
+        // session; the global feed needs a service or admin role.
+        try backend.read(context) { engine, actor, repo in
+            if let sessionId {
+                _ = try engine.getSession(sessionId, by: actor, in: repo)
+            } else {
+                _ = try engine.events(afterCursor: Int64.max - 1, pageSize: 1, by: actor, in: repo)
+            }
+        }
+        let (wakeups, cancel) = backend.hub.subscribe()
+        context.onCancel(cancel)
+        defer { cancel() }
+        var cursor = request.afterCursor
+        var sequence: Int64 = 0
+        for await _ in wakeups {
+            while !Task.isCancelled {
+                let batch: [SessionCore.Event]
+                do {
+                    batch = try backend.store.read { repo in
+                        if let sessionId {
+                            return try repo.events(sessionId: sessionId, afterSequence: sequence, limit: Self.batchSize)
+                        }
+                        return try repo.events(afterCursor: cursor, limit: Self.batchSize)
+                    }
+                } catch {
+                    throw backend.status(for: error)
+                }
+                for event in batch {
+                    sequence = max(sequence, event.sequence)
+                    guard event.cursor > cursor else { continue }
+                    cursor = event.cursor
+                    try await writer.write(SessionsV1.Event(event))
+                }
+                if batch.count < Self.batchSize { break }
+            }
+            if Task.isCancelled || context.isCancelled { break }
+        }
+        throw RPCError(.cancelled, "watch ended")
+    }
+}

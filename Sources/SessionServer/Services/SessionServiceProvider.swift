@@ -1,0 +1,85 @@
+public import RPC
+public import SessionAPI
+import SessionCore
+
+/// `sessions.v1.SessionService`: the session lifecycle.
+public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol {
+    let backend: SessionBackend
+
+    public init(backend: SessionBackend) { self.backend = backend }
+
+    public func createSession(request: SessionsV1.CreateSessionRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
+        try backend.write(context) { engine, actor, now, repo in
+            SessionsV1.SessionResponse(try engine.createSession(
+                conversationId: request.conversationId, channelId: request.channelId,
+                firstMessage: incomingMessage(id: request.messageId, text: request.text),
+                by: actor, at: now, in: &repo))
+        }
+    }
+
+    public func getSession(request: SessionsV1.GetSessionRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
+        try backend.read(context) { engine, actor, repo in
+            SessionsV1.SessionResponse(try engine.getSession(request.sessionId, by: actor, in: repo))
+        }
+    }
+
+    public func listSessions(request: SessionsV1.ListSessionsRequest, context: RPCServerContext) throws -> SessionsV1.ListSessionsResponse {
+        let filter = SessionFilter(
+            status: request.status.domain(),
+            repId: request.repId.isEmpty ? nil : request.repId,
+            channelId: request.channelId.isEmpty ? nil : request.channelId,
+            conversationId: request.conversationId.isEmpty ? nil : request.conversationId)
+        return try backend.read(context) { engine, actor, repo in
+            let page = try engine.listSessions(
+                filter, pageSize: Int(request.pageSize), pageToken: request.pageToken.isEmpty ? nil : request.pageToken,
+                by: actor, in: repo)
+            var response = SessionsV1.ListSessionsResponse()
+            response.sessions = page.items.map(SessionsV1.Session.init)
+            response.nextPageToken = page.nextPageToken ?? ""
+            return response
+        }
+    }
+
+    public func postCustomerMessage(request: SessionsV1.PostCustomerMessageRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
+        try backend.write(context) { engine, actor, now, repo in
+            SessionsV1.SessionResponse(try engine.postCustomerMessage(
+                IncomingMessage(messageId: request.messageId, text: request.text),
+                to: .conversation(id: request.conversationId, channelId: request.channelId),
+                by: actor, at: now, in: &repo))
+        }
+    }
+
+    public func postRepMessage(request: SessionsV1.PostRepMessageRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
+        try backend.write(context) { engine, actor, now, repo in
+            SessionsV1.SessionResponse(try engine.postRepMessage(
+                IncomingMessage(messageId: request.messageId, text: request.text), sessionId: request.sessionId,
+                by: actor, at: now, in: &repo))
+        }
+    }
+
+    public func markInactive(request: SessionsV1.MarkInactiveRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
+        try backend.write(context) { engine, actor, now, repo in
+            SessionsV1.SessionResponse(try engine.markInactive(sessionId: request.sessionId, by: actor, at: now, in: &repo))
+        }
+    }
+
+    public func endSession(request: SessionsV1.EndSessionRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
+        try backend.write(context) { engine, actor, now, repo in
+            SessionsV1.SessionResponse(try engine.endSession(sessionId: request.sessionId, by: actor, at: now, in: &repo))
+        }
+    }
+
+    public func startBusinessInitiated(request: SessionsV1.StartBusinessInitiatedRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
+        try backend.write(context) { engine, actor, now, repo in
+            var outcome = try engine.startBusinessInitiated(
+                repId: request.repId, conversationId: request.conversationId, channelId: request.channelId,
+                by: actor, at: now, in: &repo)
+            if let first = incomingMessage(id: request.messageId, text: request.text) {
+                // The first outbound message is the owning rep's, whoever started the session.
+                let posted = try engine.postRepMessage(first, sessionId: outcome.session.id, by: .rep(request.repId), at: now, in: &repo)
+                outcome.session = posted.session
+            }
+            return SessionsV1.SessionResponse(outcome)
+        }
+    }
+}

@@ -1,0 +1,159 @@
+internal import Dispatch
+internal import Foundation
+
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Darwin)
+internal import Darwin
+#endif
+
+/// The embedded SQLite session store: one database file in WAL mode, one
+/// writer connection and a pool of read connections.
+///
+/// - `write` runs its closure inside `BEGIN IMMEDIATE … COMMIT` on the writer
+///   connection, on one serial queue: writes are serialized, a closure sees the
+///   effects of every write that returned before it, and a write that returns
+///   is durable (see ``Options/Durability``). A closure that throws rolls back
+///   everything it did.
+/// - `read` runs its closure inside a read transaction on a pooled read-only
+///   connection: one consistent snapshot, concurrent with writes and other reads.
+///
+/// Both are synchronous, for server handler threads. A write closure must not
+/// call `write` again (it would wait for itself: it throws
+/// ``SQLiteStoreError/nestedWrite`` instead); a `read` inside a write closure
+/// sees the state before that write. No closure may keep its repository.
+///
+/// ## Why `@unchecked Sendable` is safe
+/// Every mutable thing behind the store is confined: the writer connection is
+/// only used on `writerQueue` (a serial queue, so one closure at a time), and
+/// each read connection is used by one thread at a time, lent by
+/// `SQLiteReaderPool` under its lock. The remaining stored properties are
+/// immutable. SQLite connections are opened with `SQLITE_OPEN_NOMUTEX`
+/// because of this confinement.
+///
+/// ## Group commit (later)
+/// Callers only see `write(_:)`: a closure in, its result (or error) out,
+/// durable on return. That leaves room to batch: `runWrite` could take several
+/// queued closures, run each inside its own `SAVEPOINT` in one `BEGIN IMMEDIATE`
+/// transaction (a throwing closure rolls back only its savepoint), fsync once
+/// at `COMMIT`, then hand each caller its result — with no change to callers.
+public final class SQLiteStore: @unchecked Sendable {
+    /// The database file.
+    public let path: String
+    /// The options the store was opened with.
+    public let options: Options
+
+    private let writer: SQLiteConnection
+    private let writerQueue: DispatchQueue
+    private let readers: SQLiteReaderPool
+    /// Marks `writerQueue` so that a nested `write` is recognised.
+    private let writerQueueKey = DispatchSpecificKey<ObjectIdentifier>()
+
+    /// Opens (creating if needed) the database at `path`, applies pending
+    /// schema migrations and opens the read connections.
+    ///
+    /// Throws ``SQLiteSchemaError/databaseNewerThanCode(path:databaseVersion:latestKnownVersion:)``
+    /// if the file was migrated by a newer build, and ``SQLiteError`` if it cannot be opened.
+    public init(path: String, options: Options = Options()) throws {
+        self.path = path
+        self.options = options
+        let directory = (path as NSString).deletingLastPathComponent
+        if options.createsDirectory, !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        let isNewFile = !FileManager.default.fileExists(atPath: path)
+
+        writer = try SQLiteConnection(path: path, configuration: options.connectionConfiguration(mode: .readWriteCreate))
+        try SQLiteMigrator.migrate(writer, migrations: SessionSchema.migrations)
+        if isNewFile, options.durability == .full {
+            // SQLite fsyncs the WAL and its directory entry, but not the
+            // directory entry of a new main database file.
+            Self.syncDirectory(directory.isEmpty ? "." : directory)
+        }
+
+        var readConnections: [SQLiteConnection] = []
+        for _ in 0..<max(1, options.readerCount) {
+            readConnections.append(
+                try SQLiteConnection(path: path, configuration: options.connectionConfiguration(mode: .readOnly)))
+        }
+        readers = SQLiteReaderPool(connections: readConnections)
+        writerQueue = DispatchQueue(label: "SessionStorage.SQLiteStore.writer")
+        writerQueue.setSpecific(key: writerQueueKey, value: ObjectIdentifier(self))
+    }
+
+    /// Runs `body` in one write transaction and returns its result.
+    ///
+    /// The transaction commits when `body` returns and rolls back when it
+    /// throws; the error is rethrown. Writes never interleave: each holds the
+    /// database's write lock (`BEGIN IMMEDIATE`) from start to commit.
+    public func write<T>(_ body: (SQLiteRepository) throws -> T) throws -> T {
+        // A write inside a write would wait for itself forever.
+        guard DispatchQueue.getSpecific(key: writerQueueKey) != ObjectIdentifier(self) else {
+            throw SQLiteStoreError.nestedWrite
+        }
+        return try writerQueue.sync {
+            try runWrite(body)
+        }
+    }
+
+    /// Runs `body` in one read transaction (a consistent snapshot of the last
+    /// committed state) and returns its result. Write methods of the
+    /// repository throw ``SQLiteStoreError/writeInReadTransaction(operation:)``.
+    public func read<T>(_ body: (SQLiteRepository) throws -> T) throws -> T {
+        try readers.withConnection { connection in
+            try connection.transaction(.deferred) {
+                let repository = SQLiteRepository(connection: connection, access: .readOnly)
+                defer { repository.invalidate() }
+                return try body(repository)
+            }
+        }
+    }
+
+    /// Copies the write-ahead log into the database file and truncates it
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`), for example before a file backup or
+    /// at shutdown. SQLite also checkpoints by itself as the log grows.
+    public func checkpoint() throws {
+        guard DispatchQueue.getSpecific(key: writerQueueKey) != ObjectIdentifier(self) else {
+            throw SQLiteStoreError.nestedWrite
+        }
+        try writerQueue.sync {
+            let result = try writer.queryOne("PRAGMA wal_checkpoint(TRUNCATE)") { row in
+                (busy: try row.int(0), logFrames: try row.int(1), checkpointed: try row.int(2))
+            }
+            // busy = 1: a reader kept the checkpoint from finishing.
+            if let result, result.busy != 0 {
+                throw SQLiteError(
+                    code: 5, message: "checkpoint incomplete: \(result.checkpointed) of \(result.logFrames) frames copied",
+                    sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            }
+        }
+    }
+
+    /// The schema version of the open database.
+    public func schemaVersion() throws -> Int {
+        try read { repository in
+            try SQLiteMigrator.appliedVersions(repository.connection).last ?? 0
+        }
+    }
+
+    /// The schema version this build creates and expects.
+    public static var latestSchemaVersion: Int { SessionSchema.latestVersion }
+
+    /// One write transaction on the writer connection; runs on `writerQueue`.
+    private func runWrite<T>(_ body: (SQLiteRepository) throws -> T) throws -> T {
+        try writer.transaction(.immediate) {
+            let repository = SQLiteRepository(connection: writer, access: .readWrite)
+            defer { repository.invalidate() }
+            return try body(repository)
+        }
+    }
+
+    /// Makes a new directory entry durable. Best effort: a failure here only
+    /// weakens the guarantee for a file that was just created and is empty.
+    private static func syncDirectory(_ directory: String) {
+        let descriptor = open(directory, O_RDONLY)
+        guard descriptor >= 0 else { return }
+        _ = fsync(descriptor)
+        _ = close(descriptor)
+    }
+}

@@ -1,0 +1,270 @@
+import Dispatch
+import Foundation
+import SessionCore
+import Testing
+
+@testable import SessionStorage
+
+/// `SQLiteStore`: transactions, concurrency, durability across reopen, schema versions and misuse.
+@Suite struct SQLiteStoreTests {
+    @Test func opensWithTheLatestSchemaAndTheDurablePragmas() throws {
+        try TemporaryDirectory.with { directory in
+            // The directory of the file is created on demand.
+            let path = directory.file("nested/deeper/sessions.sqlite")
+            let store = try SQLiteStore(path: path)
+            #expect(FileManager.default.fileExists(atPath: path))
+            #expect(try store.schemaVersion() == SQLiteStore.latestSchemaVersion)
+            #expect(store.options.durability == .full)
+            try store.write { repo throws in
+                #expect(try repo.connection.queryOne("PRAGMA journal_mode") { try $0.string(0) } == "wal")
+                #expect(try repo.connection.queryOne("PRAGMA synchronous") { try $0.int(0) } == 2)  // FULL
+                #expect(try repo.connection.queryOne("PRAGMA foreign_keys") { try $0.int(0) } == 1)
+            }
+        }
+    }
+
+    @Test func reopeningAppliesNoMigrationTwice() throws {
+        try TemporaryDirectory.with { directory in
+            let path = directory.file("sessions.sqlite")
+            for _ in 0..<3 {
+                let store = try SQLiteStore(path: path)
+                #expect(try store.schemaVersion() == SQLiteStore.latestSchemaVersion)
+            }
+            let connection = try SQLiteConnection(path: path)
+            #expect(try SQLiteMigrator.appliedVersions(connection) == SessionSchema.migrations.map(\.version))
+        }
+    }
+
+    @Test func refusesADatabaseFromANewerBuild() throws {
+        try TemporaryDirectory.with { directory in
+            let path = directory.file("sessions.sqlite")
+            _ = try SQLiteStore(path: path)
+            let connection = try SQLiteConnection(path: path)
+            let future = SQLiteStore.latestSchemaVersion + 1
+            try connection.run("INSERT INTO schema_migrations VALUES (?, 'from the future', 0)", [future])
+            let error = #expect(throws: SQLiteSchemaError.self) { _ = try SQLiteStore(path: path) }
+            #expect(
+                error
+                    == .databaseNewerThanCode(
+                        path: path, databaseVersion: future, latestKnownVersion: SQLiteStore.latestSchemaVersion))
+        }
+    }
+
+    @Test func dataSurvivesClosingAndReopening() throws {
+        try TemporaryDirectory.with { directory in
+            let path = directory.file("sessions.sqlite")
+            let session = Fixtures.fullSession("s1", conversation: "c1", channel: "web", rep: "r1")
+            let token = APIToken(hash: [1, 2, 3], role: .admin, name: "ops", createdAt: Fixtures.t0)
+            do {
+                let store = try SQLiteStore(path: path)
+                try store.write { repo throws in
+                    try repo.insertChannel(Fixtures.fullChannel("web"))
+                    try repo.upsertRep(Fixtures.rep("r1"))
+                    try repo.insertSession(session)
+                    _ = try repo.appendEvent(Fixtures.event("s1"))
+                }
+                try store.insertToken(token)
+            }
+            let reopened = try SQLiteStore(path: path)
+            try reopened.read { repo throws in
+                #expect(try repo.channel(id: "web") == Fixtures.fullChannel("web"))
+                #expect(try repo.rep(id: "r1") == Fixtures.rep("r1"))
+                #expect(try repo.session(id: "s1") == session)
+                #expect(try repo.events(afterCursor: 0, limit: 10).map(\.sequence) == [1])
+            }
+            #expect(try reopened.token(hash: [1, 2, 3]) == token)
+            // Cursors continue after a reopen.
+            let next = try reopened.write { try $0.appendEvent(Fixtures.event("s1")) }
+            #expect(next.cursor == 2 && next.sequence == 2)
+        }
+    }
+
+    @Test func aThrowingWriteLeavesNothingBehind() throws {
+        try withStore { store, _ in
+            do {
+                try store.write { repo throws in
+                    try repo.insertChannel(Fixtures.plainChannel("web"))
+                    try repo.upsertRep(Fixtures.rep("r1"))
+                    try repo.insertSession(Fixtures.plainSession("s1", conversation: "c1", channel: "web"))
+                    _ = try repo.appendEvent(Fixtures.event("s1"))
+                    throw Boom()
+                }
+                Issue.record("the write should have thrown")
+            } catch is Boom {
+                // expected
+            }
+            // A domain error halfway through rolls back the first half too.
+            expectDomainError(.alreadyExists) {
+                try store.write { repo throws in
+                    try repo.insertChannel(Fixtures.plainChannel("sms"))
+                    try repo.insertChannel(Fixtures.plainChannel("sms"))
+                }
+            }
+            try store.read { repo throws in
+                #expect(try repo.channels(after: nil, limit: 10).isEmpty)
+                #expect(try repo.reps(after: nil, limit: 10).isEmpty)
+                #expect(try repo.session(id: "s1") == nil)
+                #expect(try repo.events(afterCursor: 0, limit: 10).isEmpty)
+            }
+            // The store is fully usable afterwards, and the rolled-back cursor is not skipped.
+            try store.write { repo throws in
+                try repo.insertChannel(Fixtures.plainChannel("web"))
+                try repo.insertSession(Fixtures.plainSession("s1", conversation: "c1", channel: "web"))
+            }
+            let event = try store.write { try $0.appendEvent(Fixtures.event("s1")) }
+            #expect(event.cursor == 1)
+        }
+    }
+
+    @Test func concurrentWritesSerializeAndAllCommit() throws {
+        try withStore(durability: .full) { store, _ in
+            try store.write { repo throws in
+                try repo.insertChannel(Fixtures.plainChannel("web"))
+                try repo.upsertRep(Fixtures.rep("counter", used: 0))
+                try repo.insertSession(Fixtures.plainSession("s1", conversation: "c1", channel: "web"))
+            }
+            let writers = 8
+            let writesEach = 15
+            let failures = Failures()
+            DispatchQueue.concurrentPerform(iterations: writers) { worker in
+                for step in 0..<writesEach {
+                    do {
+                        try store.write { repo throws in
+                            // Read-modify-write: lost updates would show if writes interleaved.
+                            var rep = try #require(try repo.rep(id: "counter"))
+                            rep.usedCapacity += 1
+                            try repo.upsertRep(rep)
+                            _ = try repo.appendEvent(Fixtures.event("s1", at: Int64(worker * 100 + step)))
+                        }
+                        // Reads run alongside the writes.
+                        _ = try store.read { try $0.events(afterCursor: 0, limit: 5) }
+                    } catch {
+                        failures.add("\(error)")
+                    }
+                }
+            }
+            #expect(failures.all.isEmpty)
+            let total = writers * writesEach
+            try store.read { repo throws in
+                #expect(try repo.rep(id: "counter")?.usedCapacity == total)
+                let events = try repo.events(afterCursor: 0, limit: 10_000)
+                #expect(events.map(\.cursor) == Array(1...Int64(total)))
+                #expect(events.map(\.sequence) == Array(1...Int64(total)))
+            }
+        }
+    }
+
+    @Test func checkpointEmptiesTheLog() throws {
+        try withStore { store, _ in
+            try store.write { try $0.insertChannel(Fixtures.plainChannel("a")) }
+            try store.checkpoint()
+            let attributes = try FileManager.default.attributesOfItem(atPath: store.path + "-wal")
+            #expect((attributes[.size] as? NSNumber)?.intValue == 0)
+            #expect(try store.read { try $0.channel(id: "a") } != nil)
+        }
+    }
+
+    @Test func readsSeeOneSnapshotWhileAWriteCommits() throws {
+        try withStore { store, _ in
+            try store.write { try $0.insertChannel(Fixtures.plainChannel("a")) }
+            let writeDone = DispatchSemaphore(value: 0)
+            try store.read { repo throws in
+                #expect(try repo.channels(after: nil, limit: 10).map(\.id) == ["a"])
+                DispatchQueue.global().async {
+                    try? store.write { try $0.insertChannel(Fixtures.plainChannel("b")) }
+                    writeDone.signal()
+                }
+                writeDone.wait()
+                // Still the snapshot taken at the first read of this transaction.
+                #expect(try repo.channels(after: nil, limit: 10).map(\.id) == ["a"])
+            }
+            #expect(try store.read { try $0.channels(after: nil, limit: 10).map(\.id) } == ["a", "b"])
+        }
+    }
+
+    @Test func misuseIsReportedClearly() throws {
+        try withStore { store, _ in
+            let inRead = #expect(throws: SQLiteStoreError.self) {
+                try store.read { try $0.insertChannel(Fixtures.plainChannel("a")) }
+            }
+            #expect(inRead == .writeInReadTransaction(operation: "insertChannel"))
+
+            let nested = #expect(throws: SQLiteStoreError.self) {
+                try store.write { _ in try store.write { _ in } }
+            }
+            #expect(nested == .nestedWrite)
+            // A read inside a write works and sees the state before the write.
+            try store.write { repo throws in
+                try repo.insertChannel(Fixtures.plainChannel("a"))
+                #expect(try store.read { try $0.channel(id: "a") } == nil)
+            }
+            #expect(try store.read { try $0.channel(id: "a") } != nil)
+
+            let escaped = try store.write { $0 }
+            let afterward = #expect(throws: SQLiteStoreError.self) { _ = try escaped.channel(id: "a") }
+            #expect(afterward == .repositoryUsedAfterTransaction(operation: "channel(id:)"))
+        }
+    }
+
+    @Test func corruptStoredValuesAreReported() throws {
+        try withStore { store, directory in
+            try store.write { try $0.insertChannel(Fixtures.plainChannel("web")) }
+            // A value this build does not know (written by hand, bypassing the store).
+            let raw = try SQLiteConnection(path: store.path)
+            try raw.run("UPDATE channels SET type = 'CARRIER_PIGEON'")
+            let error = #expect(throws: SQLiteStoreError.self) { _ = try store.read { try $0.channel(id: "web") } }
+            #expect(error == .corruptValue(table: "channels", column: "type", value: "CARRIER_PIGEON"))
+        }
+    }
+
+    @Test func hotQueriesUseTheirIndexes() throws {
+        try withStore { store, _ in
+            try store.read { repo throws in
+                func plan(_ sql: String, _ arguments: [any SQLiteBindable]) throws -> String {
+                    try repo.connection.query("EXPLAIN QUERY PLAN " + sql, arguments) { try $0.string(3) }
+                        .joined(separator: " | ")
+                }
+                let queue = try plan(SQLiteRepository.waitingAfterSQL, [1, "s", 10])
+                #expect(queue.contains("sessions_waiting_queue") && !queue.contains("TEMP B-TREE"), "\(queue)")
+                let head = try plan(SQLiteRepository.waitingHeadSQL, [10])
+                #expect(head.contains("sessions_waiting_queue") && !head.contains("TEMP B-TREE"), "\(head)")
+                let open = try plan("SELECT id FROM sessions WHERE conversation_id = ? AND status <> 'ENDED'", ["c"])
+                #expect(open.contains("sessions_open_conversation"), "\(open)")
+                let due = try plan(SQLiteRepository.dueDeadlineSQL, [1, 10])
+                #expect(due.contains("sessions_inactivity_deadline") && due.contains("sessions_auto_end_deadline"), "\(due)")
+                let repStatus = try plan(
+                    "SELECT id FROM sessions WHERE rep_id = ? AND status = ? ORDER BY id LIMIT ?", ["r", "ACTIVE", 10])
+                #expect(repStatus.contains("sessions_rep_status") && !repStatus.contains("TEMP B-TREE"), "\(repStatus)")
+                let byChannel = try plan(
+                    "SELECT id FROM sessions WHERE channel_id = ? AND status = ? ORDER BY id LIMIT ?", ["w", "ACTIVE", 10])
+                #expect(byChannel.contains("sessions_channel_status"), "\(byChannel)")
+                let available = try plan("SELECT id FROM reps WHERE presence = 'AVAILABLE' ORDER BY id", [])
+                #expect(available.contains("reps_available"), "\(available)")
+                let sequence = try plan(
+                    "SELECT coalesce(max(sequence), 0) + 1 FROM events WHERE session_id = ?", ["s"])
+                #expect(sequence.contains("sqlite_autoindex_events"), "\(sequence)")
+            }
+        }
+    }
+}
+
+/// An error thrown by a test on purpose.
+struct Boom: Error {}
+
+/// Errors collected from concurrent workers.
+final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [String] = []
+
+    func add(_ message: String) {
+        lock.lock()
+        messages.append(message)
+        lock.unlock()
+    }
+
+    var all: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return messages
+    }
+}
