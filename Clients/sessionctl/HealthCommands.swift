@@ -6,13 +6,13 @@ import SessionClient
 struct Health: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Ask the server's health service (grpc.health.v1).")
 
-    @OptionGroup var global: GlobalOptions
-
     @Option(help: "Service to ask about; empty for the whole server.")
     var service = ""
 
     @Flag(help: "Keep streaming status changes (Health/Watch) until interrupted.")
     var watch = false
+
+    @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         try await runCall {
@@ -36,8 +36,6 @@ struct Health: AsyncParsableCommand {
 struct Echo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Round-trip a payload through grpc.testing.TestService/UnaryCall.")
 
-    @OptionGroup var global: GlobalOptions
-
     @Option(help: "Request payload bytes.")
     var size = 256
 
@@ -46,6 +44,8 @@ struct Echo: AsyncParsableCommand {
 
     @Option(help: "Number of calls.")
     var count = 1
+
+    @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         guard size >= 0, responseSize >= 0, count > 0 else { throw ValidationError("--size and --response-size must be >= 0, --count > 0") }
@@ -74,10 +74,10 @@ struct Echo: AsyncParsableCommand {
 struct Ping: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Protocol-level ping/pong round trips.")
 
-    @OptionGroup var global: GlobalOptions
-
     @Option(help: "Number of pings.")
     var count = 3
+
+    @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         guard count > 0 else { throw ValidationError("--count must be > 0") }

@@ -11,9 +11,17 @@ struct Sessionctl: AsyncParsableCommand {
         abstract: "Command-line client for sessiond.",
         discussion: """
             The exit status is 0 when the call succeeded, otherwise 10 + the gRPC status code \
-            (e.g. 15 for NOT_FOUND = 5, 26 for UNAUTHENTICATED = 16); 64 for usage errors.
+            (e.g. 15 for NOT_FOUND = 5, 26 for UNAUTHENTICATED = 16); 64 for usage errors; \
+            1 when 'permissions check' finds permissions missing.
+            The connection options --server, --token, --timeout and --json go after the subcommand, or come from \
+            SESSIONCTL_SERVER, SESSIONCTL_TOKEN, SESSIONCTL_TIMEOUT and SESSIONCTL_JSON=1.
+            Enum values are case-insensitive, with dashes or underscores (tab-based, TAB_BASED); durations are \
+            written like 90s, 10m, 1h30m, 24h or 7d.
             """,
-        subcommands: [Health.self, Echo.self, Ping.self])
+        subcommands: [
+            Sessions.self, Reps.self, Channels.self, Permissions.self, Events.self, Tokens.self, ClockCommands.self,
+            Health.self, Echo.self, Ping.self,
+        ])
 }
 
 /// Options every subcommand shares.

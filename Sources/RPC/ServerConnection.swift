@@ -144,7 +144,8 @@ package final class ServerConnection: @unchecked Sendable {
         decoder.append(bytes)
         do {
             try decoder.forEachFrame { frame in
-                guard phase == .open || phase == .draining else { return }
+                // After a connection error nothing more is read.
+                guard phase == .open || phase == .draining, !closeWhenFlushed else { return }
                 handleFrame(frame)
             }
         } catch FrameDecoder.Failure.frameTooLarge(let length, let limit) {

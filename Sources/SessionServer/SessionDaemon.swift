@@ -26,6 +26,9 @@ public final class SessionDaemon: Sendable {
         public var sweepIntervalMillis = 1000
         /// `false` trades durability on power loss for speed (fsync per commit).
         public var synchronousCommits = true
+        /// Tests only: pins the clock's wall-time base (Unix ms) so that a
+        /// restarted daemon can find timers overdue. `nil`: the real clock.
+        public var fixedClockStart: Int64?
 
         public init() {}
 
@@ -47,7 +50,7 @@ public final class SessionDaemon: Sendable {
         var storeOptions = SQLiteStore.Options()
         if !options.synchronousCommits { storeOptions.durability = .processCrash }
         let store = try SQLiteStore(path: options.databasePath, options: storeOptions)
-        let backend = SessionBackend(store: store, clock: ServerClock(testClock: options.testClock), logger: logger)
+        let backend = SessionBackend(store: store, clock: ServerClock(testClock: options.testClock, fixedStart: options.fixedClockStart.map { Timestamp(millisecondsSinceEpoch: $0) }), logger: logger)
         let sweeper = TimerSweeper(backend: backend, intervalMillis: options.sweepIntervalMillis)
         let health = HealthProvider(services: [
             GrpcTesting.TestService.serviceName, SessionsV1.SessionService.serviceName, SessionsV1.RepService.serviceName,
@@ -99,6 +102,13 @@ public final class SessionDaemon: Sendable {
     public func beginShutdown() {
         health.enterShutdown()
         server.beginGracefulShutdown()
+    }
+
+    /// Graceful shutdown, returning once every connection has closed.
+    public func shutdown() async {
+        beginShutdown()
+        await server.stopped()
+        sweeper.stop()
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully.

@@ -42,9 +42,21 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
 
     public func postCustomerMessage(request: SessionsV1.PostCustomerMessageRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
         try backend.write(context) { engine, actor, now, repo in
-            SessionsV1.SessionResponse(try engine.postCustomerMessage(
-                IncomingMessage(messageId: request.messageId, text: request.text),
-                to: .conversation(id: request.conversationId, channelId: request.channelId),
+            // The channel is needed only to open a session; a conversation
+            // with an open session is found by its id alone.
+            var target = CustomerMessageTarget.conversation(id: request.conversationId, channelId: request.channelId)
+            if request.channelId.isEmpty, !request.conversationId.isEmpty, actor.kind != .rep {
+                if let earlier = try repo.message(id: request.messageId) {
+                    // A retry: let the engine replay it on the session it went to.
+                    target = .session(id: earlier.sessionId)
+                } else if let open = try repo.openSession(conversationId: request.conversationId) {
+                    target = .session(id: open.id)
+                } else {
+                    throw RPCError(.invalidArgument, "conversation \(request.conversationId) has no open session; channel_id is needed to open one")
+                }
+            }
+            return SessionsV1.SessionResponse(try engine.postCustomerMessage(
+                IncomingMessage(messageId: request.messageId, text: request.text), to: target,
                 by: actor, at: now, in: &repo))
         }
     }
