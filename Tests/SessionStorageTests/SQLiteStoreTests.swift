@@ -154,6 +154,43 @@ import Testing
         }
     }
 
+    /// Group commit: closures that throw in a batch roll back only themselves.
+    @Test func aThrowingWriteInAConcurrentBatchRollsBackOnlyItself() throws {
+        struct Refused: Error {}
+        try withStore { store, _ in
+            try store.write { repo throws in
+                try repo.insertChannel(Fixtures.plainChannel("web"))
+                try repo.insertSession(Fixtures.plainSession("s1", conversation: "c1", channel: "web"))
+            }
+            let writers = 8
+            let writesEach = 30
+            let failures = Failures()
+            DispatchQueue.concurrentPerform(iterations: writers) { worker in
+                for step in 0..<writesEach {
+                    let refuse = (worker + step) % 3 == 0
+                    do {
+                        try store.write { repo throws in
+                            _ = try repo.appendEvent(Fixtures.event("s1", at: Int64(worker * 1000 + step)))
+                            if refuse { throw Refused() }
+                        }
+                        if refuse { failures.add("a refused write returned") }
+                    } catch is Refused {
+                        if !refuse { failures.add("an accepted write was refused") }
+                    } catch {
+                        failures.add("\(error)")
+                    }
+                }
+            }
+            #expect(failures.all.isEmpty)
+            let accepted = (0..<writers).flatMap { w in (0..<writesEach).filter { (w + $0) % 3 != 0 }.map { Int64(w * 1000 + $0) } }
+            try store.read { repo throws in
+                let events = try repo.events(sessionId: "s1", afterSequence: 0, limit: 10_000)
+                #expect(Set(events.map(\.time)) == Set(accepted.map { Fixtures.time($0) }))
+                #expect(events.map(\.sequence) == Array(1...Int64(accepted.count)))
+            }
+        }
+    }
+
     @Test func checkpointEmptiesTheLog() throws {
         try withStore { store, _ in
             try store.write { try $0.insertChannel(Fixtures.plainChannel("a")) }

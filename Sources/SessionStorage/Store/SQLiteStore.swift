@@ -1,5 +1,6 @@
 internal import Dispatch
 internal import Foundation
+internal import Synchronization
 
 #if canImport(Glibc)
 internal import Glibc
@@ -31,12 +32,15 @@ internal import Darwin
 /// immutable. SQLite connections are opened with `SQLITE_OPEN_NOMUTEX`
 /// because of this confinement.
 ///
-/// ## Group commit (later)
+/// ## Group commit
 /// Callers only see `write(_:)`: a closure in, its result (or error) out,
-/// durable on return. That leaves room to batch: `runWrite` could take several
-/// queued closures, run each inside its own `SAVEPOINT` in one `BEGIN IMMEDIATE`
-/// transaction (a throwing closure rolls back only its savepoint), fsync once
-/// at `COMMIT`, then hand each caller its result — with no change to callers.
+/// durable on return. Behind it, concurrent writes are batched: the writer
+/// queue takes every queued closure (up to ``maxBatch``), runs each inside its
+/// own `SAVEPOINT` of one `BEGIN IMMEDIATE` transaction (a throwing closure
+/// rolls back only its savepoint), fsyncs once at `COMMIT`, and only then
+/// wakes each caller with its result. One caller alone costs one transaction,
+/// as before; many concurrent callers share the fsync. If the `COMMIT` fails,
+/// every caller of the batch gets that error: nothing of theirs was stored.
 public final class SQLiteStore: @unchecked Sendable {
     /// The database file.
     public let path: String
@@ -46,6 +50,7 @@ public final class SQLiteStore: @unchecked Sendable {
     private let writer: SQLiteConnection
     private let writerQueue: DispatchQueue
     private let readers: SQLiteReaderPool
+    private let queue = Mutex(WriteQueue())
     /// Marks `writerQueue` so that a nested `write` is recognised.
     private let writerQueueKey = DispatchSpecificKey<ObjectIdentifier>()
 
@@ -91,10 +96,108 @@ public final class SQLiteStore: @unchecked Sendable {
         guard DispatchQueue.getSpecific(key: writerQueueKey) != ObjectIdentifier(self) else {
             throw SQLiteStoreError.nestedWrite
         }
-        return try writerQueue.sync {
-            try runWrite(body)
+        var result: Result<T, any Error>?
+        // The closure runs on the writer queue while this thread waits for it,
+        // so it never outlives this call.
+        try withoutActuallyEscaping(body) { body in
+            let job = WriteJob { repository in
+                do {
+                    result = .success(try body(repository))
+                    return true
+                } catch {
+                    result = .failure(error)
+                    return false
+                }
+            }
+            let startDrain = queue.withLock { q -> Bool in
+                q.jobs.append(job)
+                if q.draining { return false }
+                q.draining = true
+                return true
+            }
+            if startDrain {
+                writerQueue.async { self.drain() }
+            }
+            job.done.wait()
+            if let error = job.commitError { throw error }
+        }
+        guard let result else { throw SQLiteStoreError.nestedWrite }
+        return try result.get()
+    }
+
+    /// The most closures committed together.
+    public static let maxBatch = 512
+
+    /// One queued write closure; touched by its caller before it is queued and
+    /// after `done` is signalled, and by the writer queue in between.
+    private final class WriteJob: @unchecked Sendable {
+        /// Dropped before `done` is signalled: the caller's closure must not
+        /// outlive its `write` call (`withoutActuallyEscaping` checks).
+        private var body: ((SQLiteRepository) -> Bool)?
+        let done = DispatchSemaphore(value: 0)
+        var commitError: (any Error)?
+
+        init(run: @escaping (SQLiteRepository) -> Bool) {
+            self.body = run
+        }
+
+        func run(_ repository: SQLiteRepository) -> Bool {
+            body?(repository) ?? false
+        }
+
+        func finish() {
+            body = nil
+            done.signal()
         }
     }
+
+    private struct WriteQueue {
+        var jobs: [WriteJob] = []
+        var draining = false
+    }
+
+    /// On `writerQueue`: commits batches until no write is queued.
+    private func drain() {
+        while true {
+            let batch = queue.withLock { q -> [WriteJob] in
+                let batch = Array(q.jobs.prefix(Self.maxBatch))
+                q.jobs.removeFirst(batch.count)
+                if batch.isEmpty { q.draining = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            commit(batch)
+        }
+    }
+
+    private func commit(_ batch: [WriteJob]) {
+        do {
+            try writer.transaction(.immediate) {
+                if batch.count == 1 {
+                    // Alone: the transaction itself is the unit.
+                    let repository = SQLiteRepository(connection: writer, access: .readWrite)
+                    defer { repository.invalidate() }
+                    if !batch[0].run(repository) { throw RolledBack() }
+                    return
+                }
+                for job in batch {
+                    try writer.execute("SAVEPOINT write_job")
+                    let repository = SQLiteRepository(connection: writer, access: .readWrite)
+                    let ok = job.run(repository)
+                    repository.invalidate()
+                    if !ok { try writer.execute("ROLLBACK TRANSACTION TO SAVEPOINT write_job") }
+                    try writer.execute("RELEASE SAVEPOINT write_job")
+                }
+            }
+        } catch is RolledBack {
+            // The single closure threw: its own error is in its result.
+        } catch {
+            for job in batch { job.commitError = error }
+        }
+        for job in batch { job.finish() }
+    }
+
+    private struct RolledBack: Error {}
 
     /// Runs `body` in one read transaction (a consistent snapshot of the last
     /// committed state) and returns its result. Write methods of the
@@ -140,14 +243,6 @@ public final class SQLiteStore: @unchecked Sendable {
     public static var latestSchemaVersion: Int { SessionSchema.latestVersion }
 
     /// One write transaction on the writer connection; runs on `writerQueue`.
-    private func runWrite<T>(_ body: (SQLiteRepository) throws -> T) throws -> T {
-        try writer.transaction(.immediate) {
-            let repository = SQLiteRepository(connection: writer, access: .readWrite)
-            defer { repository.invalidate() }
-            return try body(repository)
-        }
-    }
-
     /// Makes a new directory entry durable. Best effort: a failure here only
     /// weakens the guarantee for a file that was just created and is empty.
     private static func syncDirectory(_ directory: String) {
