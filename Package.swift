@@ -97,6 +97,7 @@ let package = Package(
 
         // ---- tests
         .testTarget(name: "RPCTests", dependencies: ["RPC", "SessionAPI", "SessionClient", "SessionServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "SystemTests", dependencies: ["SessionClient", "SessionAPI", "RPC"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionStorageTests", dependencies: ["SessionStorage", "SessionCore"], swiftSettings: swiftSettings),
     ]

@@ -52,6 +52,9 @@ struct SessiondCommand: ParsableCommand {
     @Flag(help: "Let an admin advance the server's clock over the wire (ClockService/AdvanceClock), to try the 24-hour rules in seconds. Never in production. [env: SESSIOND_TEST_CLOCK=1]")
     var testClock = false
 
+    @Option(help: ArgumentHelp("With --test-clock: start the clock at this Unix time in milliseconds and let it move only when advanced (for reproducible tests). [env: SESSIOND_TEST_CLOCK_START_MS]", visibility: .hidden))
+    var testClockStartMs: Int64?
+
     @Option(help: "An admin bearer token to accept (stored hashed on first start). Without it, a first start writes a generated one to DATA_DIR/admin-token. [env: SESSIOND_ADMIN_TOKEN]")
     var adminToken: String?
 
@@ -101,6 +104,10 @@ struct SessiondCommand: ParsableCommand {
         }
         options.hostTestService = !(noTestService || env["SESSIOND_NO_TEST_SERVICE"] == "1")
         options.testClock = testClock || env["SESSIOND_TEST_CLOCK"] == "1"
+        if let start = try value(testClockStartMs, "SESSIOND_TEST_CLOCK_START_MS", { Int64($0) }) {
+            guard options.testClock else { throw ValidationError("--test-clock-start-ms needs --test-clock") }
+            options.fixedClockStart = start
+        }
         try positive(value(sweepIntervalMs, "SESSIOND_SWEEP_INTERVAL_MS", { Int($0) }), "--sweep-interval-ms", into: &options.sweepIntervalMillis)
         switch try value(durability, "SESSIOND_DURABILITY", { $0 }) ?? "full" {
         case "full": options.synchronousCommits = true

@@ -1,0 +1,152 @@
+import Foundation
+import RPC
+import SessionAPI
+import SessionClient
+import Synchronization
+import Testing
+
+/// Process-level faults on the embedded SQLite store: kill -9 under write
+/// load, restart with overdue timers, SIGTERM under load.
+@Suite("Faults with a real sessiond process (SQLite)", .serialized)
+struct CrashAndShutdownTests {
+    @Test("kill -9 under write load: every acknowledged change survives, no refused one appears, overdue timers fire after restart")
+    func killNineUnderWriteLoad() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { removeDirectory(dir) }
+        let t0: Int64 = 1_800_000_000_000
+        let first = try DaemonProcess.start(dataDirectory: dir, arguments: ["--test-clock", "--test-clock-start-ms", "\(t0)", "--durability", "full"])
+        let admin = try first.client()
+        try await setUpChannelAndReps(admin, autoEndMs: 600_000)
+
+        // A session that will be INACTIVE with its auto-end due at t0 + 10 min.
+        let inactive = try await customerMessage(admin, conversation: "timer-conv", channel: "web", message: "timer-m1").session!
+        #expect(inactive.status == .active)
+        var mark = SessionsV1.MarkInactiveRequest()
+        mark.sessionId = inactive.id
+        _ = try await admin.sessions.markInactive(mark)
+
+        // Write load from several connections; some writes are refused on purpose.
+        let acknowledged = Shared<[String]>([])
+        let refused = Shared<[String]>([])
+        let stop = Shared(false)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    let client = try first.client()
+                    var i = 0
+                    while !stop.value {
+                        i += 1
+                        let conversation = "w\(worker)-c\(i)"
+                        let refuse = i % 5 == 0
+                        do {
+                            _ = try await customerMessage(client, conversation: conversation, channel: refuse ? "no-such-channel" : "web", message: "\(conversation)-m")
+                            acknowledged.withLock { $0.append(conversation) }
+                        } catch let error as RPCError {
+                            if error.code == .notFound { refused.withLock { $0.append(conversation) } }
+                            if error.code == .unavailable || error.code == .deadlineExceeded { return }
+                        } catch {
+                            return
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                // Kill once enough writes were acknowledged.
+                while acknowledged.value.count < 300 { try await Task.sleep(nanoseconds: 5_000_000) }
+                first.kill9()
+                stop.withLock { $0 = true }
+            }
+            try await group.waitForAll()
+        }
+        let acked = acknowledged.value
+        let refusedConversations = refused.value
+        #expect(acked.count >= 300)
+        #expect(!refusedConversations.isEmpty)
+
+        // Restart 11 minutes later: the auto-end is overdue and fires on the first sweep.
+        let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: ["--test-clock", "--test-clock-start-ms", "\(t0 + 660_000)"])
+        let after = try daemon.client()
+        for conversation in acked {
+            let sessions = try await openSessions(after, conversation: conversation)
+            #expect(sessions.count == 1, "acknowledged conversation \(conversation) lost")
+        }
+        for conversation in refusedConversations {
+            let sessions = try await openSessions(after, conversation: conversation)
+            #expect(sessions.isEmpty, "refused conversation \(conversation) was stored")
+        }
+        var get = SessionsV1.GetSessionRequest()
+        get.sessionId = inactive.id
+        let deadline = Date().addingTimeInterval(10)
+        var status = SessionsV1.SessionStatus.unspecified
+        while Date() < deadline {
+            status = try await after.sessions.getSession(get).session!.status
+            if status == .ended { break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(status == .ended)
+        var events = SessionsV1.ListEventsRequest()
+        events.sessionId = inactive.id
+        let log = try await after.events.listEvents(events).events
+        #expect(log.filter { $0.reason == .autoEnded }.count == 1)
+        #expect(log.map(\.sequence) == Array(1...Int64(log.count)))
+        #expect(daemon.terminate() == 0)
+    }
+
+    @Test("SIGTERM under load: in-flight calls finish, new calls are refused, exit status 0")
+    func sigtermUnderLoad() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { removeDirectory(dir) }
+        let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: ["--shutdown-grace", "5"])
+        let client = try daemon.client()
+        // Streams that take about 0.5 s each.
+        let request: GrpcTesting.StreamingOutputCallRequest = {
+            var request = GrpcTesting.StreamingOutputCallRequest()
+            request.responseParameters = (0..<5).map { _ in
+                var p = GrpcTesting.ResponseParameters()
+                p.size = 100
+                p.intervalUs = 100_000
+                return p
+            }
+            return request
+        }()
+        let started = Shared(0)
+        let terminated = Shared<Int32?>(nil)
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    var count = 0
+                    for try await _ in client.test.streamingOutputCall(request) {
+                        if count == 0 { started.withLock { $0 += 1 } }
+                        count += 1
+                    }
+                    return count
+                }
+            }
+            while started.value < 20 { try await Task.sleep(nanoseconds: 5_000_000) }
+            let exit = Task.detached { daemon.terminate(timeout: 15) }
+            // While draining, a new call on the shared (going-away) connection is refused.
+            try await Task.sleep(nanoseconds: 100_000_000)
+            do {
+                _ = try await client.test.emptyCall(options: .init(timeout: .seconds(2)))
+                Issue.record("a call after SIGTERM was accepted")
+            } catch let error as RPCError {
+                #expect(error.code == .unavailable)
+            }
+            for try await messages in group {
+                #expect(messages == 5, "an in-flight stream was cut short")
+            }
+            let status = await exit.value ?? -1
+            terminated.withLock { $0 = status }
+        }
+        #expect(terminated.value == 0)
+        #expect(daemon.logText.contains("shutting down gracefully"))
+    }
+}
+
+/// A value shared between tasks.
+final class Shared<Value: Sendable>: Sendable {
+    private let state: Mutex<Value>
+    init(_ value: Value) { state = Mutex(value) }
+    var value: Value { state.withLock { $0 } }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { state.withLock { body(&$0) } }
+}
