@@ -100,5 +100,6 @@ let package = Package(
         .testTarget(name: "SystemTests", dependencies: ["SessionClient", "SessionAPI", "RPC"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionStorageTests", dependencies: ["SessionStorage", "SessionCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SessionServerTests", dependencies: ["SessionServer", "SessionClient", "SessionAPI", "RPC", "SessionCore", "SessionStorage"], swiftSettings: swiftSettings),
     ]
 )

@@ -44,7 +44,9 @@ extension SessionEngine {
         if session.status == .active, let deadline = session.inactivityDeadline, deadline <= now {
             let autoEndAfter = try repo.channel(id: session.channelId)?.inactiveAutoEndAfter ?? Channel.defaultInactiveAutoEndAfter
             let freed = try leaveActive(&session, in: &repo, changes: &changes)
-            session.autoEndDeadline = now + autoEndAfter
+            // Counted from when the session went quiet, not from when the sweep noticed: after
+            // downtime (or a long test-clock advance) a session idle for days ends at once.
+            session.autoEndDeadline = deadline + autoEndAfter
             try transition(&session, to: .inactive, reason: .customerInactivityTimeout, actor: .system, now: now,
                            in: &repo, changes: &changes)
             return freed

@@ -163,6 +163,18 @@ struct CustomerInactivityTimerTests {
         #expect(missing.isEmpty)
     }
 
+    @Test("An overdue countdown's auto-end counts from when it was due, not from when it fired")
+    func overdueCountdownAutoEndsFromItsDeadline() throws {
+        let (world, session) = try activeSession()
+        let written = try world.repWrites(session.id, as: .rep("r1"))
+        let deadline = try #require(written.session.inactivityDeadline)
+        world.advance(.days(2))   // the server was down
+        let fired = try world.fireDueTimers()
+        #expect(fired.events.map(\.reason) == [.customerInactivityTimeout])
+        #expect(world.session(session.id).autoEndDeadline == deadline + .hours(24))
+        #expect(try world.fireDueTimers().events.map(\.reason) == [.autoEnded])
+    }
+
     @Test("Overdue timers all fire at once, earliest first, up to the batch limit")
     func overdueTimersBatch() throws {
         let world = World()
@@ -179,7 +191,11 @@ struct CustomerInactivityTimerTests {
         let first = try world.fireDueTimers(limit: 3)
         #expect(first.events.map(\.sessionId) == Array(ids.prefix(3)))
         let rest = try world.fireDueTimers(limit: 3)
-        #expect(rest.events.map(\.sessionId) == [ids[3]])
+        // The fourth countdown, then the first auto-ends: each counts from when its session went
+        // quiet, which is long past.
+        #expect(rest.events.map(\.sessionId) == [ids[3], ids[0], ids[1]])
+        _ = try world.fireDueTimers(limit: 10)
+        for id in ids { #expect(world.session(id).status == .ended) }
         expectDomainError(.invalidArgument, "limit 0") {
             try world.fireDueTimers(limit: 0)
         }

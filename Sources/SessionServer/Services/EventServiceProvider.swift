@@ -7,6 +7,8 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
     let backend: SessionBackend
     /// Events read from the store per batch while watching.
     static let batchSize = 500
+    /// `ListEventsRequest.limit` 0 means 1000 (sessions.proto).
+    static let defaultListLimit = 1000
 
     public init(backend: SessionBackend) { self.backend = backend }
 
@@ -14,7 +16,8 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
         try backend.read(context) { engine, actor, repo in
             var r = SessionsV1.ListEventsResponse()
             r.events = try engine.listEvents(
-                sessionId: request.sessionId, afterSequence: request.afterSequence, pageSize: Int(request.limit), by: actor, in: repo
+                sessionId: request.sessionId, afterSequence: request.afterSequence,
+                pageSize: request.limit == 0 ? Self.defaultListLimit : Int(request.limit), by: actor, in: repo
             ).map(SessionsV1.Event.init)
             return r
         }

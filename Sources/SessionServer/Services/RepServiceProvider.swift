@@ -72,7 +72,10 @@ public struct RepServiceProvider: SessionsV1.RepService.ServiceProtocol {
             r.rep = SessionsV1.Rep(workload.rep)
             r.capacity = Int32(workload.capacity)
             r.used = Int32(workload.used)
-            r.free = Int32(workload.free)
+            // The wire's `free` is capacity minus used: negative after a status-based
+            // return over capacity (sessions.proto), unlike the engine's routing
+            // headroom `Workload.free`, which stops at 0.
+            r.free = Int32(workload.capacity - workload.used)
             r.activeSessions = workload.activeSessions.map(SessionsV1.Session.init)
             r.otherSessions = (try repo.sessions(repId: request.repId, status: .new) + repo.sessions(repId: request.repId, status: .inactive))
                 .map(SessionsV1.Session.init)

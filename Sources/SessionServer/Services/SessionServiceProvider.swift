@@ -5,6 +5,8 @@ import SessionCore
 /// `sessions.v1.SessionService`: the session lifecycle.
 public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol {
     let backend: SessionBackend
+    /// `ListSessionsRequest.page_size` 0 means 100 (sessions.proto).
+    static let defaultListPageSize = 100
 
     public init(backend: SessionBackend) { self.backend = backend }
 
@@ -31,7 +33,7 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
             conversationId: request.conversationId.isEmpty ? nil : request.conversationId)
         return try backend.read(context) { engine, actor, repo in
             let page = try engine.listSessions(
-                filter, pageSize: Int(request.pageSize), pageToken: request.pageToken.isEmpty ? nil : request.pageToken,
+                filter, pageSize: request.pageSize == 0 ? Self.defaultListPageSize : Int(request.pageSize), pageToken: request.pageToken.isEmpty ? nil : request.pageToken,
                 by: actor, in: repo)
             var response = SessionsV1.ListSessionsResponse()
             response.sessions = page.items.map(SessionsV1.Session.init)
@@ -47,7 +49,12 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
             var target = CustomerMessageTarget.conversation(id: request.conversationId, channelId: request.channelId)
             if request.channelId.isEmpty, !request.conversationId.isEmpty, actor.kind != .rep {
                 if let earlier = try repo.message(id: request.messageId) {
-                    // A retry: let the engine replay it on the session it went to.
+                    // A retry: let the engine replay it on the session it went to;
+                    // but an id already used on another conversation is another
+                    // message (as when channel_id is given), never a replay of it.
+                    guard try repo.session(id: earlier.sessionId)?.conversationId == request.conversationId else {
+                        throw RPCError(.alreadyExists, "message id \(request.messageId) was already used for a different message")
+                    }
                     target = .session(id: earlier.sessionId)
                 } else if let open = try repo.openSession(conversationId: request.conversationId) {
                     target = .session(id: open.id)
@@ -83,6 +90,25 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
 
     public func startBusinessInitiated(request: SessionsV1.StartBusinessInitiatedRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
         try backend.write(context) { engine, actor, now, repo in
+            // A retry of a call whose first message is already recorded changes
+            // nothing and answers replayed (SessionResponse.replayed), instead of
+            // FAILED_PRECONDITION for the session the first attempt opened.
+            if let first = incomingMessage(id: request.messageId, text: request.text), !first.messageId.isEmpty,
+               actor.kind != .rep || actor.id == request.repId,
+               let stored = try repo.message(id: first.messageId) {
+                guard stored.sender == .rep, stored.text == first.text,
+                      let earlier = try repo.session(id: stored.sessionId),
+                      earlier.conversationId == request.conversationId, earlier.channelId == request.channelId
+                else {
+                    throw RPCError(.alreadyExists, "message id \(first.messageId) was already used for a different message")
+                }
+                if actor.kind == .rep, earlier.repId != actor.id {
+                    throw RPCError(.permissionDenied, "rep \(actor.id) may not read session \(earlier.id); it is owned by \(earlier.repId.map { "rep \($0)" } ?? "no rep")")
+                }
+                var replay = SessionsV1.SessionResponse(earlier)
+                replay.replayed = true
+                return replay
+            }
             var outcome = try engine.startBusinessInitiated(
                 repId: request.repId, conversationId: request.conversationId, channelId: request.channelId,
                 by: actor, at: now, in: &repo)
