@@ -34,6 +34,11 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         .target(name: "RPCProtoC", dependencies: ["CProtobufC"]),
         .target(name: "SessionProtoC", dependencies: ["CProtobufC"]),
 
@@ -55,7 +60,7 @@ let package = Package(
 
         // ---- the domain (pure: no I/O, no clock) and its storage
         .target(name: "SessionCore", swiftSettings: swiftSettings),
-        .target(name: "SessionStorage", dependencies: ["CSQLite", "SessionCore"], swiftSettings: swiftSettings),
+        .target(name: "SessionStorage", dependencies: ["CSQLite", "CLibPQ", "SessionCore"], swiftSettings: swiftSettings),
 
         // ---- server and daemon
         .target(
@@ -97,9 +102,10 @@ let package = Package(
 
         // ---- tests
         .testTarget(name: "RPCTests", dependencies: ["RPC", "SessionAPI", "SessionClient", "SessionServer"], swiftSettings: swiftSettings),
-        .testTarget(name: "SystemTests", dependencies: ["SessionClient", "SessionAPI", "RPC"], swiftSettings: swiftSettings),
+        .testTarget(name: "SystemTests", dependencies: ["SessionClient", "SessionAPI", "RPC", "PostgresTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "SessionStorageTests", dependencies: ["SessionStorage", "SessionCore"], swiftSettings: swiftSettings),
+        .target(name: "PostgresTestSupport", dependencies: ["SessionStorage"], path: "Tests/PostgresTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "SessionStorageTests", dependencies: ["SessionStorage", "SessionCore", "PostgresTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionServerTests", dependencies: ["SessionServer", "SessionClient", "SessionAPI", "RPC", "SessionCore", "SessionStorage"], swiftSettings: swiftSettings),
     ]
 )

@@ -12,11 +12,11 @@ if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in libprotobuf-c-dev libsqlite3-dev pkg-config; do
+for pkg in libprotobuf-c-dev libsqlite3-dev libpq-dev pkg-config; do
   have_pkg "$pkg" || missing+=("$pkg")
 done
 if [[ $want_tests == 1 ]]; then
-  for pkg in protobuf-c-compiler protobuf-compiler libprotobuf-dev; do
+  for pkg in protobuf-c-compiler protobuf-compiler libprotobuf-dev postgresql; do
     have_pkg "$pkg" || missing+=("$pkg")
   done
 fi

@@ -44,13 +44,17 @@ public enum IdentifierRules {
         }
     }
 
-    /// Validates message text: not empty, at most 32 KiB of UTF-8.
+    /// Validates message text: not empty, at most 32 KiB of UTF-8, no NUL.
     public static func validateMessageText(_ text: String) throws(DomainError) {
         if text.isEmpty {
             throw .invalidArgument("message text must not be empty")
         }
         if text.utf8.count > maxMessageTextBytes {
             throw .invalidArgument("message text is \(text.utf8.count) bytes long; at most \(maxMessageTextBytes) are allowed")
+        }
+        if text.utf8.contains(0) {
+            // Every store keeps text as text: PostgreSQL refuses U+0000 outright.
+            throw .invalidArgument("message text must not contain NUL characters")
         }
     }
 }

@@ -56,6 +56,9 @@ public struct Rep: Sendable, Hashable {
         if displayName.isEmpty || displayName.allSatisfy(\.isWhitespace) {
             throw .invalidArgument("rep \(id) needs a non-empty display name")
         }
+        if displayName.utf8.contains(0) {
+            throw .invalidArgument("rep \(id) has a display name with a NUL character")
+        }
         if displayName.count > IdentifierRules.maxDisplayNameLength {
             throw .invalidArgument("rep \(id) has a display name of \(displayName.count) characters; at most \(IdentifierRules.maxDisplayNameLength) are allowed")
         }

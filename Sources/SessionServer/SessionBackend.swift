@@ -68,9 +68,16 @@ public final class SessionBackend: Sendable {
             return e
         case let e as DomainError:
             return RPCError(Self.code(e.code), e.message)
+        case PostgresStoreError.unavailable(let reason):
+            logger.warning("database unavailable", metadata: ["reason": "\(reason)"])
+            return RPCError(.unavailable, "the database is unavailable; retry later")
+        case let e as SQLiteError where [5, 6, 10, 13].contains(e.primaryCode):
+            // BUSY, LOCKED, IOERR, FULL: the store cannot take the write now.
+            logger.warning("database unavailable", metadata: ["error": "\(e)"])
+            return RPCError(.unavailable, "the database is unavailable; retry later")
         default:
             logger.error("storage failure", metadata: ["error": "\(error)"])
-            return RPCError(.unavailable, "the store is unavailable; retry later")
+            return RPCError(.internal, "internal error")
         }
     }
 

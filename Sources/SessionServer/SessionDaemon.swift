@@ -17,6 +17,10 @@ public final class SessionDaemon: Sendable {
         public var server = RPCServerConfiguration()
         /// Holds the SQLite database (`sessions.sqlite`) and the generated admin token.
         public var dataDirectory = "./sessiond-data"
+        /// `nil` or `sqlite`: the embedded SQLite file in the data directory;
+        /// `postgres://user@host:port/db`: a PostgreSQL database that several
+        /// instances may share.
+        public var storeURL: String?
         public var hostTestService = true
         /// Enables `ClockService/AdvanceClock`.
         public var testClock = false
@@ -47,9 +51,7 @@ public final class SessionDaemon: Sendable {
         self.options = options
         self.logger = logger
         try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true)
-        var storeOptions = SQLiteStore.Options()
-        if !options.synchronousCommits { storeOptions.durability = .processCrash }
-        let store = try SQLiteStore(path: options.databasePath, options: storeOptions)
+        let store = try Self.openStore(options)
         let backend = SessionBackend(store: store, clock: ServerClock(testClock: options.testClock, fixedStart: options.fixedClockStart.map { Timestamp(millisecondsSinceEpoch: $0) }), logger: logger)
         let sweeper = TimerSweeper(backend: backend, intervalMillis: options.sweepIntervalMillis)
         let health = HealthProvider(services: [
@@ -72,9 +74,24 @@ public final class SessionDaemon: Sendable {
         try bootstrapAdmin(store: store)
     }
 
+    private static func openStore(_ options: Options) throws -> any SessionStore {
+        switch options.storeURL {
+        case nil, "sqlite", "":
+            var storeOptions = SQLiteStore.Options()
+            if !options.synchronousCommits { storeOptions.durability = .processCrash }
+            return try SQLiteStore(path: options.databasePath, options: storeOptions)
+        case let url? where url.hasPrefix("postgres://") || url.hasPrefix("postgresql://"):
+            var storeOptions = PostgresStore.Options()
+            storeOptions.synchronousCommit = options.synchronousCommits
+            return try PostgresStore(url: url, options: storeOptions)
+        case let other?:
+            throw SessionDaemonError("store '\(other)' is neither 'sqlite' nor a postgres:// URL")
+        }
+    }
+
     /// Makes sure an admin can get in: accepts the configured bootstrap token,
     /// or on first start generates one into `<data-dir>/admin-token` (0600).
-    private func bootstrapAdmin(store: SQLiteStore) throws {
+    private func bootstrapAdmin(store: any SessionStore) throws {
         let now = backend.clock.now()
         if let secret = options.bootstrapAdminToken, !secret.isEmpty {
             let hash = TokenAuthenticator.hash(secret: secret)
@@ -131,4 +148,10 @@ public final class SessionDaemon: Sendable {
         for s in sources { s.cancel() }
         logger.info("stopped")
     }
+}
+
+/// A daemon configuration that cannot work.
+public struct SessionDaemonError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

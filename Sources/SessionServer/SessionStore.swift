@@ -2,7 +2,12 @@ public import SessionCore
 public import SessionStorage
 
 /// What the server needs from storage: one transaction per engine operation,
-/// plus API tokens. SQLite implements it today; PostgreSQL joins later.
+/// plus API tokens. `SQLiteStore` (embedded) and `PostgresStore` (shared by
+/// several instances) implement it.
+///
+/// A write closure may run more than once (PostgreSQL retries it after a
+/// serialization conflict or a connection that died before COMMIT), so it
+/// must have no effect outside the repository it is given.
 public protocol SessionStore: Sendable {
     /// Runs `body` in one serialized write transaction; commits when it returns.
     func write<T>(_ body: (inout any SessionRepository) throws -> T) throws -> T
@@ -24,5 +29,18 @@ extension SQLiteStore: SessionStore {
 
     public func read<T>(_ body: (any SessionRepository) throws -> T) throws -> T {
         try read { (repo: SQLiteRepository) throws -> T in try body(repo) }
+    }
+}
+
+extension PostgresStore: SessionStore {
+    public func write<T>(_ body: (inout any SessionRepository) throws -> T) throws -> T {
+        try write { (repo: PostgresRepository) throws -> T in
+            var r: any SessionRepository = repo
+            return try body(&r)
+        }
+    }
+
+    public func read<T>(_ body: (any SessionRepository) throws -> T) throws -> T {
+        try read { (repo: PostgresRepository) throws -> T in try body(repo) }
     }
 }

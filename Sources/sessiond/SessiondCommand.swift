@@ -22,6 +22,9 @@ struct SessiondCommand: ParsableCommand {
     @Option(help: "Directory for the embedded store. [env: SESSIOND_DATA_DIR] (default: ./sessiond-data)")
     var dataDir: String?
 
+    @Option(help: "Where sessions live: 'sqlite' (a file in the data directory) or postgres://USER@HOST:PORT/DB (several instances may share it). [env: SESSIOND_STORE] (default: sqlite)")
+    var store: String?
+
     @Option(help: "Largest frame in bytes. [env: SESSIOND_MAX_FRAME_BYTES] (default: 4194304)")
     var maxFrameBytes: Int?
 
@@ -86,6 +89,7 @@ struct SessiondCommand: ParsableCommand {
         options.server.host = host
         options.server.port = port
         options.dataDirectory = try value(dataDir, "SESSIOND_DATA_DIR", { $0 }) ?? options.dataDirectory
+        options.storeURL = try value(store, "SESSIOND_STORE", { $0 })
         func positive<T: Comparable & Numeric>(_ v: T?, _ name: String, into target: inout T) throws {
             guard let v else { return }
             guard v > 0 else { throw ValidationError("\(name) must be greater than 0") }

@@ -147,5 +147,8 @@ struct ModelTests {
         expectDomainError(.invalidArgument, "at most 32768") {
             try world.customerWrites("c1", on: "web", id: "m1", text: String(repeating: "x", count: 40_000))
         }
+        expectDomainError(.invalidArgument, "must not contain NUL") {
+            try world.customerWrites("c1", on: "web", id: "m1", text: "a\u{0}b")
+        }
     }
 }

@@ -1,0 +1,156 @@
+public import SessionCore
+
+/// Column lists and row decoders. Each `columns` string and its decoder read
+/// the same columns in the same order.
+extension PostgresRepository {
+    static let channelColumns = """
+        id, type, capacity_model, capacity_weight, customer_inactivity_timeout_ms,
+        inactive_auto_end_after_ms, inactivate_action_visible
+        """
+
+    static func decodeChannel(_ row: PostgresRow) throws -> Channel {
+        Channel(
+            id: try row.string(0),
+            type: try decodeEnum(row, 1, table: "channels", column: "type"),
+            capacityModel: try decodeEnum(row, 2, table: "channels", column: "capacity_model"),
+            capacityWeight: try row.int(3),
+            customerInactivityTimeout: try row.optionalInt64(4).map(Milliseconds.init),
+            inactiveAutoEndAfter: Milliseconds(try row.int64(5)),
+            inactivateActionVisible: try row.bool(6)
+        )
+    }
+
+    static let repColumns = "id, display_name, capacity, presence, permissions, used_capacity, idle_since"
+
+    static func decodeRep(_ row: PostgresRow) throws -> Rep {
+        Rep(
+            id: try row.string(0),
+            displayName: try row.string(1),
+            capacity: try row.int(2),
+            presence: try decodeEnum(row, 3, table: "reps", column: "presence"),
+            permissions: try decodePermissions(try row.string(4)),
+            usedCapacity: try row.int(5),
+            idleSince: Timestamp(millisecondsSinceEpoch: try row.int64(6))
+        )
+    }
+
+    /// Permissions are stored sorted and comma-separated, so equal sets store equal text.
+    static func encodePermissions(_ permissions: Set<Permission>) -> String {
+        permissions.map(\.rawValue).sorted().joined(separator: ",")
+    }
+
+    static func decodePermissions(_ text: String) throws -> Set<Permission> {
+        guard !text.isEmpty else { return [] }
+        var permissions: Set<Permission> = []
+        for name in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let permission = Permission(rawValue: String(name)) else {
+                throw PostgresStoreError.corruptValue(table: "reps", column: "permissions", value: text)
+            }
+            permissions.insert(permission)
+        }
+        return permissions
+    }
+
+    static let sessionColumns = """
+        id, conversation_id, channel_id, status, rep_id, created_at, updated_at, queued_at,
+        inactivity_deadline, auto_end_deadline, awaiting_customer_since, held_capacity, end_reason, version
+        """
+
+    static func decodeSession(_ row: PostgresRow) throws -> Session {
+        Session(
+            id: try row.string(0),
+            conversationId: try row.string(1),
+            channelId: try row.string(2),
+            status: try decodeEnum(row, 3, table: "sessions", column: "status"),
+            repId: try row.optionalString(4),
+            createdAt: try decodeTimestamp(row, 5),
+            updatedAt: try decodeTimestamp(row, 6),
+            queuedAt: try decodeOptionalTimestamp(row, 7),
+            inactivityDeadline: try decodeOptionalTimestamp(row, 8),
+            autoEndDeadline: try decodeOptionalTimestamp(row, 9),
+            awaitingCustomerSince: try decodeOptionalTimestamp(row, 10),
+            heldCapacity: try row.int(11),
+            endReason: try decodeOptionalEnum(row, 12, table: "sessions", column: "end_reason"),
+            version: try row.int64(13)
+        )
+    }
+
+    static let eventColumns =
+        "cursor, session_id, sequence, \"time\", actor_kind, actor_id, from_status, to_status, rep_id, reason"
+
+    static func decodeEvent(_ row: PostgresRow) throws -> Event {
+        Event(
+            cursor: try row.int64(0),
+            sessionId: try row.string(1),
+            sequence: try row.int64(2),
+            time: try decodeTimestamp(row, 3),
+            actor: SessionCore.Actor(
+                kind: try decodeEnum(row, 4, table: "events", column: "actor_kind"),
+                id: try row.string(5)
+            ),
+            from: try decodeOptionalEnum(row, 6, table: "events", column: "from_status"),
+            to: try decodeEnum(row, 7, table: "events", column: "to_status"),
+            repId: try row.optionalString(8),
+            reason: try decodeEnum(row, 9, table: "events", column: "reason")
+        )
+    }
+
+    static let messageColumns = "message_id, session_id, sender, text, \"time\""
+
+    static func decodeMessage(_ row: PostgresRow) throws -> Message {
+        Message(
+            messageId: try row.string(0),
+            sessionId: try row.string(1),
+            sender: try decodeEnum(row, 2, table: "messages", column: "sender"),
+            text: try row.string(3),
+            time: try decodeTimestamp(row, 4)
+        )
+    }
+
+    static let tokenColumns = "token_hash, role, rep_id, name, created_at, revoked_at"
+
+    static func decodeToken(_ row: PostgresRow) throws -> APIToken {
+        APIToken(
+            hash: try row.bytes(0),
+            role: try decodeEnum(row, 1, table: "tokens", column: "role"),
+            repId: try row.optionalString(2),
+            name: try row.string(3),
+            createdAt: try decodeTimestamp(row, 4),
+            revokedAt: try decodeOptionalTimestamp(row, 5)
+        )
+    }
+
+    // MARK: Helpers
+
+    static func decodeTimestamp(_ row: PostgresRow, _ index: Int32) throws -> Timestamp {
+        Timestamp(millisecondsSinceEpoch: try row.int64(index))
+    }
+
+    static func decodeOptionalTimestamp(_ row: PostgresRow, _ index: Int32) throws -> Timestamp? {
+        try row.optionalInt64(index).map { Timestamp(millisecondsSinceEpoch: $0) }
+    }
+
+    static func decodeEnum<Value: RawRepresentable>(
+        _ row: PostgresRow, _ index: Int32, table: String, column: String
+    ) throws -> Value where Value.RawValue == String {
+        let text = try row.string(index)
+        guard let value = Value(rawValue: text) else {
+            throw PostgresStoreError.corruptValue(table: table, column: column, value: text)
+        }
+        return value
+    }
+
+    static func decodeOptionalEnum<Value: RawRepresentable>(
+        _ row: PostgresRow, _ index: Int32, table: String, column: String
+    ) throws -> Value? where Value.RawValue == String {
+        row.isNull(index) ? nil : try decodeEnum(row, index, table: table, column: column) as Value
+    }
+}
+
+extension Timestamp: PostgresBindable {
+    package var postgresValue: PostgresValue { .text(String(millisecondsSinceEpoch)) }
+}
+
+extension Milliseconds: PostgresBindable {
+    package var postgresValue: PostgresValue { .text(String(value)) }
+}

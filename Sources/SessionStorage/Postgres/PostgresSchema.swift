@@ -1,0 +1,119 @@
+/// The versioned schema of the session store in PostgreSQL: the same tables,
+/// columns, constraints and indexes as ``SessionSchema`` (SQLite), in
+/// PostgreSQL's dialect, with the same version numbers.
+///
+/// Conventions: times are `BIGINT` milliseconds since the Unix epoch and
+/// durations `BIGINT` milliseconds; every integer is `BIGINT` (Swift's `Int`);
+/// enums are `TEXT` holding their proto-style raw values; booleans are
+/// `BOOLEAN`; token hashes are `BYTEA`. Every text column uses the `"C"`
+/// collation, so that `ORDER BY id` and `id > $1` compare bytes (code points)
+/// exactly like SQLite and the reference repository, whatever locale the
+/// database was created with.
+///
+/// The foreign keys and unique indexes are the backstop; the repository's
+/// statements check them up front (`WHERE EXISTS`, `ON CONFLICT DO NOTHING`),
+/// because in PostgreSQL a failed statement aborts the whole transaction,
+/// while an anticipated refusal (a `DomainError`) must leave it usable.
+///
+/// Never edit a migration that has shipped: append a new one.
+package enum PostgresSchema {
+    /// Every migration, in order. The last version is the schema this build writes.
+    package static let migrations: [PostgresMigration] = [
+        PostgresMigration(version: 1, name: "sessions, reps, channels, events, messages, tokens", sql: version1)
+    ]
+
+    /// The schema version this build expects.
+    package static var latestVersion: Int { migrations.last?.version ?? 0 }
+
+    static let version1 = """
+        CREATE TABLE channels (
+            id                             TEXT COLLATE "C" PRIMARY KEY,
+            type                           TEXT COLLATE "C" NOT NULL,
+            capacity_model                 TEXT COLLATE "C" NOT NULL CHECK (capacity_model IN ('TAB_BASED', 'STATUS_BASED')),
+            capacity_weight                BIGINT  NOT NULL CHECK (capacity_weight >= 1),
+            customer_inactivity_timeout_ms BIGINT  CHECK (customer_inactivity_timeout_ms > 0),
+            inactive_auto_end_after_ms     BIGINT  NOT NULL CHECK (inactive_auto_end_after_ms > 0),
+            inactivate_action_visible      BOOLEAN NOT NULL
+        );
+
+        -- permissions: the rep's permissions, sorted and comma-separated
+        -- (ENHANCED_CHAT_REP,MESSAGING_AGENT); a rep is always read whole.
+        CREATE TABLE reps (
+            id            TEXT COLLATE "C" PRIMARY KEY,
+            display_name  TEXT COLLATE "C" NOT NULL,
+            capacity      BIGINT NOT NULL CHECK (capacity >= 1),
+            presence      TEXT COLLATE "C" NOT NULL CHECK (presence IN ('OFFLINE', 'AVAILABLE', 'BUSY')),
+            permissions   TEXT COLLATE "C" NOT NULL,
+            used_capacity BIGINT NOT NULL CHECK (used_capacity >= 0),
+            idle_since    BIGINT NOT NULL
+        );
+        -- Routing candidates.
+        CREATE INDEX reps_available ON reps (id) WHERE presence = 'AVAILABLE';
+
+        CREATE TABLE sessions (
+            id                      TEXT COLLATE "C" PRIMARY KEY,
+            conversation_id         TEXT COLLATE "C" NOT NULL,
+            channel_id              TEXT COLLATE "C" NOT NULL REFERENCES channels (id),
+            status                  TEXT COLLATE "C" NOT NULL
+                CHECK (status IN ('NEW', 'WAITING', 'ACTIVE', 'INACTIVE', 'ENDED')),
+            rep_id                  TEXT COLLATE "C" REFERENCES reps (id),
+            created_at              BIGINT NOT NULL,
+            updated_at              BIGINT NOT NULL,
+            queued_at               BIGINT,
+            inactivity_deadline     BIGINT,
+            auto_end_deadline       BIGINT,
+            awaiting_customer_since BIGINT,
+            held_capacity           BIGINT NOT NULL CHECK (held_capacity >= 0),
+            end_reason              TEXT COLLATE "C",
+            version                 BIGINT NOT NULL CHECK (version >= 1)
+        );
+        -- At most one open session per conversation.
+        CREATE UNIQUE INDEX sessions_open_conversation ON sessions (conversation_id) WHERE status <> 'ENDED';
+        -- Every session of a conversation (listing with a conversation filter).
+        CREATE INDEX sessions_conversation ON sessions (conversation_id, id);
+        -- The FIFO routing queue. The key falls back on updated_at like the reference repository does.
+        CREATE INDEX sessions_waiting_queue ON sessions ((coalesce(queued_at, updated_at)), id) WHERE status = 'WAITING';
+        CREATE INDEX sessions_status ON sessions (status, id);
+        CREATE INDEX sessions_rep_status ON sessions (rep_id, status, id);
+        CREATE INDEX sessions_channel_status ON sessions (channel_id, status, id);
+        -- Durable timers, each read in (deadline, id) order by the sweeper.
+        CREATE INDEX sessions_inactivity_deadline ON sessions (inactivity_deadline, id) WHERE inactivity_deadline IS NOT NULL;
+        CREATE INDEX sessions_auto_end_deadline ON sessions (auto_end_deadline, id) WHERE auto_end_deadline IS NOT NULL;
+
+        -- cursor: the global position watchers resume from, assigned as
+        -- max + 1 under the store's write lock (so in commit order, without
+        -- gaps, and never reused: events are never deleted).
+        CREATE TABLE events (
+            cursor      BIGINT PRIMARY KEY CHECK (cursor >= 1),
+            session_id  TEXT COLLATE "C" NOT NULL REFERENCES sessions (id),
+            sequence    BIGINT NOT NULL CHECK (sequence >= 1),
+            "time"      BIGINT NOT NULL,
+            actor_kind  TEXT COLLATE "C" NOT NULL,
+            actor_id    TEXT COLLATE "C" NOT NULL,
+            from_status TEXT COLLATE "C",
+            to_status   TEXT COLLATE "C" NOT NULL,
+            rep_id      TEXT COLLATE "C",
+            reason      TEXT COLLATE "C" NOT NULL,
+            UNIQUE (session_id, sequence)
+        );
+
+        CREATE TABLE messages (
+            message_id TEXT COLLATE "C" PRIMARY KEY,
+            session_id TEXT COLLATE "C" NOT NULL REFERENCES sessions (id),
+            sender     TEXT COLLATE "C" NOT NULL CHECK (sender IN ('CUSTOMER', 'REP')),
+            text       TEXT COLLATE "C" NOT NULL,
+            "time"     BIGINT NOT NULL
+        );
+        CREATE INDEX messages_session ON messages (session_id);
+
+        -- API bearer tokens, by the hash of the secret (the secret itself is never stored).
+        CREATE TABLE tokens (
+            token_hash BYTEA  PRIMARY KEY CHECK (length(token_hash) > 0),
+            role       TEXT COLLATE "C" NOT NULL CHECK (role IN ('SERVICE', 'REP', 'ADMIN')),
+            rep_id     TEXT COLLATE "C" CHECK ((role = 'REP') = (rep_id IS NOT NULL)),
+            name       TEXT COLLATE "C" NOT NULL,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT
+        );
+        """
+}

@@ -1,0 +1,25 @@
+public import SessionCore
+
+/// API bearer tokens, each call in its own transaction.
+extension PostgresStore {
+    /// Stores a new token (see ``PostgresRepository/insertToken(_:)``).
+    public func insertToken(_ token: APIToken) throws {
+        try write { try $0.insertToken(token) }
+    }
+
+    /// The token whose secret hashes to `hash`, revoked or not, or `nil`.
+    public func token(hash: [UInt8]) throws -> APIToken? {
+        try read { try $0.token(hash: hash) }
+    }
+
+    /// Every token, revoked ones included, ordered by creation time, then name.
+    public func listTokens() throws -> [APIToken] {
+        try read { try $0.listTokens() }
+    }
+
+    /// Revokes a token and returns it (see ``PostgresRepository/revokeToken(hash:at:)``).
+    @discardableResult
+    public func revokeToken(hash: [UInt8], at time: Timestamp) throws -> APIToken {
+        try write { try $0.revokeToken(hash: hash, at: time) }
+    }
+}
