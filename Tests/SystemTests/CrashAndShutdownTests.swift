@@ -1,4 +1,5 @@
 import Foundation
+import PostgresTestSupport
 import RPC
 import SessionAPI
 import SessionClient
@@ -7,14 +8,16 @@ import Testing
 
 /// Process-level faults on the embedded SQLite store: kill -9 under write
 /// load, restart with overdue timers, SIGTERM under load.
-@Suite("Faults with a real sessiond process (SQLite)", .serialized)
+@Suite("Faults with a real sessiond process", .serialized)
 struct CrashAndShutdownTests {
-    @Test("kill -9 under write load: every acknowledged change survives, no refused one appears, overdue timers fire after restart")
-    func killNineUnderWriteLoad() async throws {
+    @Test("kill -9 under write load: every acknowledged change survives, no refused one appears, overdue timers fire after restart",
+          arguments: ["sqlite", "postgres"])
+    func killNineUnderWriteLoad(store: String) async throws {
         let dir = makeTemporaryDirectory()
         defer { removeDirectory(dir) }
+        let storeArguments = store == "sqlite" ? [] : ["--store", try PostgresTestServer.makeDatabase()]
         let t0: Int64 = 1_800_000_000_000
-        let first = try DaemonProcess.start(dataDirectory: dir, arguments: ["--test-clock", "--test-clock-start-ms", "\(t0)", "--durability", "full"])
+        let first = try DaemonProcess.start(dataDirectory: dir, arguments: storeArguments + ["--test-clock", "--test-clock-start-ms", "\(t0)", "--durability", "full"])
         let admin = try first.client()
         try await setUpChannelAndReps(admin, autoEndMs: 600_000)
 
@@ -64,7 +67,7 @@ struct CrashAndShutdownTests {
         #expect(!refusedConversations.isEmpty)
 
         // Restart 11 minutes later: the auto-end is overdue and fires on the first sweep.
-        let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: ["--test-clock", "--test-clock-start-ms", "\(t0 + 660_000)"])
+        let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: storeArguments + ["--test-clock", "--test-clock-start-ms", "\(t0 + 660_000)"])
         let after = try daemon.client()
         for conversation in acked {
             let sessions = try await openSessions(after, conversation: conversation)
