@@ -101,7 +101,7 @@ let package = Package(
         .executableTarget(name: "session-bench", dependencies: ["RPCProtoC", "SessionProtoC"]),
 
         // ---- tests
-        .testTarget(name: "RPCTests", dependencies: ["RPC", "SessionAPI", "SessionClient", "SessionServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "RPCTests", dependencies: ["RPC", "SessionAPI", "SessionClient", "SessionServer", "ProtoRuntime"], swiftSettings: swiftSettings),
         .testTarget(name: "SystemTests", dependencies: ["SessionClient", "SessionAPI", "RPC", "PostgresTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"], swiftSettings: swiftSettings),
         .target(name: "PostgresTestSupport", dependencies: ["SessionStorage"], path: "Tests/PostgresTestSupport", swiftSettings: swiftSettings),

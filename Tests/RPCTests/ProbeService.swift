@@ -1,0 +1,69 @@
+import Dispatch
+import RPC
+import SessionAPI
+import Synchronization
+
+/// A test-only service whose handlers run until the server cancels them and
+/// record that they saw the cancellation, so tests can check that a client's
+/// cancel or a deadline really reached the handler (the interop TestService
+/// answers too fast for that).
+final class ProbeService: RPCService {
+    static let serviceName = "rpctests.Probe"
+    /// Unary, on the handler pool: blocks until its call is cancelled (10 s at most).
+    static let block = RPCMethodDescriptor(service: serviceName, method: "Block", kind: .unary)
+    /// Server streaming: writes an `Empty` every 10 ms until its call is cancelled (10 s at most).
+    static let ticks = RPCMethodDescriptor(service: serviceName, method: "Ticks", kind: .serverStreaming)
+
+    /// Unary, inline: answers a `SimpleRequest` with `response_size` bytes and counts its calls.
+    static let sized = RPCMethodDescriptor(service: serviceName, method: "Sized", kind: .unary)
+
+    struct Counts: Sendable, Equatable {
+        var started = 0
+        var cancelled = 0
+        var sized = 0
+    }
+
+    private let state = Mutex(Counts())
+
+    var counts: Counts { state.withLock { $0 } }
+
+    var serviceName: String { Self.serviceName }
+
+    func methodHandlers() -> [RPCMethodHandler] {
+        [
+            RPCMethodHandler(unary: Self.sized, policy: .inline) { [self] (request: GrpcTesting.SimpleRequest, _) -> GrpcTesting.SimpleResponse in
+                state.withLock { $0.sized += 1 }
+                var payload = GrpcTesting.Payload()
+                payload.body = [UInt8](repeating: 0, count: Int(request.responseSize))
+                var response = GrpcTesting.SimpleResponse()
+                response.payload = payload
+                return response
+            },
+            RPCMethodHandler(unary: Self.block, policy: .pool) { [self] (_: GrpcTesting.Empty, context) -> GrpcTesting.Empty in
+                state.withLock { $0.started += 1 }
+                context.onCancel { [self] in state.withLock { $0.cancelled += 1 } }
+                let giveUp = DispatchTime.now().uptimeNanoseconds + 10_000_000_000
+                while !context.isCancelled && DispatchTime.now().uptimeNanoseconds < giveUp {
+                    usleepMillis(1)
+                }
+                try context.checkCancellation()
+                return GrpcTesting.Empty()
+            },
+            RPCMethodHandler(serverStreaming: Self.ticks) {
+                [self] (_: GrpcTesting.Empty, writer: RPCServerStreamWriter<GrpcTesting.Empty>, context) in
+                state.withLock { $0.started += 1 }
+                context.onCancel { [self] in state.withLock { $0.cancelled += 1 } }
+                for _ in 0..<1000 {
+                    try await writer.write(GrpcTesting.Empty())
+                    try await Task.sleep(nanoseconds: 10_000_000)
+                }
+            },
+        ]
+    }
+}
+
+/// Blocks the calling (Dispatch) thread; never used on a Swift concurrency thread.
+func usleepMillis(_ ms: Int) {
+    let semaphore = DispatchSemaphore(value: 0)
+    _ = semaphore.wait(timeout: .now() + .milliseconds(ms))
+}
