@@ -1,12 +1,40 @@
 public import CProtobufC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The allocator every unpack uses: plain malloc, plus a 16-byte header
+/// recording each block's size. protobuf-c keeps `string` fields as
+/// NUL-terminated C strings, so an embedded NUL would otherwise silently cut
+/// a string short; with the recorded size (`length + 1` for a string) the
+/// decoder sees the real length and refuses such strings.
+nonisolated(unsafe) public var protoUnpackAllocator = ProtobufCAllocator(
+    alloc: { _, size in
+        guard let base = malloc(size + 16) else { return nil }
+        base.storeBytes(of: size, as: Int.self)
+        base.storeBytes(of: protoAllocationMagic, toByteOffset: 8, as: UInt64.self)
+        return base + 16
+    },
+    free: { _, pointer in
+        guard let pointer else { return }
+        free(pointer - 16)
+    },
+    allocator_data: nil)
+
+/// Marks blocks from ``protoUnpackAllocator``.
+public let protoAllocationMagic: UInt64 = 0x5345_5353_5250_4321
 
 /// Conversions from protobuf-c values used by generated code.
 public enum ProtoC {
     /// A `string` field: must be valid UTF-8.
-    @inlinable
     public static func string(_ p: UnsafeMutablePointer<CChar>?, field: String) throws(ProtoDecodingError) -> String {
         guard let p, p.pointee != 0 else { return "" }
-        guard let s = String(validatingCString: p) else {
+        let raw = UnsafeRawPointer(p)
+        let length = strlen(p)
+        if (raw - 8).load(as: UInt64.self) == protoAllocationMagic, (raw - 16).load(as: Int.self) != length + 1 {
+            throw ProtoDecodingError(field: field, reason: "string field contains a NUL character")
+        }
+        guard let s = String(validating: UnsafeRawBufferPointer(start: raw, count: length), as: UTF8.self) else {
             throw ProtoDecodingError(field: field, reason: "string field is not valid UTF-8")
         }
         return s

@@ -42,10 +42,8 @@ extension ProtoCMessage {
         let arena = ProtoArena()
         let c = cMessage(in: arena)
         let size = Self.cPackedSize(c)
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: size))
-        buffer.withUnsafeMutableBufferPointer { buf in
-            let written = Self.cPack(c, into: buf.baseAddress! + start)
+        buffer.appendUninitialized(size) { out in
+            let written = Self.cPack(c, into: out)
             precondition(written == size, "protobuf-c packed \(written) bytes, expected \(size)")
         }
     }
@@ -98,5 +96,27 @@ extension ProtoEnum {
 extension String {
     fileprivate func replacingOccurrences(_ target: Character, with replacement: Character) -> String {
         String(map { $0 == target ? replacement : $0 })
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Grows the array by `count` bytes that `fill` must write in full,
+    /// without zero-filling them first.
+    public mutating func appendUninitialized(_ count: Int, _ fill: (UnsafeMutablePointer<UInt8>) -> Void) {
+        guard count > 0 else { return }
+        let start = self.count
+        if start == 0 {
+            self = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                fill(buffer.baseAddress!)
+                initialized = count
+            }
+            return
+        }
+        reserveCapacity(start + count)
+        let tail = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            fill(buffer.baseAddress!)
+            initialized = count
+        }
+        append(contentsOf: tail)
     }
 }

@@ -10,9 +10,12 @@ package struct CallOutcome: Sendable {
     var payload: [UInt8]?
     var initialMetadata: RPCMetadata
     var trailingMetadata: RPCMetadata
+    /// The server certainly did not start the call (it went away first):
+    /// safe to retry on a new connection.
+    var notStarted = false
 
-    static func failure(_ e: RPCError) -> CallOutcome {
-        CallOutcome(code: e.code, message: e.message, payload: nil, initialMetadata: [:], trailingMetadata: e.metadata)
+    static func failure(_ e: RPCError, notStarted: Bool = false) -> CallOutcome {
+        CallOutcome(code: e.code, message: e.message, payload: nil, initialMetadata: [:], trailingMetadata: e.metadata, notStarted: notStarted)
     }
 
     var error: RPCError? { code == .ok ? nil : RPCError(code, message, metadata: trailingMetadata) }
@@ -60,6 +63,7 @@ package final class ClientConnection: @unchecked Sendable {
     private var closed = false
     private var closeReason = ""
     private var goAwayReceived = false
+    private var writeFailed = false
     private let readBuffer: UnsafeMutableRawBufferPointer
 
     /// False once the server said go-away or the connection closed: new calls
@@ -101,7 +105,7 @@ package final class ClientConnection: @unchecked Sendable {
             await withCheckedContinuation { (c: CheckedContinuation<CallOutcome, Never>) in
                 queue.async { [self] in
                     guard !handle.cancelled else { return c.resume(returning: .failure(RPCError(.cancelled, "call was cancelled"))) }
-                    guard let id = begin(path: path, timeoutNanos: timeoutNanos, metadata: metadata, payload: payload, failure: { c.resume(returning: .failure($0)) }) else { return }
+                    guard let id = begin(path: path, timeoutNanos: timeoutNanos, metadata: metadata, payload: payload, failure: { c.resume(returning: .failure($0, notStarted: $1)) }) else { return }
                     handle.id = id
                     let deadline = timeoutNanos.map { armDeadline(id, $0) }
                     calls[id] = .unary(c, deadline: deadline)
@@ -123,7 +127,7 @@ package final class ClientConnection: @unchecked Sendable {
         queue.async { [self] in
             guard !handle.cancelled else { return }
             guard let id = begin(path: path, timeoutNanos: timeoutNanos, metadata: metadata, payload: payload, failure: {
-                continuation.yield(.end(.failure($0)))
+                continuation.yield(.end(.failure($0, notStarted: $1)))
                 continuation.finish()
             }) else { return }
             handle.id = id
@@ -151,13 +155,13 @@ package final class ClientConnection: @unchecked Sendable {
     }
 
     /// Queues the request frame; returns its id, or reports a failure.
-    private func begin(path: String, timeoutNanos: UInt64?, metadata: RPCMetadata, payload: [UInt8], failure: (RPCError) -> Void) -> UInt64? {
+    private func begin(path: String, timeoutNanos: UInt64?, metadata: RPCMetadata, payload: [UInt8], failure: (RPCError, _ notStarted: Bool) -> Void) -> UInt64? {
         if closed || goAwayReceived {
-            failure(RPCError(.unavailable, closed ? "connection to \(peer) closed: \(closeReason)" : "server \(peer) is going away"))
+            failure(RPCError(.unavailable, closed ? "connection to \(peer) closed: \(closeReason)" : "server \(peer) is going away"), true)
             return nil
         }
         if payload.count > maxFrameBytes - 512 {
-            failure(RPCError(.resourceExhausted, "request of \(payload.count) bytes exceeds the frame limit of \(maxFrameBytes) bytes"))
+            failure(RPCError(.resourceExhausted, "request of \(payload.count) bytes exceeds the frame limit of \(maxFrameBytes) bytes"), false)
             return nil
         }
         let id = nextCallID
@@ -270,15 +274,15 @@ package final class ClientConnection: @unchecked Sendable {
             goAwayReceived = true
             closeReason = reason
             let error = RPCError(code == 0 ? .unavailable : RPCStatusCode(wireValue: code), "server \(peer) went away: \(reason)")
-            for id in calls.keys where id > last { complete(id, .failure(error)) }
+            for id in calls.keys where id > last { complete(id, .failure(error, notStarted: true)) }
             if calls.isEmpty { shutdown(reason) }
-        case .request, .cancel:
+        case .request, .invalidRequest, .cancel:
             shutdown("server sent a client-only frame")
         }
     }
 
     private func flush() {
-        guard !closed else { return }
+        guard !closed, !writeFailed else { return }
         while outSent < out.count {
             let n = out.withUnsafeBytes { send(fd, $0.baseAddress! + outSent, $0.count - outSent, Int32(MSG_NOSIGNAL)) }
             if n > 0 {
@@ -292,7 +296,11 @@ package final class ClientConnection: @unchecked Sendable {
                 }
                 return
             } else {
-                shutdown("write failed: \(String(cString: strerror(errno)))")
+                let reason = "write failed: \(String(cString: strerror(errno)))"
+                // The server may have said why before closing (a go-away): read it first.
+                writeFailed = true
+                readable()
+                shutdown(reason)
                 return
             }
         }

@@ -34,32 +34,37 @@ public struct FrameDecoder: Sendable {
         bytes.withUnsafeBytes { append($0) }
     }
 
-    /// Calls `body` with each complete frame's payload, in order. The buffer
+    /// Calls `body` with the next complete frame's payload and returns its
+    /// result, or returns nil when no complete frame is buffered. The buffer
     /// pointer is valid only during the call.
-    public mutating func forEachFrame(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        while true {
-            let available = buffer.count - readIndex
-            guard available >= 4 else { break }
-            let length: UInt32 = buffer.withUnsafeBufferPointer { p in
-                UInt32(p[readIndex]) << 24 | UInt32(p[readIndex + 1]) << 16 | UInt32(p[readIndex + 2]) << 8 | UInt32(p[readIndex + 3])
-            }
-            guard Int(length) <= maxFrameSize else {
-                throw Failure.frameTooLarge(length: length, limit: maxFrameSize)
-            }
-            guard available >= 4 + Int(length) else {
-                buffer.reserveCapacity(readIndex + 4 + Int(length))
-                break
-            }
-            let start = readIndex + 4
-            readIndex = start + Int(length)
-            try buffer.withUnsafeBytes { raw in
-                try body(UnsafeRawBufferPointer(rebasing: raw[start..<(start + Int(length))]))
-            }
+    public mutating func withNextFrame<T>(_ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        let available = buffer.count - readIndex
+        guard available >= 4 else { return nil }
+        let length: UInt32 = buffer.withUnsafeBufferPointer { p in
+            UInt32(p[readIndex]) << 24 | UInt32(p[readIndex + 1]) << 16 | UInt32(p[readIndex + 2]) << 8 | UInt32(p[readIndex + 3])
+        }
+        guard Int(length) <= maxFrameSize else {
+            throw Failure.frameTooLarge(length: length, limit: maxFrameSize)
+        }
+        guard available >= 4 + Int(length) else {
+            buffer.reserveCapacity(readIndex + 4 + Int(length))
+            return nil
+        }
+        let start = readIndex + 4
+        readIndex = start + Int(length)
+        let result = try buffer.withUnsafeBytes { raw in
+            try body(UnsafeRawBufferPointer(rebasing: raw[start..<(start + Int(length))]))
         }
         if readIndex == buffer.count {
             buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)
             readIndex = 0
         }
+        return result
+    }
+
+    /// Calls `body` with each complete frame's payload, in order.
+    public mutating func forEachFrame(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        while try withNextFrame(body) != nil {}
     }
 
     /// Collects complete frames as arrays (convenient for tests and clients).

@@ -27,10 +27,20 @@ public enum Preface {
             return b[7] == version ? .accepted : .unsupportedVersion(b[7])
         }
         let text = String(decoding: b, as: UTF8.self)
-        for method in ["GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC", "CONN", "TRAC", "PRI "] where text.hasPrefix(method) {
+        for method in httpMethods where text.hasPrefix(method) {
             return .http
         }
         return .garbage
+    }
+
+    private static let httpMethods = ["GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC", "CONN", "TRAC", "PRI "]
+
+    /// True while `partial` (fewer than 8 bytes) could still become our
+    /// preface or an HTTP request line: wait for more before judging.
+    public static func couldContinue(_ partial: some Collection<UInt8>) -> Bool {
+        let b = Array(partial.prefix(count))
+        if bytes.starts(with: b) { return true }
+        return httpMethods.contains { Array($0.utf8).starts(with: b) || b.starts(with: Array($0.utf8)) }
     }
 
     /// What an HTTP client is told before the connection closes.

@@ -104,9 +104,16 @@ public final class RPCClientChannel: Sendable {
         let deadline = options.timeout.map { monotonicNanos() &+ Self.nanos($0) }
         let metadata = try merged(options.metadata)
         let payload = request.serializedBytes()
-        let connection = try await connection(deadline: deadline, waitForReady: options.waitForReady)
-        let remaining = try remainingNanos(deadline)
-        let outcome = await connection.unary(path: method.path, timeoutNanos: remaining, metadata: metadata, payload: payload)
+        var outcome: CallOutcome
+        var attempt = 0
+        repeat {
+            // A call the server certainly never started (it went away first)
+            // is retried once on a fresh connection.
+            attempt += 1
+            let connection = try await connection(deadline: deadline, waitForReady: options.waitForReady)
+            let remaining = try remainingNanos(deadline)
+            outcome = await connection.unary(path: method.path, timeoutNanos: remaining, metadata: metadata, payload: payload)
+        } while outcome.notStarted && attempt < 2
         if let error = outcome.error { throw error }
         guard let bytes = outcome.payload else {
             throw RPCError(.internal, "server ended \(method.path) with OK but sent no response message")
@@ -280,6 +287,7 @@ public struct RPCResponseStream<Message: ProtoCMessage>: AsyncSequence, Sendable
         let stream: RPCResponseStream
         var events: AsyncStream<StreamEvent>.AsyncIterator?
         var done = false
+        var retried = false
 
         init(stream: RPCResponseStream) { self.stream = stream }
 
@@ -297,6 +305,12 @@ public struct RPCResponseStream<Message: ProtoCMessage>: AsyncSequence, Sendable
                 done = true
                 if Task.isCancelled { throw RPCError(.cancelled, "call was cancelled") }
                 return nil
+            }
+            if case .end(let outcome) = event, outcome.notStarted, !retried {
+                // The server went away before starting the call: once more on a fresh connection.
+                retried = true
+                events = nil
+                return try await next()
             }
             switch event {
             case .message(let bytes, let initial):

@@ -29,6 +29,7 @@ public final class RPCServer: Sendable {
         var connections: [ObjectIdentifier: ServerConnection] = [:]
         var phase: Phase = .idle
         var nextConnectionID: UInt64 = 0
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private enum Phase { case idle, running, draining, stopped }
@@ -116,7 +117,15 @@ public final class RPCServer: Sendable {
             lastCallID: 0, code: draining ? .unavailable : .resourceExhausted,
             reason: draining ? "server is shutting down" : "too many connections (limit \(configuration.maxConnections))", to: &out)
         _ = out.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        close(fd)
+        // Closing with the client's preface unread would reset the connection
+        // and could discard the go-away before the client reads it: half-close,
+        // discard what arrives for a moment, then close.
+        shutdown(fd, Int32(SHUT_WR))
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) {
+            var sink = [UInt8](repeating: 0, count: 4096)
+            while recv(fd, &sink, sink.count, 0) > 0 {}
+            close(fd)
+        }
         logger.notice("refused a connection", metadata: ["reason": draining ? "draining" : "max connections"])
     }
 
@@ -129,7 +138,16 @@ public final class RPCServer: Sendable {
             }
             return false
         }
-        if done { stopped.signal() }
+        if done { markStopped() }
+    }
+
+    private func markStopped() {
+        stopped.signal()
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            defer { s.stopWaiters = [] }
+            return s.stopWaiters
+        }
+        for w in waiters { w.resume() }
     }
 
     /// Stops accepting, tells every connection to go away, lets in-flight
@@ -150,7 +168,7 @@ public final class RPCServer: Sendable {
         logger.info("graceful shutdown", metadata: ["connections": "\(connections.count)"])
         for c in connections { c.drain(reason: "server is shutting down") }
         if done {
-            stopped.signal()
+            markStopped()
             return
         }
         let grace = configuration.shutdownGraceSeconds
@@ -166,13 +184,15 @@ public final class RPCServer: Sendable {
         stopped.signal()
     }
 
-    /// Suspends until the server has stopped.
+    /// Suspends until the server has stopped (without parking a thread).
     public func stopped() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                self.waitUntilStopped()
-                c.resume()
+            let already = state.withLock { s -> Bool in
+                if s.phase == .stopped { return true }
+                s.stopWaiters.append(c)
+                return false
             }
+            if already { c.resume() }
         }
     }
 }

@@ -119,8 +119,8 @@ package final class ServerConnection: @unchecked Sendable {
             let need = Preface.count - preface.count
             preface.append(contentsOf: bytes.prefix(need))
             bytes = UnsafeRawBufferPointer(rebasing: bytes[min(need, bytes.count)...])
-            // Judge as soon as the bytes so far cannot be a preface.
-            if preface.count < Preface.count && Preface.bytes.starts(with: preface) { return }
+            // Judge as soon as the bytes so far can be neither our preface nor an HTTP request.
+            if preface.count < Preface.count && Preface.couldContinue(preface) { return }
             switch Preface.judge(preface) {
             case .accepted:
                 phase = .open
@@ -142,11 +142,20 @@ package final class ServerConnection: @unchecked Sendable {
         }
         guard phase == .open || phase == .draining else { return }
         decoder.append(bytes)
+        processBufferedFrames()
+    }
+
+    /// Handles complete frames one at a time while the output buffer is under
+    /// its bound; over it, the rest wait in the decoder and reading pauses
+    /// until the peer drains the output (backpressure).
+    private func processBufferedFrames() {
         do {
-            try decoder.forEachFrame { frame in
-                // After a connection error nothing more is read.
-                guard phase == .open || phase == .draining, !closeWhenFlushed else { return }
-                handleFrame(frame)
+            while phase == .open || phase == .draining, !closeWhenFlushed {
+                if pendingOutBytes > config.maxBufferedBytesPerConnection {
+                    pauseReading()
+                    break
+                }
+                guard try decoder.withNextFrame({ handleFrame($0) }) != nil else { break }
             }
         } catch FrameDecoder.Failure.frameTooLarge(let length, let limit) {
             goAwayAndClose(.resourceExhausted, "frame of \(length) bytes exceeds the limit of \(limit) bytes")
@@ -160,7 +169,6 @@ package final class ServerConnection: @unchecked Sendable {
         } else {
             partialFrameSince = nil
         }
-        if pendingOutBytes > config.maxBufferedBytesPerConnection { pauseReading() }
     }
 
     private func handleFrame(_ frame: UnsafeRawBufferPointer) {
@@ -169,6 +177,9 @@ package final class ServerConnection: @unchecked Sendable {
                 switch envelope {
                 case let .request(callID, method, timeoutMicros, metadata, payload):
                     startCall(callID: callID, path: method, timeoutMicros: timeoutMicros, rawMetadata: metadata, payload: payload)
+                case let .invalidRequest(callID, reason):
+                    if callID > lastCallID { lastCallID = callID }
+                    refuse(callID, .invalidArgument, "request is malformed: \(reason)")
                 case .cancel(let callID):
                     cancelCall(callID)
                 case .ping(let opaque):
@@ -337,6 +348,7 @@ package final class ServerConnection: @unchecked Sendable {
     private func appendFinal(callID: UInt64, context: RPCServerContext, result: Result<[UInt8]?, RPCError>, initialSent: Bool) {
         let md = context.takeMetadata()
         let initial = initialSent ? RPCMetadata() : md.initial
+        let start = out.count
         switch result {
         case .success(let payload):
             Wire.appendResponse(callID: callID, code: .ok, message: "", payload: payload, initialMetadata: initial, trailingMetadata: md.trailing, to: &out)
@@ -344,6 +356,15 @@ package final class ServerConnection: @unchecked Sendable {
             var trailing = md.trailing
             for e in error.metadata { trailing.add(e.key, e.value) }
             Wire.appendResponse(callID: callID, code: error.code, message: error.message, payload: nil, initialMetadata: initial, trailingMetadata: trailing, to: &out)
+        }
+        // The whole envelope, metadata and message included, must fit our own frame limit.
+        let frameBytes = out.count - start - 4
+        if frameBytes > config.maxFrameBytes {
+            out.removeSubrange(start...)
+            Wire.appendResponse(
+                callID: callID, code: .resourceExhausted,
+                message: "response of \(frameBytes) bytes exceeds the frame limit of \(config.maxFrameBytes) bytes",
+                payload: nil, initialMetadata: [:], trailingMetadata: [:], to: &out)
         }
     }
 
@@ -353,13 +374,17 @@ package final class ServerConnection: @unchecked Sendable {
             continuation.resume(throwing: RPCError(.cancelled, "call is over"))
             return
         }
-        if payload.count > config.maxFrameBytes - 64 {
-            continuation.resume(throwing: RPCError(.resourceExhausted, "stream message of \(payload.count) bytes exceeds the frame limit"))
+        let initial = call.sentInitialMetadata ? RPCMetadata() : call.context.initialMetadata
+        let start = out.count
+        Wire.appendStreamMessage(callID: call.id, payload: payload, initialMetadata: initial, to: &out)
+        let frameBytes = out.count - start - 4
+        if frameBytes > config.maxFrameBytes {
+            out.removeSubrange(start...)
+            continuation.resume(throwing: RPCError(
+                .resourceExhausted, "stream message of \(frameBytes) bytes exceeds the frame limit of \(config.maxFrameBytes) bytes"))
             return
         }
-        let initial = call.sentInitialMetadata ? RPCMetadata() : call.context.initialMetadata
         call.sentInitialMetadata = true
-        Wire.appendStreamMessage(callID: call.id, payload: payload, initialMetadata: initial, to: &out)
         scheduleFlush()
         if pendingOutBytes > config.maxBufferedBytesPerConnection {
             call.waiters.append(continuation)
@@ -411,7 +436,13 @@ package final class ServerConnection: @unchecked Sendable {
             teardown()
             return
         }
-        if readPaused { resumeReading() }
+        if readPaused {
+            // Frames that arrived before the pause come first; they may fill
+            // the buffer again, and then reading stays paused.
+            processBufferedFrames()
+            if pendingOutBytes <= config.maxBufferedBytesPerConnection { resumeReading() }
+            if pendingOutBytes > 0 { scheduleFlush() }
+        }
         for call in calls.values where !call.waiters.isEmpty {
             let waiters = call.waiters
             call.waiters = []
@@ -445,10 +476,16 @@ package final class ServerConnection: @unchecked Sendable {
     }
 
     private func closeAfterFlush() {
+        guard !closeWhenFlushed else { return }
         closeWhenFlushed = true
         phase = phase == .closed ? .closed : .draining
         flush()
+        // A peer that does not read would keep the connection open forever.
+        queue.asyncAfter(deadline: .now() + Self.closeLingerSeconds) { [self] in teardown() }
     }
+
+    /// How long a closing connection waits for its last bytes to drain.
+    static let closeLingerSeconds = 1.0
 
     /// Graceful: go-away with the last accepted call id; close once in-flight calls end.
     func drain(reason: String) {
@@ -469,8 +506,6 @@ package final class ServerConnection: @unchecked Sendable {
             guard phase != .closed else { return }
             failAllCalls(RPCError(.unavailable, reason))
             closeAfterFlush()
-            // A peer that never reads must not hold shutdown hostage.
-            queue.asyncAfter(deadline: .now() + 1) { [self] in teardown() }
         }
     }
 
@@ -479,7 +514,8 @@ package final class ServerConnection: @unchecked Sendable {
     }
 
     private func housekeep() {
-        guard phase != .closed else { return }
+        // Once a close is pending, the linger timer ends the connection.
+        guard phase != .closed, !closeWhenFlushed else { return }
         let now = monotonicNanos()
         let frameLimit = UInt64(config.frameTimeoutSeconds * 1e9)
         if phase == .awaitingPreface, now - openedAt > frameLimit {
@@ -491,7 +527,7 @@ package final class ServerConnection: @unchecked Sendable {
             goAwayAndClose(.deadlineExceeded, "a frame was not completed within \(config.frameTimeoutSeconds) s")
             return
         }
-        if calls.isEmpty, now - lastActivity > UInt64(config.idleTimeoutSeconds * 1e9) {
+        if phase == .open, calls.isEmpty, now - lastActivity > UInt64(config.idleTimeoutSeconds * 1e9) {
             Wire.appendGoAway(lastCallID: lastCallID, code: .ok, reason: "idle for \(config.idleTimeoutSeconds) s", to: &out)
             closeAfterFlush()
         }

@@ -14,6 +14,9 @@ package enum Wire {
         case request(callID: UInt64, method: String, timeoutMicros: UInt64, metadata: [RawEntry], payload: UnsafeRawBufferPointer)
         case streamMessage(callID: UInt64, payload: UnsafeRawBufferPointer, initialMetadata: [RawEntry])
         case response(callID: UInt64, code: UInt32, message: String, payload: UnsafeRawBufferPointer?, initialMetadata: [RawEntry], trailingMetadata: [RawEntry])
+        /// A request whose method name or metadata keys are not valid text
+        /// (invalid UTF-8, an embedded NUL): refused on its own call id.
+        case invalidRequest(callID: UInt64, reason: String)
         case cancel(callID: UInt64)
         case ping(opaque: UInt64)
         case pong(opaque: UInt64)
@@ -27,18 +30,24 @@ package enum Wire {
 
     /// Decodes one frame's envelope and hands it to `body`.
     package static func decode<T>(_ frame: UnsafeRawBufferPointer, _ body: (Envelope) throws -> T) throws -> T {
-        guard let env = sessionrpc__v1__envelope__unpack(nil, frame.count, frame.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
+        guard let env = sessionrpc__v1__envelope__unpack(&protoUnpackAllocator, frame.count, frame.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
             throw DecodeError(description: "frame is not a valid protobuf Envelope")
         }
-        defer { sessionrpc__v1__envelope__free_unpacked(env, nil) }
+        defer { sessionrpc__v1__envelope__free_unpacked(env, &protoUnpackAllocator) }
         let e = env.pointee
         let callID = e.call_id
         switch e.kind_case.rawValue {
         case 2:
             guard let r = e.request?.pointee else { throw DecodeError(description: "empty request") }
+            let method: String, metadata: [RawEntry]
+            do {
+                method = try string(r.method, "Request.method")
+                metadata = try entries(r.n_metadata, r.metadata)
+            } catch {
+                return try body(.invalidRequest(callID: callID, reason: "\(error)"))
+            }
             return try body(.request(
-                callID: callID, method: try string(r.method, "Request.method"), timeoutMicros: r.timeout_micros,
-                metadata: try entries(r.n_metadata, r.metadata), payload: raw(r.payload)))
+                callID: callID, method: method, timeoutMicros: r.timeout_micros, metadata: metadata, payload: raw(r.payload)))
         case 3:
             guard let m = e.stream_message?.pointee else { throw DecodeError(description: "empty stream message") }
             return try body(.streamMessage(callID: callID, payload: raw(m.payload), initialMetadata: try entries(m.n_initial_metadata, m.initial_metadata)))
@@ -229,11 +238,11 @@ package enum Wire {
     private static func pack(_ env: inout Sessionrpc__V1__Envelope, to out: inout [UInt8]) {
         let size = sessionrpc__v1__envelope__get_packed_size(&env)
         appendFrameHeader(size, to: &out)
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: size))
-        out.withUnsafeMutableBufferPointer { buf in
-            let written = sessionrpc__v1__envelope__pack(&env, buf.baseAddress! + start)
-            precondition(written == size, "protobuf-c packed \(written) of \(size) bytes")
+        withUnsafeMutablePointer(to: &env) { envelope in
+            out.appendUninitialized(size) { buffer in
+                let written = sessionrpc__v1__envelope__pack(envelope, buffer)
+                precondition(written == size, "protobuf-c packed \(written) of \(size) bytes")
+            }
         }
     }
 }

@@ -69,8 +69,7 @@ extension Loopback {
         }
 
         @Test(
-            "a call that the server's GoAway says it never started is retried on a new connection",
-            .disabled("BUG: RPCClientChannel (RPCClientChannel.swift:110, 314) throws UNAVAILABLE for calls that never started (id above GoAway.last_call_id, or refused by ClientConnection.begin after a GoAway) instead of retrying them on a new connection")
+            "a call that the server's GoAway says it never started is retried on a new connection"
         )
         func retryCallRefusedByGoAway() async throws {
             let listener = try RawListener()

@@ -133,9 +133,9 @@ extension SessionrpcV1.MetadataEntry: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessionrpc__V1__MetadataEntry>? {
-        sessionrpc__v1__metadata_entry__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessionrpc__v1__metadata_entry__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__MetadataEntry>) { sessionrpc__v1__metadata_entry__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__MetadataEntry>) { sessionrpc__v1__metadata_entry__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessionrpc__V1__MetadataEntry>) -> Int { sessionrpc__v1__metadata_entry__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessionrpc__V1__MetadataEntry>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessionrpc__v1__metadata_entry__pack(c, out) }
 }
@@ -182,9 +182,9 @@ extension SessionrpcV1.Request: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessionrpc__V1__Request>? {
-        sessionrpc__v1__request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessionrpc__v1__request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Request>) { sessionrpc__v1__request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Request>) { sessionrpc__v1__request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessionrpc__V1__Request>) -> Int { sessionrpc__v1__request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessionrpc__V1__Request>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessionrpc__v1__request__pack(c, out) }
 }
@@ -229,9 +229,9 @@ extension SessionrpcV1.StreamMessage: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessionrpc__V1__StreamMessage>? {
-        sessionrpc__v1__stream_message__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessionrpc__v1__stream_message__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__StreamMessage>) { sessionrpc__v1__stream_message__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__StreamMessage>) { sessionrpc__v1__stream_message__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessionrpc__V1__StreamMessage>) -> Int { sessionrpc__v1__stream_message__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessionrpc__V1__StreamMessage>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessionrpc__v1__stream_message__pack(c, out) }
 }
@@ -301,9 +301,9 @@ extension SessionrpcV1.Response: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessionrpc__V1__Response>? {
-        sessionrpc__v1__response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessionrpc__v1__response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Response>) { sessionrpc__v1__response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Response>) { sessionrpc__v1__response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessionrpc__V1__Response>) -> Int { sessionrpc__v1__response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessionrpc__V1__Response>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessionrpc__v1__response__pack(c, out) }
 }
@@ -337,9 +337,9 @@ extension SessionrpcV1.Cancel: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessionrpc__V1__Cancel>? {
-        sessionrpc__v1__cancel__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessionrpc__v1__cancel__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Cancel>) { sessionrpc__v1__cancel__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Cancel>) { sessionrpc__v1__cancel__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessionrpc__V1__Cancel>) -> Int { sessionrpc__v1__cancel__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessionrpc__V1__Cancel>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessionrpc__v1__cancel__pack(c, out) }
 }
@@ -366,9 +366,9 @@ extension SessionrpcV1.Ping: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessionrpc__V1__Ping>? {
-        sessionrpc__v1__ping__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessionrpc__v1__ping__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Ping>) { sessionrpc__v1__ping__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Ping>) { sessionrpc__v1__ping__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessionrpc__V1__Ping>) -> Int { sessionrpc__v1__ping__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessionrpc__V1__Ping>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessionrpc__v1__ping__pack(c, out) }
 }
@@ -395,9 +395,9 @@ extension SessionrpcV1.Pong: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessionrpc__V1__Pong>? {
-        sessionrpc__v1__pong__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessionrpc__v1__pong__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Pong>) { sessionrpc__v1__pong__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Pong>) { sessionrpc__v1__pong__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessionrpc__V1__Pong>) -> Int { sessionrpc__v1__pong__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessionrpc__V1__Pong>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessionrpc__v1__pong__pack(c, out) }
 }
@@ -428,9 +428,9 @@ extension SessionrpcV1.GoAway: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessionrpc__V1__GoAway>? {
-        sessionrpc__v1__go_away__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessionrpc__v1__go_away__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__GoAway>) { sessionrpc__v1__go_away__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__GoAway>) { sessionrpc__v1__go_away__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessionrpc__V1__GoAway>) -> Int { sessionrpc__v1__go_away__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessionrpc__V1__GoAway>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessionrpc__v1__go_away__pack(c, out) }
 }
@@ -507,9 +507,9 @@ extension SessionrpcV1.Envelope: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessionrpc__V1__Envelope>? {
-        sessionrpc__v1__envelope__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessionrpc__v1__envelope__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Envelope>) { sessionrpc__v1__envelope__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessionrpc__V1__Envelope>) { sessionrpc__v1__envelope__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessionrpc__V1__Envelope>) -> Int { sessionrpc__v1__envelope__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessionrpc__V1__Envelope>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessionrpc__v1__envelope__pack(c, out) }
 }

@@ -60,9 +60,9 @@ extension GrpcHealthV1.HealthCheckRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Grpc__Health__V1__HealthCheckRequest>? {
-        grpc__health__v1__health_check_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        grpc__health__v1__health_check_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Health__V1__HealthCheckRequest>) { grpc__health__v1__health_check_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Health__V1__HealthCheckRequest>) { grpc__health__v1__health_check_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Grpc__Health__V1__HealthCheckRequest>) -> Int { grpc__health__v1__health_check_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Grpc__Health__V1__HealthCheckRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { grpc__health__v1__health_check_request__pack(c, out) }
 }
@@ -89,9 +89,9 @@ extension GrpcHealthV1.HealthCheckResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Grpc__Health__V1__HealthCheckResponse>? {
-        grpc__health__v1__health_check_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        grpc__health__v1__health_check_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Health__V1__HealthCheckResponse>) { grpc__health__v1__health_check_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Health__V1__HealthCheckResponse>) { grpc__health__v1__health_check_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Grpc__Health__V1__HealthCheckResponse>) -> Int { grpc__health__v1__health_check_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Grpc__Health__V1__HealthCheckResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { grpc__health__v1__health_check_response__pack(c, out) }
 }

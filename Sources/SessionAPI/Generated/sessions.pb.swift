@@ -744,9 +744,9 @@ extension SessionsV1.Channel: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__Channel>? {
-        sessions__v1__channel__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__channel__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Channel>) { sessions__v1__channel__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Channel>) { sessions__v1__channel__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__Channel>) -> Int { sessions__v1__channel__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__Channel>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__channel__pack(c, out) }
 }
@@ -803,9 +803,9 @@ extension SessionsV1.Rep: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__Rep>? {
-        sessions__v1__rep__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__rep__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Rep>) { sessions__v1__rep__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Rep>) { sessions__v1__rep__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__Rep>) -> Int { sessions__v1__rep__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__Rep>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__rep__pack(c, out) }
 }
@@ -860,9 +860,9 @@ extension SessionsV1.Session: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__Session>? {
-        sessions__v1__session__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__session__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Session>) { sessions__v1__session__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Session>) { sessions__v1__session__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__Session>) -> Int { sessions__v1__session__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__Session>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__session__pack(c, out) }
 }
@@ -902,9 +902,9 @@ extension SessionsV1.Actor: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__Actor>? {
-        sessions__v1__actor__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__actor__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Actor>) { sessions__v1__actor__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Actor>) { sessions__v1__actor__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__Actor>) -> Int { sessions__v1__actor__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__Actor>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__actor__pack(c, out) }
 }
@@ -948,9 +948,9 @@ extension SessionsV1.Event: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__Event>? {
-        sessions__v1__event__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__event__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Event>) { sessions__v1__event__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Event>) { sessions__v1__event__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__Event>) -> Int { sessions__v1__event__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__Event>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__event__pack(c, out) }
 }
@@ -991,9 +991,9 @@ extension SessionsV1.CreateSessionRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__CreateSessionRequest>? {
-        sessions__v1__create_session_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__create_session_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__CreateSessionRequest>) { sessions__v1__create_session_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__CreateSessionRequest>) { sessions__v1__create_session_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__CreateSessionRequest>) -> Int { sessions__v1__create_session_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__CreateSessionRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__create_session_request__pack(c, out) }
 }
@@ -1025,9 +1025,9 @@ extension SessionsV1.SessionResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__SessionResponse>? {
-        sessions__v1__session_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__session_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__SessionResponse>) { sessions__v1__session_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__SessionResponse>) { sessions__v1__session_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__SessionResponse>) -> Int { sessions__v1__session_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__SessionResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__session_response__pack(c, out) }
 }
@@ -1055,9 +1055,9 @@ extension SessionsV1.GetSessionRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__GetSessionRequest>? {
-        sessions__v1__get_session_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__get_session_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__GetSessionRequest>) { sessions__v1__get_session_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__GetSessionRequest>) { sessions__v1__get_session_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__GetSessionRequest>) -> Int { sessions__v1__get_session_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__GetSessionRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__get_session_request__pack(c, out) }
 }
@@ -1094,9 +1094,9 @@ extension SessionsV1.ListSessionsRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListSessionsRequest>? {
-        sessions__v1__list_sessions_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_sessions_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListSessionsRequest>) { sessions__v1__list_sessions_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListSessionsRequest>) { sessions__v1__list_sessions_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListSessionsRequest>) -> Int { sessions__v1__list_sessions_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListSessionsRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_sessions_request__pack(c, out) }
 }
@@ -1143,9 +1143,9 @@ extension SessionsV1.ListSessionsResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListSessionsResponse>? {
-        sessions__v1__list_sessions_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_sessions_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListSessionsResponse>) { sessions__v1__list_sessions_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListSessionsResponse>) { sessions__v1__list_sessions_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListSessionsResponse>) -> Int { sessions__v1__list_sessions_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListSessionsResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_sessions_response__pack(c, out) }
 }
@@ -1179,9 +1179,9 @@ extension SessionsV1.PostCustomerMessageRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__PostCustomerMessageRequest>? {
-        sessions__v1__post_customer_message_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__post_customer_message_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__PostCustomerMessageRequest>) { sessions__v1__post_customer_message_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__PostCustomerMessageRequest>) { sessions__v1__post_customer_message_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__PostCustomerMessageRequest>) -> Int { sessions__v1__post_customer_message_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__PostCustomerMessageRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__post_customer_message_request__pack(c, out) }
 }
@@ -1215,9 +1215,9 @@ extension SessionsV1.PostRepMessageRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__PostRepMessageRequest>? {
-        sessions__v1__post_rep_message_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__post_rep_message_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__PostRepMessageRequest>) { sessions__v1__post_rep_message_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__PostRepMessageRequest>) { sessions__v1__post_rep_message_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__PostRepMessageRequest>) -> Int { sessions__v1__post_rep_message_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__PostRepMessageRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__post_rep_message_request__pack(c, out) }
 }
@@ -1246,9 +1246,9 @@ extension SessionsV1.MarkInactiveRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__MarkInactiveRequest>? {
-        sessions__v1__mark_inactive_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__mark_inactive_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__MarkInactiveRequest>) { sessions__v1__mark_inactive_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__MarkInactiveRequest>) { sessions__v1__mark_inactive_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__MarkInactiveRequest>) -> Int { sessions__v1__mark_inactive_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__MarkInactiveRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__mark_inactive_request__pack(c, out) }
 }
@@ -1275,9 +1275,9 @@ extension SessionsV1.EndSessionRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__EndSessionRequest>? {
-        sessions__v1__end_session_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__end_session_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__EndSessionRequest>) { sessions__v1__end_session_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__EndSessionRequest>) { sessions__v1__end_session_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__EndSessionRequest>) -> Int { sessions__v1__end_session_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__EndSessionRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__end_session_request__pack(c, out) }
 }
@@ -1312,9 +1312,9 @@ extension SessionsV1.StartBusinessInitiatedRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__StartBusinessInitiatedRequest>? {
-        sessions__v1__start_business_initiated_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__start_business_initiated_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__StartBusinessInitiatedRequest>) { sessions__v1__start_business_initiated_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__StartBusinessInitiatedRequest>) { sessions__v1__start_business_initiated_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__StartBusinessInitiatedRequest>) -> Int { sessions__v1__start_business_initiated_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__StartBusinessInitiatedRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__start_business_initiated_request__pack(c, out) }
 }
@@ -1345,9 +1345,9 @@ extension SessionsV1.RepRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__RepRequest>? {
-        sessions__v1__rep_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__rep_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__RepRequest>) { sessions__v1__rep_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__RepRequest>) { sessions__v1__rep_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__RepRequest>) -> Int { sessions__v1__rep_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__RepRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__rep_request__pack(c, out) }
 }
@@ -1374,9 +1374,9 @@ extension SessionsV1.GetRepRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__GetRepRequest>? {
-        sessions__v1__get_rep_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__get_rep_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__GetRepRequest>) { sessions__v1__get_rep_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__GetRepRequest>) { sessions__v1__get_rep_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__GetRepRequest>) -> Int { sessions__v1__get_rep_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__GetRepRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__get_rep_request__pack(c, out) }
 }
@@ -1403,9 +1403,9 @@ extension SessionsV1.ListRepsRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListRepsRequest>? {
-        sessions__v1__list_reps_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_reps_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListRepsRequest>) { sessions__v1__list_reps_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListRepsRequest>) { sessions__v1__list_reps_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListRepsRequest>) -> Int { sessions__v1__list_reps_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListRepsRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_reps_request__pack(c, out) }
 }
@@ -1445,9 +1445,9 @@ extension SessionsV1.ListRepsResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListRepsResponse>? {
-        sessions__v1__list_reps_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_reps_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListRepsResponse>) { sessions__v1__list_reps_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListRepsResponse>) { sessions__v1__list_reps_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListRepsResponse>) -> Int { sessions__v1__list_reps_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListRepsResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_reps_response__pack(c, out) }
 }
@@ -1476,9 +1476,9 @@ extension SessionsV1.SetPresenceRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__SetPresenceRequest>? {
-        sessions__v1__set_presence_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__set_presence_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__SetPresenceRequest>) { sessions__v1__set_presence_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__SetPresenceRequest>) { sessions__v1__set_presence_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__SetPresenceRequest>) -> Int { sessions__v1__set_presence_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__SetPresenceRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__set_presence_request__pack(c, out) }
 }
@@ -1506,9 +1506,9 @@ extension SessionsV1.RepResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__RepResponse>? {
-        sessions__v1__rep_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__rep_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__RepResponse>) { sessions__v1__rep_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__RepResponse>) { sessions__v1__rep_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__RepResponse>) -> Int { sessions__v1__rep_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__RepResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__rep_response__pack(c, out) }
 }
@@ -1571,9 +1571,9 @@ extension SessionsV1.WorkloadResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__WorkloadResponse>? {
-        sessions__v1__workload_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__workload_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__WorkloadResponse>) { sessions__v1__workload_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__WorkloadResponse>) { sessions__v1__workload_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__WorkloadResponse>) -> Int { sessions__v1__workload_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__WorkloadResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__workload_response__pack(c, out) }
 }
@@ -1605,9 +1605,9 @@ extension SessionsV1.ChannelRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ChannelRequest>? {
-        sessions__v1__channel_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__channel_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ChannelRequest>) { sessions__v1__channel_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ChannelRequest>) { sessions__v1__channel_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ChannelRequest>) -> Int { sessions__v1__channel_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ChannelRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__channel_request__pack(c, out) }
 }
@@ -1634,9 +1634,9 @@ extension SessionsV1.GetChannelRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__GetChannelRequest>? {
-        sessions__v1__get_channel_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__get_channel_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__GetChannelRequest>) { sessions__v1__get_channel_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__GetChannelRequest>) { sessions__v1__get_channel_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__GetChannelRequest>) -> Int { sessions__v1__get_channel_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__GetChannelRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__get_channel_request__pack(c, out) }
 }
@@ -1661,9 +1661,9 @@ extension SessionsV1.ListChannelsRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListChannelsRequest>? {
-        sessions__v1__list_channels_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_channels_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListChannelsRequest>) { sessions__v1__list_channels_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListChannelsRequest>) { sessions__v1__list_channels_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListChannelsRequest>) -> Int { sessions__v1__list_channels_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListChannelsRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_channels_request__pack(c, out) }
 }
@@ -1701,9 +1701,9 @@ extension SessionsV1.ListChannelsResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListChannelsResponse>? {
-        sessions__v1__list_channels_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_channels_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListChannelsResponse>) { sessions__v1__list_channels_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListChannelsResponse>) { sessions__v1__list_channels_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListChannelsResponse>) -> Int { sessions__v1__list_channels_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListChannelsResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_channels_response__pack(c, out) }
 }
@@ -1730,9 +1730,9 @@ extension SessionsV1.ChannelResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ChannelResponse>? {
-        sessions__v1__channel_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__channel_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ChannelResponse>) { sessions__v1__channel_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ChannelResponse>) { sessions__v1__channel_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ChannelResponse>) -> Int { sessions__v1__channel_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ChannelResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__channel_response__pack(c, out) }
 }
@@ -1761,9 +1761,9 @@ extension SessionsV1.PermissionChangeRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__PermissionChangeRequest>? {
-        sessions__v1__permission_change_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__permission_change_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__PermissionChangeRequest>) { sessions__v1__permission_change_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__PermissionChangeRequest>) { sessions__v1__permission_change_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__PermissionChangeRequest>) -> Int { sessions__v1__permission_change_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__PermissionChangeRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__permission_change_request__pack(c, out) }
 }
@@ -1791,9 +1791,9 @@ extension SessionsV1.ListPermissionsRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListPermissionsRequest>? {
-        sessions__v1__list_permissions_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_permissions_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListPermissionsRequest>) { sessions__v1__list_permissions_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListPermissionsRequest>) { sessions__v1__list_permissions_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListPermissionsRequest>) -> Int { sessions__v1__list_permissions_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListPermissionsRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_permissions_request__pack(c, out) }
 }
@@ -1834,9 +1834,9 @@ extension SessionsV1.PermissionsResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__PermissionsResponse>? {
-        sessions__v1__permissions_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__permissions_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__PermissionsResponse>) { sessions__v1__permissions_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__PermissionsResponse>) { sessions__v1__permissions_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__PermissionsResponse>) -> Int { sessions__v1__permissions_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__PermissionsResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__permissions_response__pack(c, out) }
 }
@@ -1866,9 +1866,9 @@ extension SessionsV1.CheckPermissionRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__CheckPermissionRequest>? {
-        sessions__v1__check_permission_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__check_permission_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__CheckPermissionRequest>) { sessions__v1__check_permission_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__CheckPermissionRequest>) { sessions__v1__check_permission_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__CheckPermissionRequest>) -> Int { sessions__v1__check_permission_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__CheckPermissionRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__check_permission_request__pack(c, out) }
 }
@@ -1910,9 +1910,9 @@ extension SessionsV1.CheckPermissionResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__CheckPermissionResponse>? {
-        sessions__v1__check_permission_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__check_permission_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__CheckPermissionResponse>) { sessions__v1__check_permission_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__CheckPermissionResponse>) { sessions__v1__check_permission_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__CheckPermissionResponse>) -> Int { sessions__v1__check_permission_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__CheckPermissionResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__check_permission_response__pack(c, out) }
 }
@@ -1944,9 +1944,9 @@ extension SessionsV1.ListEventsRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListEventsRequest>? {
-        sessions__v1__list_events_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_events_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListEventsRequest>) { sessions__v1__list_events_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListEventsRequest>) { sessions__v1__list_events_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListEventsRequest>) -> Int { sessions__v1__list_events_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListEventsRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_events_request__pack(c, out) }
 }
@@ -1988,9 +1988,9 @@ extension SessionsV1.ListEventsResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListEventsResponse>? {
-        sessions__v1__list_events_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_events_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListEventsResponse>) { sessions__v1__list_events_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListEventsResponse>) { sessions__v1__list_events_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListEventsResponse>) -> Int { sessions__v1__list_events_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListEventsResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_events_response__pack(c, out) }
 }
@@ -2019,9 +2019,9 @@ extension SessionsV1.WatchEventsRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__WatchEventsRequest>? {
-        sessions__v1__watch_events_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__watch_events_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__WatchEventsRequest>) { sessions__v1__watch_events_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__WatchEventsRequest>) { sessions__v1__watch_events_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__WatchEventsRequest>) -> Int { sessions__v1__watch_events_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__WatchEventsRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__watch_events_request__pack(c, out) }
 }
@@ -2053,9 +2053,9 @@ extension SessionsV1.IssueTokenRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__IssueTokenRequest>? {
-        sessions__v1__issue_token_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__issue_token_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__IssueTokenRequest>) { sessions__v1__issue_token_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__IssueTokenRequest>) { sessions__v1__issue_token_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__IssueTokenRequest>) -> Int { sessions__v1__issue_token_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__IssueTokenRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__issue_token_request__pack(c, out) }
 }
@@ -2094,9 +2094,9 @@ extension SessionsV1.TokenInfo: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__TokenInfo>? {
-        sessions__v1__token_info__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__token_info__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__TokenInfo>) { sessions__v1__token_info__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__TokenInfo>) { sessions__v1__token_info__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__TokenInfo>) -> Int { sessions__v1__token_info__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__TokenInfo>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__token_info__pack(c, out) }
 }
@@ -2130,9 +2130,9 @@ extension SessionsV1.IssueTokenResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__IssueTokenResponse>? {
-        sessions__v1__issue_token_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__issue_token_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__IssueTokenResponse>) { sessions__v1__issue_token_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__IssueTokenResponse>) { sessions__v1__issue_token_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__IssueTokenResponse>) -> Int { sessions__v1__issue_token_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__IssueTokenResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__issue_token_response__pack(c, out) }
 }
@@ -2158,9 +2158,9 @@ extension SessionsV1.ListTokensRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListTokensRequest>? {
-        sessions__v1__list_tokens_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_tokens_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListTokensRequest>) { sessions__v1__list_tokens_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListTokensRequest>) { sessions__v1__list_tokens_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListTokensRequest>) -> Int { sessions__v1__list_tokens_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListTokensRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_tokens_request__pack(c, out) }
 }
@@ -2198,9 +2198,9 @@ extension SessionsV1.ListTokensResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListTokensResponse>? {
-        sessions__v1__list_tokens_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__list_tokens_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListTokensResponse>) { sessions__v1__list_tokens_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListTokensResponse>) { sessions__v1__list_tokens_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListTokensResponse>) -> Int { sessions__v1__list_tokens_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ListTokensResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_tokens_response__pack(c, out) }
 }
@@ -2227,9 +2227,9 @@ extension SessionsV1.RevokeTokenRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__RevokeTokenRequest>? {
-        sessions__v1__revoke_token_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__revoke_token_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__RevokeTokenRequest>) { sessions__v1__revoke_token_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__RevokeTokenRequest>) { sessions__v1__revoke_token_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__RevokeTokenRequest>) -> Int { sessions__v1__revoke_token_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__RevokeTokenRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__revoke_token_request__pack(c, out) }
 }
@@ -2254,9 +2254,9 @@ extension SessionsV1.WhoAmIRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__WhoAmIRequest>? {
-        sessions__v1__who_am_irequest__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__who_am_irequest__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__WhoAmIRequest>) { sessions__v1__who_am_irequest__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__WhoAmIRequest>) { sessions__v1__who_am_irequest__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__WhoAmIRequest>) -> Int { sessions__v1__who_am_irequest__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__WhoAmIRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__who_am_irequest__pack(c, out) }
 }
@@ -2279,9 +2279,9 @@ extension SessionsV1.GetTimeRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__GetTimeRequest>? {
-        sessions__v1__get_time_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__get_time_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__GetTimeRequest>) { sessions__v1__get_time_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__GetTimeRequest>) { sessions__v1__get_time_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__GetTimeRequest>) -> Int { sessions__v1__get_time_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__GetTimeRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__get_time_request__pack(c, out) }
 }
@@ -2306,9 +2306,9 @@ extension SessionsV1.AdvanceClockRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__AdvanceClockRequest>? {
-        sessions__v1__advance_clock_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__advance_clock_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__AdvanceClockRequest>) { sessions__v1__advance_clock_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__AdvanceClockRequest>) { sessions__v1__advance_clock_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__AdvanceClockRequest>) -> Int { sessions__v1__advance_clock_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__AdvanceClockRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__advance_clock_request__pack(c, out) }
 }
@@ -2337,9 +2337,9 @@ extension SessionsV1.ClockResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ClockResponse>? {
-        sessions__v1__clock_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        sessions__v1__clock_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ClockResponse>) { sessions__v1__clock_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ClockResponse>) { sessions__v1__clock_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ClockResponse>) -> Int { sessions__v1__clock_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Sessions__V1__ClockResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__clock_response__pack(c, out) }
 }

@@ -121,9 +121,9 @@ extension GrpcTesting.Empty: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Grpc__Testing__Empty>? {
-        grpc__testing__empty__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        grpc__testing__empty__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__Empty>) { grpc__testing__empty__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__Empty>) { grpc__testing__empty__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Grpc__Testing__Empty>) -> Int { grpc__testing__empty__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Grpc__Testing__Empty>, into out: UnsafeMutablePointer<UInt8>) -> Int { grpc__testing__empty__pack(c, out) }
 }
@@ -150,9 +150,9 @@ extension GrpcTesting.Payload: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Grpc__Testing__Payload>? {
-        grpc__testing__payload__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        grpc__testing__payload__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__Payload>) { grpc__testing__payload__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__Payload>) { grpc__testing__payload__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Grpc__Testing__Payload>) -> Int { grpc__testing__payload__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Grpc__Testing__Payload>, into out: UnsafeMutablePointer<UInt8>) -> Int { grpc__testing__payload__pack(c, out) }
 }
@@ -182,9 +182,9 @@ extension GrpcTesting.EchoStatus: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Grpc__Testing__EchoStatus>? {
-        grpc__testing__echo_status__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        grpc__testing__echo_status__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__EchoStatus>) { grpc__testing__echo_status__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__EchoStatus>) { grpc__testing__echo_status__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Grpc__Testing__EchoStatus>) -> Int { grpc__testing__echo_status__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Grpc__Testing__EchoStatus>, into out: UnsafeMutablePointer<UInt8>) -> Int { grpc__testing__echo_status__pack(c, out) }
 }
@@ -222,9 +222,9 @@ extension GrpcTesting.SimpleRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Grpc__Testing__SimpleRequest>? {
-        grpc__testing__simple_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        grpc__testing__simple_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__SimpleRequest>) { grpc__testing__simple_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__SimpleRequest>) { grpc__testing__simple_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Grpc__Testing__SimpleRequest>) -> Int { grpc__testing__simple_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Grpc__Testing__SimpleRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { grpc__testing__simple_request__pack(c, out) }
 }
@@ -262,9 +262,9 @@ extension GrpcTesting.SimpleResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Grpc__Testing__SimpleResponse>? {
-        grpc__testing__simple_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        grpc__testing__simple_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__SimpleResponse>) { grpc__testing__simple_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__SimpleResponse>) { grpc__testing__simple_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Grpc__Testing__SimpleResponse>) -> Int { grpc__testing__simple_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Grpc__Testing__SimpleResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { grpc__testing__simple_response__pack(c, out) }
 }
@@ -296,9 +296,9 @@ extension GrpcTesting.ResponseParameters: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Grpc__Testing__ResponseParameters>? {
-        grpc__testing__response_parameters__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        grpc__testing__response_parameters__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__ResponseParameters>) { grpc__testing__response_parameters__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__ResponseParameters>) { grpc__testing__response_parameters__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Grpc__Testing__ResponseParameters>) -> Int { grpc__testing__response_parameters__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Grpc__Testing__ResponseParameters>, into out: UnsafeMutablePointer<UInt8>) -> Int { grpc__testing__response_parameters__pack(c, out) }
 }
@@ -345,9 +345,9 @@ extension GrpcTesting.StreamingOutputCallRequest: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Grpc__Testing__StreamingOutputCallRequest>? {
-        grpc__testing__streaming_output_call_request__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        grpc__testing__streaming_output_call_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__StreamingOutputCallRequest>) { grpc__testing__streaming_output_call_request__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__StreamingOutputCallRequest>) { grpc__testing__streaming_output_call_request__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Grpc__Testing__StreamingOutputCallRequest>) -> Int { grpc__testing__streaming_output_call_request__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Grpc__Testing__StreamingOutputCallRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { grpc__testing__streaming_output_call_request__pack(c, out) }
 }
@@ -377,9 +377,9 @@ extension GrpcTesting.StreamingOutputCallResponse: ProtoCMessage {
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Grpc__Testing__StreamingOutputCallResponse>? {
-        grpc__testing__streaming_output_call_response__unpack(nil, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        grpc__testing__streaming_output_call_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
     }
-    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__StreamingOutputCallResponse>) { grpc__testing__streaming_output_call_response__free_unpacked(c, nil) }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Grpc__Testing__StreamingOutputCallResponse>) { grpc__testing__streaming_output_call_response__free_unpacked(c, &protoUnpackAllocator) }
     public static func cPackedSize(_ c: UnsafePointer<Grpc__Testing__StreamingOutputCallResponse>) -> Int { grpc__testing__streaming_output_call_response__get_packed_size(c) }
     public static func cPack(_ c: UnsafePointer<Grpc__Testing__StreamingOutputCallResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { grpc__testing__streaming_output_call_response__pack(c, out) }
 }
