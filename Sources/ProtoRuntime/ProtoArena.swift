@@ -6,23 +6,39 @@ import Glibc
 /// Owns every C allocation made while building a protobuf-c message from
 /// Swift values, and frees them all at once when released.
 ///
-/// Not thread-safe: an arena lives within one serialization.
+/// A bump allocator: small allocations come from one inline-sized block
+/// (most messages need no further `malloc`); larger ones get blocks of their
+/// own. Not thread-safe: an arena lives within one serialization.
 public final class ProtoArena {
-    private var blocks: [UnsafeMutableRawPointer] = []
+    private static let blockSize = 1024
+    private var block: UnsafeMutableRawPointer?
+    private var used = 0
+    private var extra: [UnsafeMutableRawPointer] = []
 
-    public init() {
-        blocks.reserveCapacity(8)
-    }
+    public init() {}
 
     deinit {
-        for block in blocks { free(block) }
+        if let block { free(block) }
+        for b in extra { free(b) }
     }
 
     /// Uninitialised memory for `count` values of `T`.
     public func allocate<T>(_ type: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
         let size = max(1, MemoryLayout<T>.stride * count)
+        let align = max(16, MemoryLayout<T>.alignment)
+        if size <= Self.blockSize / 4 {
+            if block == nil {
+                guard let b = malloc(Self.blockSize) else { fatalError("out of memory allocating \(Self.blockSize) bytes") }
+                block = b
+            }
+            let start = (used + align - 1) & ~(align - 1)
+            if start + size <= Self.blockSize {
+                used = start + size
+                return (block! + start).bindMemory(to: T.self, capacity: count)
+            }
+        }
         guard let raw = malloc(size) else { fatalError("out of memory allocating \(size) bytes") }
-        blocks.append(raw)
+        extra.append(raw)
         return raw.bindMemory(to: T.self, capacity: count)
     }
 
