@@ -368,5 +368,10 @@ git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo
   echo "Raw data of this run (not committed): .build-bench/results/$STAMP/"
 } | tee "$RAW/summary.md"
+# Keep the "## Domain workload" section that scripts/bench-domain.sh writes into the same file.
+if [[ -f "$ROOT/BENCHMARKS.md" ]]; then
+  awk '/^## / { keep = ($0 ~ /^## Domain workload/) } keep' "$ROOT/BENCHMARKS.md" > "$RAW/domain-section.md"
+  if [[ -s "$RAW/domain-section.md" ]]; then { echo; cat "$RAW/domain-section.md"; } >> "$RAW/summary.md"; fi
+fi
 cp "$RAW/summary.md" "$ROOT/BENCHMARKS.md"
 log "wrote BENCHMARKS.md; raw data: $RAW"

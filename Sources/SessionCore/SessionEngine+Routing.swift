@@ -16,6 +16,9 @@ extension SessionEngine {
     }
 
     func route(now: Timestamp, in repo: inout some SessionRepository, changes: inout ChangeSet) throws {
+        // Most calls find the queue empty: look at it before reading every rep.
+        var pending: [Session]? = try repo.waitingSessions(after: nil, limit: Self.routingBatchSize)
+        guard pending?.isEmpty == false else { return }
         var candidates = try repo.availableReps()
         guard candidates.contains(where: { $0.freeCapacity > 0 }) else { return }
         var channels: [String: Channel] = [:]
@@ -25,7 +28,8 @@ extension SessionEngine {
         var position: QueuePosition?
 
         scan: while true {
-            let batch = try repo.waitingSessions(after: position, limit: Self.routingBatchSize)
+            let batch = try pending ?? repo.waitingSessions(after: position, limit: Self.routingBatchSize)
+            pending = nil
             for queued in batch {
                 position = QueuePosition(queuedAt: queued.queuedAt ?? queued.updatedAt, sessionId: queued.id)
                 if unplaceableChannels.contains(queued.channelId) { continue }

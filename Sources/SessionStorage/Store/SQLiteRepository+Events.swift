@@ -7,30 +7,31 @@ extension SQLiteRepository {
     /// session does not exist.
     public func appendEvent(_ event: Event) throws -> Event {
         let db = try writer("appendEvent")
-        let assigned: (cursor: Int64, sequence: Int64)?
+        // Two statements rather than one INSERT … SELECT … RETURNING: RETURNING
+        // buffers its rows in a temporary table, whose pager is created and
+        // freed on every call (measurable on the write path: the allocator
+        // returns that memory to the kernel each time and faults it back in).
+        // Writes are serialized, so the sequence read here is still the next one.
+        // The MAX runs on the UNIQUE (session_id, sequence) index.
+        let sequence = try db.queryOne(
+            "SELECT coalesce(max(sequence), 0) + 1 FROM events WHERE session_id = ?", [event.sessionId]
+        ) { try $0.int64(0) } ?? 1
         do {
-            // The MAX runs on the UNIQUE (session_id, sequence) index.
-            assigned = try db.queryOne(
+            try db.run(
                 """
                 INSERT INTO events (session_id, sequence, time, actor_kind, actor_id, from_status, to_status, rep_id, reason)
-                SELECT ?1, coalesce(max(sequence), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
-                FROM events WHERE session_id = ?1
-                RETURNING cursor, sequence
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
-                    event.sessionId, event.time, event.actor.kind.rawValue, event.actor.id, event.from?.rawValue,
+                    event.sessionId, sequence, event.time, event.actor.kind.rawValue, event.actor.id, event.from?.rawValue,
                     event.to.rawValue, event.repId, event.reason.rawValue,
-                ]
-            ) { (cursor: try $0.int64(0), sequence: try $0.int64(1)) }
+                ])
         } catch let error as SQLiteError where error.constraint == .foreignKey {
             throw DomainError.notFound("session \(event.sessionId) does not exist")
         }
-        guard let assigned else {
-            throw SQLiteError(code: 1, message: "INSERT … RETURNING returned no row", sql: "INSERT INTO events")
-        }
         var stored = event
-        stored.cursor = assigned.cursor
-        stored.sequence = assigned.sequence
+        stored.cursor = db.lastInsertRowID
+        stored.sequence = sequence
         return stored
     }
 

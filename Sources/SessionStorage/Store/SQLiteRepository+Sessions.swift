@@ -152,16 +152,27 @@ extension SQLiteRepository {
             Self.dueDeadlineSQL, [now, Self.limit(limit)], Self.decodeSession)
     }
 
-    // Each side of the OR uses its partial deadline index. The sort key is the
-    // earliest of the deadlines that are due (a NULL or future one does not
-    // count), as in the reference repository.
+    // The sort key is the earliest of the deadlines that are due (a NULL or
+    // future one does not count), as in the reference repository.
+    //
+    // Each deadline index is read in order and stops after `limit` rows (SQLite
+    // only sorts ties on the deadline by id): the first `limit` sessions by
+    // (earliest due deadline, id) are among the first `limit` of one of the two
+    // sides, so the union of both, merged per session (a session with both
+    // deadlines due counts once, at the earlier), holds them all. A plain
+    // `WHERE inactivity_deadline <= ?1 OR auto_end_deadline <= ?1 ORDER BY …`
+    // reads and sorts every due session on each call: with 100,000 due, a
+    // sweep of 256 per transaction became quadratic (~100 s instead of ~3 s).
     static let dueDeadlineSQL = """
-        SELECT \(sessionColumns) FROM sessions
-        WHERE inactivity_deadline <= ?1 OR auto_end_deadline <= ?1
-        ORDER BY min(
-            coalesce(CASE WHEN inactivity_deadline <= ?1 THEN inactivity_deadline END, auto_end_deadline),
-            coalesce(CASE WHEN auto_end_deadline <= ?1 THEN auto_end_deadline END, inactivity_deadline)
-        ), id
+        SELECT \(sessionColumns) FROM (
+            SELECT * FROM (SELECT rowid AS due_row, inactivity_deadline AS due_at FROM sessions
+                           WHERE inactivity_deadline <= ?1 ORDER BY inactivity_deadline, id LIMIT ?2)
+            UNION ALL
+            SELECT * FROM (SELECT rowid AS due_row, auto_end_deadline AS due_at FROM sessions
+                           WHERE auto_end_deadline <= ?1 ORDER BY auto_end_deadline, id LIMIT ?2)
+        ) AS due JOIN sessions ON sessions.rowid = due.due_row
+        GROUP BY due.due_row
+        ORDER BY min(due.due_at), id
         LIMIT ?2
         """
 
