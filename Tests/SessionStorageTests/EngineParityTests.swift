@@ -285,4 +285,3 @@ func lifecycleScenario<Store: ScenarioStore>(_ run: inout ScenarioRunner<Store>)
     }
 }
 
-@Suite struct EngineParityTests {}
