@@ -17,11 +17,22 @@
 //
 // Output: one line
 //   sweep store=sqlite sessions=N due=M fired=M seconds=S transitions_per_s=R rss_before_mb=..
-//   rss_peak_during_mb=.. rss_after_mb=.. hwm_during_mb=.. load_s=.. check=ok
+//   rss_peak_during_mb=.. rss_after_mb=.. hwm_during_mb=.. load_s=.. load=repository|bulk check=ok
 // `check=FAILED(...)` and exit status 1 when a check fails.
 //
-// Stores: `--store sqlite` (the only one today). The store is a `SweepBenchStore`; a PostgreSQL
-// implementation (`--store postgres://…`) plugs in beside `SQLiteSweepBenchStore`.
+// Stores (each a `SweepBenchStore`):
+// - `--store sqlite`: a fresh database file in `--dir` (default: a temporary directory).
+// - `--store postgres://USER@HOST:PORT/DB`: DB must exist and be empty (no table in schema public;
+//   the benchmark creates the schema with the store's migrations and drops its tables again at the
+//   end unless `--keep`). The load (`--load-mode bulk`, the default) sends `--load-batch` sessions
+//   and their events per multi-row `INSERT ... SELECT FROM unnest(<arrays>)` statement, one
+//   transaction per batch, synchronous_commit off; `--load-mode repository` goes through
+//   PostgresStore's repository instead (insertSession + appendEvent: two round trips per session,
+//   much slower). After the load: VACUUM ANALYZE of the two tables (what autovacuum would have done
+//   after such a load) and a CHECKPOINT, so the measured part neither plans on empty statistics nor
+//   competes with the load's checkpoint. The measured part opens a `PostgresStore` like `sessiond`
+//   (`--durability full`: synchronous_commit on). RSS is this process's only (the server's memory
+//   is not in it).
 import Dispatch
 import Foundation
 import Logging
@@ -53,12 +64,19 @@ struct Options {
     var loadOnly = false
     var layout = Population.Layout.timeOrdered
     var timeoutSeconds = 600.0
+    var loadMode = LoadMode.bulk
+
+    /// How the PostgreSQL store is loaded (SQLite always goes through its repository).
+    enum LoadMode: String {
+        case bulk
+        case repository
+    }
 
     static let usage = """
-        usage: session-sweep-bench [--store sqlite] [--sessions 1000000] [--due 100000]
+        usage: session-sweep-bench [--store sqlite|postgres://USER@HOST:PORT/DB] [--sessions 1000000] [--due 100000]
                                    [--sweep-batch 256] [--interval-ms 1000] [--durability full|process-crash]
                                    [--layout time-ordered|spread] [--load-batch 50000] [--dir DIR] [--keep]
-                                   [--load-only] [--timeout 600]
+                                   [--load-only] [--timeout 600] [--load-mode bulk|repository (postgres)]
         """
 
     static func parse(_ arguments: [String]) -> Options {
@@ -108,6 +126,9 @@ struct Options {
                 default: fail("--layout: time-ordered or spread")
                 }
             case "--timeout": o.timeoutSeconds = Double(value(a)) ?? 600
+            case "--load-mode":
+                guard let mode = LoadMode(rawValue: value(a)) else { fail("--load-mode: bulk or repository") }
+                o.loadMode = mode
             case "-h", "--help": print(usage); exit(0)
             default: fail("unknown argument \(a)")
             }
@@ -203,6 +224,8 @@ extension String {
 /// read-only probes on a connection of its own.
 protocol SweepBenchStore {
     var name: String { get }
+    /// How `load` writes (for the output line).
+    var loadMethod: String { get }
     /// Loads the population (setup: not measured).
     func load(_ population: Population, batch: Int, progress: (Int) -> Void) throws
     /// Opens the store as the daemon would, for the measured part.
@@ -226,6 +249,7 @@ struct Verification {
 /// SQLite: a fresh database file in a temporary directory.
 final class SQLiteSweepBenchStore: SweepBenchStore {
     let name = "sqlite"
+    let loadMethod = "repository"
     let directory: String
     let path: String
     let durability: SQLiteStore.Options.Durability
@@ -314,6 +338,207 @@ final class SQLiteSweepBenchStore: SweepBenchStore {
     }
 }
 
+/// PostgreSQL: an existing, empty database; the store's migrations create the schema.
+final class PostgresSweepBenchStore: SweepBenchStore {
+    let name = "postgres"
+    let url: String
+    let durability: SQLiteStore.Options.Durability
+    let loadMode: Options.LoadMode
+    var loadMethod: String { loadMode.rawValue }
+    private var probe: PostgresConnection?
+    private var created = false
+
+    /// The tables the schema creates (children first), dropped by `remove()`.
+    static let tables = ["messages", "events", "sessions", "tokens", "reps", "channels", PostgresMigrator.tableName]
+
+    init(url: String, durability: SQLiteStore.Options.Durability, loadMode: Options.LoadMode) throws {
+        self.url = url
+        self.durability = durability
+        self.loadMode = loadMode
+        let connection = try PostgresConnection(configuration: .init(url: url))
+        let tables = try connection.queryOne(
+            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'") { try $0.int(0) } ?? 0
+        guard tables == 0 else {
+            throw StoreSetupError(
+                "\(PostgresConnection.describe(url)) has \(tables) tables in schema public: the benchmark wants an empty database")
+        }
+    }
+
+    func load(_ population: Population, batch: Int, progress: (Int) -> Void) throws {
+        var options = PostgresStore.Options()
+        options.synchronousCommit = false   // a setup: nothing to make durable until it is done
+        options.applicationName = "session-sweep-bench-load"
+        options.lockTimeout = .seconds(600)
+        created = true
+        let store = try PostgresStore(url: url, options: options)   // migrates: creates the schema
+        try store.write { repo in
+            try repo.insertChannel(population.channel)
+            for r in 0..<population.repCount {
+                let id = population.repID(r)
+                try repo.upsertRep(Rep(
+                    id: id, displayName: id, capacity: 100, presence: .offline,
+                    permissions: [.enhancedChatUser, .enhancedChatRep], idleSince: population.cutoff))
+            }
+        }
+        switch loadMode {
+        case .repository:
+            var next = 0
+            while next < population.sessions {
+                let end = min(population.sessions, next + batch)
+                try store.write { repo in
+                    for i in next..<end {
+                        let s = population.session(i)
+                        try repo.insertSession(s)
+                        _ = try repo.appendEvent(population.inactiveEvent(s))
+                    }
+                }
+                next = end
+                progress(next)
+            }
+        case .bulk:
+            try bulkLoad(population, batch: batch, progress: progress)
+        }
+        store.closeIdleConnections()
+        // What autovacuum would do after such a load (statistics for the planner, the visibility map),
+        // and a checkpoint so that the measured part does not pay for the load's dirty pages.
+        let connection = try PostgresConnection(configuration: .init(url: url))
+        try connection.execute("VACUUM (ANALYZE) sessions")
+        try connection.execute("VACUUM (ANALYZE) events")
+        do {
+            try connection.execute("CHECKPOINT")
+        } catch {
+            note("CHECKPOINT after the load failed (not a superuser?): \(error)")
+        }
+    }
+
+    /// Sessions and their INACTIVE events, `batch` per statement pair and transaction: every column
+    /// is one array parameter (`unnest`), so a batch costs two round trips however large it is. The
+    /// values are exactly what `insertSession` and `appendEvent` would store for the same rows (the
+    /// events' cursors are 1...N in session order, their sequences 1: the database is empty).
+    private func bulkLoad(_ population: Population, batch: Int, progress: (Int) -> Void) throws {
+        var configuration = PostgresConnection.Configuration(url: url)
+        configuration.applicationName = "session-sweep-bench-load"
+        configuration.settings = ["synchronous_commit": "off", "client_min_messages": "warning"]
+        let connection = try PostgresConnection(configuration: configuration)
+        let insertSessions = """
+            INSERT INTO sessions (id, conversation_id, channel_id, status, rep_id, created_at, updated_at, queued_at,
+                inactivity_deadline, auto_end_deadline, awaiting_customer_since, held_capacity, end_reason, version)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
+                $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bigint[])
+            """
+        let insertEvents = """
+            INSERT INTO events (cursor, session_id, sequence, "time", actor_kind, actor_id, from_status, to_status, rep_id, reason)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+                $8::text[], $9::text[], $10::text[])
+            """
+        var next = 0
+        while next < population.sessions {
+            let end = min(population.sessions, next + batch)
+            var sessionColumns = Array(repeating: ArrayLiteral(), count: 14)
+            var eventColumns = Array(repeating: ArrayLiteral(), count: 10)
+            for i in next..<end {
+                let s = population.session(i)
+                let e = population.inactiveEvent(s)
+                let sessionValues: [String?] = [
+                    s.id, s.conversationId, s.channelId, s.status.rawValue, s.repId,
+                    String(s.createdAt.millisecondsSinceEpoch), String(s.updatedAt.millisecondsSinceEpoch),
+                    s.queuedAt.map { String($0.millisecondsSinceEpoch) },
+                    s.inactivityDeadline.map { String($0.millisecondsSinceEpoch) },
+                    s.autoEndDeadline.map { String($0.millisecondsSinceEpoch) },
+                    s.awaitingCustomerSince.map { String($0.millisecondsSinceEpoch) },
+                    String(s.heldCapacity), s.endReason?.rawValue, String(s.version),
+                ]
+                for (c, v) in sessionValues.enumerated() { sessionColumns[c].append(v) }
+                let eventValues: [String?] = [
+                    String(i + 1), e.sessionId, "1", String(e.time.millisecondsSinceEpoch), e.actor.kind.rawValue,
+                    e.actor.id, e.from?.rawValue, e.to.rawValue, e.repId, e.reason.rawValue,
+                ]
+                for (c, v) in eventValues.enumerated() { eventColumns[c].append(v) }
+            }
+            try connection.transaction {
+                let sessions = try connection.run(insertSessions, sessionColumns.map { $0.finished() })
+                let events = try connection.run(insertEvents, eventColumns.map { $0.finished() })
+                guard sessions == end - next, events == end - next else {
+                    throw StoreSetupError("bulk load: inserted \(sessions) sessions and \(events) events, expected \(end - next)")
+                }
+            }
+            next = end
+            progress(next)
+        }
+    }
+
+    func openForSweep() throws -> any SessionStore {
+        var options = PostgresStore.Options()
+        options.synchronousCommit = durability == .full
+        return try PostgresStore(url: url, options: options)
+    }
+
+    private func connection() throws -> PostgresConnection {
+        if let probe { return probe }
+        var configuration = PostgresConnection.Configuration(url: url)
+        configuration.applicationName = "session-sweep-bench-probe"
+        let c = try PostgresConnection(configuration: configuration)
+        probe = c
+        return c
+    }
+
+    func anyDue(at cutoff: Timestamp) throws -> Bool {
+        try connection().queryOne(
+            "SELECT 1 FROM sessions WHERE auto_end_deadline <= $1::bigint LIMIT 1", [cutoff]) { _ in true } ?? false
+    }
+
+    func verify(_ population: Population) throws -> Verification {
+        let c = try connection()
+        func count(_ sql: String, _ arguments: [any PostgresBindable] = []) throws -> Int {
+            try c.queryOne(sql, arguments) { try $0.int(0) } ?? 0
+        }
+        var v = Verification()
+        v.ended = try count("SELECT count(*) FROM sessions WHERE status = 'ENDED'")
+        v.autoEnded = try count("SELECT count(*) FROM sessions WHERE status = 'ENDED' AND end_reason = 'AUTO_ENDED'")
+        v.autoEndedEvents = try count("SELECT count(*) FROM events WHERE reason = 'AUTO_ENDED'")
+        v.inactive = try count("SELECT count(*) FROM sessions WHERE status = 'INACTIVE'")
+        v.futureStillInactive = try count(
+            "SELECT count(*) FROM sessions WHERE status = 'INACTIVE' AND auto_end_deadline > $1::bigint",
+            [population.cutoff])
+        return v
+    }
+
+    /// Drops the tables the benchmark created (the database itself stays: it was given).
+    func remove() throws {
+        probe = nil
+        guard created else { return }
+        let c = try PostgresConnection(configuration: .init(url: url))
+        try c.execute("DROP TABLE IF EXISTS " + Self.tables.joined(separator: ", "))
+    }
+}
+
+/// A PostgreSQL array literal (`{"a","b",NULL}`) built one element at a time.
+struct ArrayLiteral {
+    private var text = "{"
+    private var empty = true
+
+    mutating func append(_ value: String?) {
+        if !empty { text += "," }
+        empty = false
+        guard let value else {
+            text += "NULL"
+            return
+        }
+        text += "\""
+        if value.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            for ch in value.unicodeScalars {
+                if ch == "\"" || ch == "\\" { text += "\\" }
+                text.unicodeScalars.append(ch)
+            }
+        } else {
+            text += value
+        }
+        text += "\""
+    }
+
+    func finished() -> String { text + "}" }
+}
+
 struct StoreSetupError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
@@ -367,8 +592,12 @@ case .sqlite:
     } catch {
         fail("cannot create the store: \(error)")
     }
-case .postgres:
-    fail("--store postgres://… is not supported yet: PostgreSQL support joins the store later (only sqlite today)")
+case .postgres(let url):
+    do {
+        benchStore = try PostgresSweepBenchStore(url: url, durability: options.durability, loadMode: options.loadMode)
+    } catch {
+        fail("cannot use \(url): \(error)")
+    }
 }
 
 let population = Population(
@@ -441,7 +670,7 @@ do {
             + " seconds=\(String(format: "%.3f", seconds)) transitions_per_s=\(String(format: "%.0f", rate))"
             + " rss_before_mb=\(mb(before.rss)) rss_peak_during_mb=\(mb(peakRSS)) rss_after_mb=\(mb(after.rss))"
             + " hwm_during_mb=\(hwmReset ? mb(during.hwm) : "n/a") future_untouched=\(v.futureStillInactive)"
-            + " load_s=\(String(format: "%.1f", loadSeconds)) sweep_batch=\(options.sweepBatch) layout=\(options.layout.rawValue)"
+            + " load_s=\(String(format: "%.1f", loadSeconds)) load=\(benchStore.loadMethod) sweep_batch=\(options.sweepBatch) layout=\(options.layout.rawValue)"
             + " check=\(problems.isEmpty ? "ok" : "FAILED(" + problems.joined(separator: "; ") + ")")")
     if !options.keep { try? benchStore.remove() } else { note("kept the store (--keep)") }
     exit(problems.isEmpty ? 0 : 1)
