@@ -270,28 +270,8 @@ final class SQLiteSweepBenchStore: SweepBenchStore {
         options.durability = .none      // a setup: nothing to make durable until it is done
         options.readerCount = 1
         let store = try SQLiteStore(path: path, options: options)
-        try store.write { repo in
-            try repo.insertChannel(population.channel)
-            for r in 0..<population.repCount {
-                let id = population.repID(r)
-                try repo.upsertRep(Rep(
-                    id: id, displayName: id, capacity: 100, presence: .offline,
-                    permissions: [.enhancedChatUser, .enhancedChatRep], idleSince: population.cutoff))
-            }
-        }
-        var next = 0
-        while next < population.sessions {
-            let end = min(population.sessions, next + batch)
-            try store.write { repo in
-                for i in next..<end {
-                    let s = population.session(i)
-                    try repo.insertSession(s)
-                    _ = try repo.appendEvent(population.inactiveEvent(s))
-                }
-            }
-            next = end
-            progress(next)
-        }
+        try loadChannelAndReps(population, into: store)
+        try loadSessionsThroughRepository(population, into: store, batch: batch, progress: progress)
         try store.checkpoint()
         // `store` closes here; the measured part opens the file again with the daemon's settings.
     }
@@ -371,30 +351,10 @@ final class PostgresSweepBenchStore: SweepBenchStore {
         options.lockTimeout = .seconds(600)
         created = true
         let store = try PostgresStore(url: url, options: options)   // migrates: creates the schema
-        try store.write { repo in
-            try repo.insertChannel(population.channel)
-            for r in 0..<population.repCount {
-                let id = population.repID(r)
-                try repo.upsertRep(Rep(
-                    id: id, displayName: id, capacity: 100, presence: .offline,
-                    permissions: [.enhancedChatUser, .enhancedChatRep], idleSince: population.cutoff))
-            }
-        }
+        try loadChannelAndReps(population, into: store)
         switch loadMode {
         case .repository:
-            var next = 0
-            while next < population.sessions {
-                let end = min(population.sessions, next + batch)
-                try store.write { repo in
-                    for i in next..<end {
-                        let s = population.session(i)
-                        try repo.insertSession(s)
-                        _ = try repo.appendEvent(population.inactiveEvent(s))
-                    }
-                }
-                next = end
-                progress(next)
-            }
+            try loadSessionsThroughRepository(population, into: store, batch: batch, progress: progress)
         case .bulk:
             try bulkLoad(population, batch: batch, progress: progress)
         }
@@ -678,4 +638,38 @@ do {
     note("failed: \(error)")
     if !options.keep { try? benchStore.remove() }
     exit(1)
+}
+
+// MARK: - Loading through the repository (either store)
+
+/// The channel and the reps every population needs.
+func loadChannelAndReps(_ population: Population, into store: any SessionStore) throws {
+    try store.write { repo in
+        try repo.insertChannel(population.channel)
+        for r in 0..<population.repCount {
+            let id = population.repID(r)
+            try repo.upsertRep(Rep(
+                id: id, displayName: id, capacity: 100, presence: .offline,
+                permissions: [.enhancedChatUser, .enhancedChatRep], idleSince: population.cutoff))
+        }
+    }
+}
+
+/// The sessions and their creation events, `batch` per transaction.
+func loadSessionsThroughRepository(
+    _ population: Population, into store: any SessionStore, batch: Int, progress: (Int) -> Void
+) throws {
+    var next = 0
+    while next < population.sessions {
+        let end = min(population.sessions, next + batch)
+        try store.write { repo in
+            for i in next..<end {
+                let s = population.session(i)
+                try repo.insertSession(s)
+                _ = try repo.appendEvent(population.inactiveEvent(s))
+            }
+        }
+        next = end
+        progress(next)
+    }
 }
