@@ -98,10 +98,19 @@ extension SessionEngine {
         switch target {
         case let .conversation(id, channel):
             try IdentifierRules.validateExternalID(id, what: "conversation id")
-            try IdentifierRules.validateResourceID(channel, what: "channel id")
             conversationId = id
-            channelId = channel
             current = try repo.openSession(conversationId: id)
+            if !channel.isEmpty {
+                try IdentifierRules.validateResourceID(channel, what: "channel id")
+                channelId = channel
+            } else if let open = current {
+                // The channel is needed only to open a session.
+                channelId = open.channelId
+            } else if let retried = try acceptedCustomerMessage(message, conversationId: id, in: repo) {
+                channelId = retried.channelId
+            } else {
+                throw DomainError.invalidArgument("conversation \(id) has no open session; a channel id is needed to open one")
+            }
         case let .session(id):
             try IdentifierRules.validateExternalID(id, what: "session id")
             let session = try requireSession(id, in: repo)

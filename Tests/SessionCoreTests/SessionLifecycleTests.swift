@@ -139,6 +139,23 @@ struct SessionLifecycleTests {
         #expect(retry.session.inactivityDeadline == first.session.inactivityDeadline)
     }
 
+    @Test("Without a channel id a customer message goes to the conversation's open session; with none open it is INVALID_ARGUMENT")
+    func customerMessageWithoutChannel() throws {
+        let world = World()
+        try world.addChannel("web")
+        try world.addRep("r1")
+        let open = try world.customerWrites("c1", on: "web", id: "m1").session
+        let next = try world.customerWrites("c1", on: "", id: "m2")
+        #expect(next.session.id == open.id)
+        #expect(!next.isDuplicate)
+        try world.end(open.id, by: .rep("r1"))
+        // A retry of an accepted message still replays, with or without the channel.
+        #expect(try world.customerWrites("c1", on: "", id: "m2").isDuplicate)
+        expectDomainError(.invalidArgument, "c1 has no open session") {
+            try world.customerWrites("c1", on: "", id: "m3")
+        }
+    }
+
     @Test("A customer reply after ENDED opens a new session on the same conversation")
     func replyAfterEnded() throws {
         let world = World()

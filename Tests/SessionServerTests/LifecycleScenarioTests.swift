@@ -278,7 +278,7 @@ struct LifecycleScenarioTests {
             #expect(try await service.sessions.postCustomerMessage(bare).replayed)
             try await d.end(second.id, via: service)
             bare.messageId = "bare-2"
-            await expectRPCError(.invalidArgument, containing: ["channel_id"]) { try await service.sessions.postCustomerMessage(bare) }
+            await expectRPCError(.invalidArgument, containing: ["has no open session", "channel id"]) { try await service.sessions.postCustomerMessage(bare) }
             bare.messageId = "bare-1"
             let retriedAfterEnd = try await service.sessions.postCustomerMessage(bare)
             #expect(retriedAfterEnd.replayed && retriedAfterEnd.session?.id == second.id, "a retry still finds where it went")

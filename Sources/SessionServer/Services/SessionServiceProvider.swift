@@ -44,26 +44,9 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
 
     public func postCustomerMessage(request: SessionsV1.PostCustomerMessageRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
         try backend.write(context) { engine, actor, now, repo in
-            // The channel is needed only to open a session; a conversation
-            // with an open session is found by its id alone.
-            var target = CustomerMessageTarget.conversation(id: request.conversationId, channelId: request.channelId)
-            if request.channelId.isEmpty, !request.conversationId.isEmpty, actor.kind != .rep {
-                if let earlier = try repo.message(id: request.messageId) {
-                    // A retry: let the engine replay it on the session it went to;
-                    // but an id already used on another conversation is another
-                    // message (as when channel_id is given), never a replay of it.
-                    guard try repo.session(id: earlier.sessionId)?.conversationId == request.conversationId else {
-                        throw RPCError(.alreadyExists, "message id \(request.messageId) was already used for a different message")
-                    }
-                    target = .session(id: earlier.sessionId)
-                } else if let open = try repo.openSession(conversationId: request.conversationId) {
-                    target = .session(id: open.id)
-                } else {
-                    throw RPCError(.invalidArgument, "conversation \(request.conversationId) has no open session; channel_id is needed to open one")
-                }
-            }
-            return SessionsV1.SessionResponse(try engine.postCustomerMessage(
-                IncomingMessage(messageId: request.messageId, text: request.text), to: target,
+            SessionsV1.SessionResponse(try engine.postCustomerMessage(
+                IncomingMessage(messageId: request.messageId, text: request.text),
+                to: .conversation(id: request.conversationId, channelId: request.channelId),
                 by: actor, at: now, in: &repo))
         }
     }
