@@ -310,8 +310,13 @@ extension SessionEngine {
     public func events(
         afterCursor: Int64, pageSize: Int = 0, by actor: Actor, in repo: some SessionRepository
     ) throws -> [Event] {
-        try requireReader(actor, ofRep: nil, to: "watch all session events")
+        try requireEventFeedReader(actor)
         return try repo.events(afterCursor: afterCursor, limit: try resolvePageSize(pageSize))
+    }
+
+    /// Refuses callers that may not read the event feed of all sessions (reps read only their own).
+    public func requireEventFeedReader(_ actor: Actor) throws(DomainError) {
+        try requireReader(actor, ofRep: nil, to: "watch all session events")
     }
 
     // MARK: Helpers

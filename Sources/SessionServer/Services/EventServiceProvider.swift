@@ -37,7 +37,7 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
             if let sessionId {
                 _ = try engine.getSession(sessionId, by: actor, in: repo)
             } else {
-                _ = try engine.events(afterCursor: Int64.max - 1, pageSize: 1, by: actor, in: repo)
+                try engine.requireEventFeedReader(actor)
             }
         }
         let (wakeups, cancel) = backend.hub.subscribe()

@@ -121,7 +121,8 @@ public final class SQLiteStore: @unchecked Sendable {
             job.done.wait()
             if let error = job.commitError { throw error }
         }
-        guard let result else { throw SQLiteStoreError.nestedWrite }
+        // `commit` either ran the closure (a result) or failed the batch (`commitError`, thrown above).
+        guard let result else { preconditionFailure("a queued write neither ran nor failed") }
         return try result.get()
     }
 
