@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -68,7 +69,10 @@ package final class ClientConnection: @unchecked Sendable {
 
     /// False once the server said go-away or the connection closed: new calls
     /// must go to a new connection.
-    package var isUsable: Bool { queue.sync { !closed && !goAwayReceived } }
+    package var isUsable: Bool { usable.load(ordering: .acquiring) }
+    /// Mirrors `!closed && !goAwayReceived` for readers off the queue (every call
+    /// checks it), without a hop onto the queue.
+    private let usable = Atomic<Bool>(true)
 
     package init(fd: Int32, peer: String, maxFrameBytes: Int, onClose: @escaping @Sendable (ClientConnection) -> Void) {
         self.fd = fd
@@ -272,6 +276,7 @@ package final class ClientConnection: @unchecked Sendable {
             if let (sent, c) = pings.removeValue(forKey: opaque) { c.resume(returning: monotonicNanos() - sent) }
         case let .goAway(last, code, reason):
             goAwayReceived = true
+            usable.store(false, ordering: .releasing)
             closeReason = reason
             let error = RPCError(code == 0 ? .unavailable : RPCStatusCode(wireValue: code), "server \(peer) went away: \(reason)")
             for id in calls.keys where id > last { complete(id, .failure(error, notStarted: true)) }
@@ -320,6 +325,7 @@ package final class ClientConnection: @unchecked Sendable {
     private func shutdown(_ reason: String) {
         guard !closed else { return }
         closed = true
+        usable.store(false, ordering: .releasing)
         closeReason = reason
         let error = RPCError(.unavailable, "connection to \(peer) lost: \(reason)")
         for id in Array(calls.keys) { complete(id, .failure(error)) }
