@@ -1,4 +1,4 @@
-public import SessionCore
+import SessionCore
 
 /// A result row of either store, read by column index. `SQLiteRow` and
 /// `PostgresRow` conform, so both repositories share one set of column lists
