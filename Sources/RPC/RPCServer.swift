@@ -27,6 +27,7 @@ public final class RPCServer: Sendable {
         var port = 0
         var acceptSource: SourceBox?
         var connections: [ObjectIdentifier: ServerConnection] = [:]
+        var connectionsPerPeer: [String: Int] = [:]
         var phase: Phase = .idle
         var nextConnectionID: UInt64 = 0
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
@@ -94,28 +95,36 @@ public final class RPCServer: Sendable {
                 continue
             }
             Socket.setNoDelay(fd)
-            let admitted: ServerConnection? = state.withLock { s in
-                guard s.phase == .running, s.connections.count < configuration.maxConnections else { return nil }
+            let peer = Socket.peerAddress(fd)
+            let admitted: Result<ServerConnection, Refusal> = state.withLock { s in
+                guard s.phase == .running else { return .failure(.shuttingDown) }
+                guard s.connections.count < configuration.maxConnections else { return .failure(.total) }
+                let fromPeer = s.connectionsPerPeer[peer.host, default: 0]
+                guard fromPeer < configuration.maxConnectionsPerPeer else { return .failure(.perPeer) }
+                s.connectionsPerPeer[peer.host] = fromPeer + 1
                 s.nextConnectionID += 1
-                let c = ServerConnection(fd: fd, id: s.nextConnectionID, server: self)
+                let c = ServerConnection(fd: fd, id: s.nextConnectionID, peer: peer, server: self)
                 s.connections[ObjectIdentifier(c)] = c
-                return c
+                return .success(c)
             }
-            if let admitted {
-                admitted.start()
-            } else {
-                refuse(fd)
+            switch admitted {
+            case .success(let connection): connection.start()
+            case .failure(let refusal): refuse(fd, refusal, peer: peer)
             }
         }
     }
 
-    /// Over the connection limit (or shutting down): preface + go-away, then close.
-    private func refuse(_ fd: Int32) {
+    private enum Refusal: Error { case shuttingDown, total, perPeer }
+
+    /// Over a connection limit: preface + go-away, then close.
+    private func refuse(_ fd: Int32, _ refusal: Refusal, peer: Socket.PeerAddress) {
         var out = Preface.bytes
-        let draining = state.withLock { $0.phase != .running }
-        Wire.appendGoAway(
-            lastCallID: 0, code: draining ? .unavailable : .resourceExhausted,
-            reason: draining ? "server is shutting down" : "too many connections (limit \(configuration.maxConnections))", to: &out)
+        let reason = switch refusal {
+        case .shuttingDown: "server is shutting down"
+        case .total: "too many connections (limit \(configuration.maxConnections))"
+        case .perPeer: "too many connections from \(peer.host) (limit \(configuration.maxConnectionsPerPeer) per address)"
+        }
+        Wire.appendGoAway(lastCallID: 0, code: refusal == .shuttingDown ? .unavailable : .resourceExhausted, reason: reason, to: &out)
         _ = out.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // Closing with the client's preface unread would reset the connection
         // and could discard the go-away before the client reads it: half-close,
@@ -126,12 +135,15 @@ public final class RPCServer: Sendable {
             while recv(fd, &sink, sink.count, 0) > 0 {}
             close(fd)
         }
-        logger.notice("refused a connection", metadata: ["reason": draining ? "draining" : "max connections"])
+        logger.notice("refused a connection", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
     }
 
     package func connectionClosed(_ c: ServerConnection) {
         let done = state.withLock { s -> Bool in
-            s.connections.removeValue(forKey: ObjectIdentifier(c))
+            if s.connections.removeValue(forKey: ObjectIdentifier(c)) != nil {
+                let left = s.connectionsPerPeer[c.peerHost, default: 1] - 1
+                s.connectionsPerPeer[c.peerHost] = left > 0 ? left : nil
+            }
             if s.phase == .draining && s.connections.isEmpty {
                 s.phase = .stopped
                 return true

@@ -10,12 +10,24 @@ public struct RPCServerConfiguration: Sendable {
     public var maxConcurrentCallsPerConnection: Int = 1024
     /// Open connections; more are told RESOURCE_EXHAUSTED in a go-away and closed.
     public var maxConnections: Int = 4096
+    /// Open connections from one peer address (IP, port ignored); more are
+    /// refused like those over `maxConnections`, so that one host cannot take
+    /// every slot. Behind a proxy every client shares its address: raise it there.
+    public var maxConnectionsPerPeer: Int = 256
     /// Bytes of request metadata (keys plus values) per call.
     public var maxMetadataBytes: Int = 16 * 1024
     /// A connection with no call in flight and no frame for this long is closed.
     public var idleTimeoutSeconds: Double = 300
-    /// A connection must finish its preface, and any frame it has begun, within this.
+    /// A connection must finish its preface, and each frame from that frame's
+    /// first byte, within this.
     public var frameTimeoutSeconds: Double = 10
+    /// A frame still incomplete after 2 s must have arrived at least this fast
+    /// (bytes per second, averaged from its first byte): a peer trickling a
+    /// frame byte by byte is closed long before the frame timeout.
+    public var minReceiveBytesPerSecond: Int = 1024
+    /// A connection must begin its first call within this after it opened;
+    /// one that only sent the preface (or only pings) is told to go away.
+    public var firstCallTimeoutSeconds: Double = 10
     /// Response bytes buffered per connection before the server stops reading
     /// from it (and streaming handlers wait): backpressure on a peer that does not read.
     public var maxBufferedBytesPerConnection: Int = 8 * 1024 * 1024

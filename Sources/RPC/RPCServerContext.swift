@@ -11,6 +11,10 @@ public final class RPCServerContext: Sendable {
     public let peer: String
     /// Monotonic deadline (`DispatchTime.now().uptimeNanoseconds` scale); nil without one.
     public let deadlineNanos: UInt64?
+    /// The largest response message this call may send, in bytes (the frame
+    /// limit less the envelope): a handler that builds a response of a size
+    /// the caller chose checks it against this before allocating.
+    public let maxResponseBytes: Int
 
     private let state = Mutex(State())
 
@@ -21,7 +25,8 @@ public final class RPCServerContext: Sendable {
         var onCancel: [@Sendable () -> Void] = []
     }
 
-    package init(callID: UInt64, method: RPCMethodDescriptor, metadata: RPCMetadata, peer: String, deadlineNanos: UInt64?) {
+    package init(callID: UInt64, method: RPCMethodDescriptor, metadata: RPCMetadata, peer: String, deadlineNanos: UInt64?, maxResponseBytes: Int) {
+        self.maxResponseBytes = maxResponseBytes
         self.callID = callID
         self.method = method
         self.metadata = metadata

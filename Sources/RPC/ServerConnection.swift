@@ -8,7 +8,15 @@ import Glibc
 /// (a serial queue), which is why the class may be `@unchecked Sendable`:
 /// other threads only ever enqueue work on it.
 package final class ServerConnection: @unchecked Sendable {
-    private enum Phase { case awaitingPreface, open, draining, closed }
+    private enum Phase {
+        case awaitingPreface, open, draining
+        /// Our side is half-closed after the last bytes went out; what the peer
+        /// still sends is read and discarded until it closes (or the linger
+        /// ends), so that closing never resets the connection and destroys a
+        /// go-away the peer has not read yet.
+        case lingering
+        case closed
+    }
 
     private let fd: Int32
     private let id: UInt64
@@ -16,6 +24,8 @@ package final class ServerConnection: @unchecked Sendable {
     private let config: RPCServerConfiguration
     private let queue: DispatchQueue
     private let peer: String
+    /// The peer's address without its port: the key of the per-peer limit.
+    let peerHost: String
     private var logger: Logger
 
     private var phase = Phase.awaitingPreface
@@ -36,16 +46,31 @@ package final class ServerConnection: @unchecked Sendable {
     private var calls: [UInt64: ServerCall] = [:]
     private var lastCallID: UInt64 = 0
     private let openedAt = monotonicNanos()
-    private var lastActivity = monotonicNanos()
-    private var partialFrameSince: UInt64?
+    /// When the last call began or ended: what the idle timeout counts from
+    /// (bytes alone, pings included, do not keep a connection alive).
+    private var lastCallActivity = monotonicNanos()
+    /// When the first byte of the frame now being received arrived.
+    private var frameStartedAt: UInt64?
 
-    init(fd: Int32, id: UInt64, server: RPCServer) {
+    /// Output bytes reserved by pool calls in flight, each for
+    /// `answerEstimate` bytes: their answers count against the output bound
+    /// before they exist, so a peer that pipelines calls and never reads cannot
+    /// start more calls than the bound has room for.
+    private var reservedOutBytes = 0
+    /// A running estimate of one answer's size on this connection: jumps to
+    /// the largest answer seen, then decays slowly towards a floor.
+    private var answerEstimate: Int
+    private var largestBuffered = 0
+
+    init(fd: Int32, id: UInt64, peer: Socket.PeerAddress, server: RPCServer) {
         self.fd = fd
         self.id = id
         self.server = server
         self.config = server.configuration
         self.queue = DispatchQueue(label: "rpc.connection")
-        self.peer = Socket.peerName(fd)
+        self.peer = peer.description
+        self.peerHost = peer.host
+        self.answerEstimate = Self.initialAnswerEstimate(server.configuration)
         self.decoder = FrameDecoder(maxFrameSize: server.configuration.maxFrameBytes)
         self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         var logger = server.logger
@@ -68,7 +93,7 @@ package final class ServerConnection: @unchecked Sendable {
             let ws = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
             ws.setEventHandler { self.flush() }
             writeSource = ws  // resumed only while a write is blocked (EAGAIN)
-            let tick = max(0.05, min(config.idleTimeoutSeconds, config.frameTimeoutSeconds) / 4)
+            let tick = max(0.05, min(config.idleTimeoutSeconds, config.frameTimeoutSeconds, config.firstCallTimeoutSeconds) / 4)
             let timer = DispatchSource.makeTimerSource(queue: queue)
             timer.schedule(deadline: .now() + tick, repeating: tick, leeway: .milliseconds(Int(tick * 250)))
             timer.setEventHandler { self.housekeep() }
@@ -83,12 +108,12 @@ package final class ServerConnection: @unchecked Sendable {
 
     private func readable() {
         guard phase != .closed else { return }
+        if phase == .lingering { return discardUntilClosed() }
         var budget = 16
         while budget > 0, phase != .closed, !readPaused {
             budget -= 1
             let n = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
             if n > 0 {
-                lastActivity = monotonicNanos()
                 received(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
                 if n < readBuffer.count { break }
             } else if n == 0 {
@@ -149,13 +174,15 @@ package final class ServerConnection: @unchecked Sendable {
     /// its bound; over it, the rest wait in the decoder and reading pauses
     /// until the peer drains the output (backpressure).
     private func processBufferedFrames() {
+        var completed = 0
         do {
             while phase == .open || phase == .draining, !closeWhenFlushed {
-                if pendingOutBytes > config.maxBufferedBytesPerConnection {
+                if outputOverBound {
                     pauseReading()
                     break
                 }
                 guard try decoder.withNextFrame({ handleFrame($0) }) != nil else { break }
+                completed += 1
             }
         } catch FrameDecoder.Failure.frameTooLarge(let length, let limit) {
             goAwayAndClose(.resourceExhausted, "frame of \(length) bytes exceeds the limit of \(limit) bytes")
@@ -164,11 +191,29 @@ package final class ServerConnection: @unchecked Sendable {
             goAwayAndClose(.internal, "frame decoding failed")
             return
         }
+        // Each frame is timed from its own first byte: a frame that began in
+        // this read (after a complete one, or with nothing buffered before)
+        // starts a new clock.
         if decoder.hasPartialFrame {
-            if partialFrameSince == nil { partialFrameSince = monotonicNanos() }
+            if completed > 0 || frameStartedAt == nil { frameStartedAt = monotonicNanos() }
         } else {
-            partialFrameSince = nil
+            frameStartedAt = nil
         }
+    }
+
+    /// True while buffered output plus what calls in flight have reserved
+    /// exceeds the per-connection bound: no frame is handled and nothing is
+    /// read until the peer drains its answers.
+    private var outputOverBound: Bool {
+        pendingOutBytes + reservedOutBytes > config.maxBufferedBytesPerConnection
+    }
+
+    private static func initialAnswerEstimate(_ config: RPCServerConfiguration) -> Int {
+        max(512, config.maxBufferedBytesPerConnection / 64)
+    }
+
+    private static func answerEstimateFloor(_ config: RPCServerConfiguration) -> Int {
+        max(256, config.maxBufferedBytesPerConnection / 256)
     }
 
     private func handleFrame(_ frame: UnsafeRawBufferPointer) {
@@ -218,6 +263,7 @@ package final class ServerConnection: @unchecked Sendable {
             return refuse(callID, .invalidArgument, "call ids must increase on a connection: \(callID) after \(lastCallID)")
         }
         lastCallID = callID
+        lastCallActivity = monotonicNanos()
         if calls.count >= config.maxConcurrentCallsPerConnection {
             return refuse(callID, .resourceExhausted, "too many concurrent calls on this connection (limit \(config.maxConcurrentCallsPerConnection))")
         }
@@ -235,7 +281,8 @@ package final class ServerConnection: @unchecked Sendable {
             return refuse(callID, .unimplemented, unimplementedMessage(path))
         }
         let deadline: UInt64? = timeoutMicros == 0 ? nil : monotonicNanos() &+ min(timeoutMicros, 1 << 40) &* 1000
-        let context = RPCServerContext(callID: callID, method: handler.descriptor, metadata: metadata, peer: peer, deadlineNanos: deadline)
+        let context = RPCServerContext(callID: callID, method: handler.descriptor, metadata: metadata, peer: peer, deadlineNanos: deadline,
+            maxResponseBytes: config.maxFrameBytes - Self.envelopeOverheadBytes)
 
         switch handler.body {
         case .unary(let prepare):
@@ -252,6 +299,8 @@ package final class ServerConnection: @unchecked Sendable {
             if handler.policy == .inline {
                 finish(call, runUnary(run, context))
             } else {
+                call.reservedBytes = answerEstimate
+                reservedOutBytes += answerEstimate
                 DispatchQueue.global().async { [self] in
                     let result = context.isCancelled ? .failure(RPCError(.cancelled, "call was cancelled")) : runUnary(run, context)
                     queue.async { self.finish(call, result) }
@@ -291,7 +340,7 @@ package final class ServerConnection: @unchecked Sendable {
     private func runUnary(_ run: RPCMethodHandler.PreparedUnary, _ context: RPCServerContext) -> Result<[UInt8]?, RPCError> {
         do {
             let bytes = try run(context)
-            if bytes.count > config.maxFrameBytes - 64 {
+            if bytes.count > config.maxFrameBytes - Self.envelopeOverheadBytes {
                 return .failure(RPCError(.resourceExhausted, "response of \(bytes.count) bytes exceeds the frame limit of \(config.maxFrameBytes) bytes"))
             }
             return .success(bytes)
@@ -332,7 +381,15 @@ package final class ServerConnection: @unchecked Sendable {
         guard !call.finished else { return }
         call.finished = true
         calls.removeValue(forKey: call.id)
+        lastCallActivity = monotonicNanos()
         call.deadlineItem?.cancel()
+        if call.reservedBytes > 0 {
+            reservedOutBytes -= call.reservedBytes
+            call.reservedBytes = 0
+            if case .success(let payload?) = result {
+                answerEstimate = max(payload.count, answerEstimate - answerEstimate / 16, Self.answerEstimateFloor(config))
+            }
+        }
         if case .failure = result {
             call.context.cancel()
             call.task?.cancel()
@@ -407,7 +464,8 @@ package final class ServerConnection: @unchecked Sendable {
     }
 
     private func flush() {
-        guard phase != .closed else { return }
+        guard phase != .closed, phase != .lingering else { return }
+        largestBuffered = max(largestBuffered, pendingOutBytes)
         while outSent < out.count {
             let n = out.withUnsafeBytes { send(fd, $0.baseAddress! + outSent, $0.count - outSent, Int32(MSG_NOSIGNAL)) }
             if n > 0 {
@@ -433,14 +491,14 @@ package final class ServerConnection: @unchecked Sendable {
             writeSource?.suspend()
         }
         if closeWhenFlushed {
-            teardown()
+            linger()
             return
         }
         if readPaused {
             // Frames that arrived before the pause come first; they may fill
             // the buffer again, and then reading stays paused.
             processBufferedFrames()
-            if pendingOutBytes <= config.maxBufferedBytesPerConnection { resumeReading() }
+            if !outputOverBound { resumeReading() }
             if pendingOutBytes > 0 { scheduleFlush() }
         }
         for call in calls.values where !call.waiters.isEmpty {
@@ -460,6 +518,8 @@ package final class ServerConnection: @unchecked Sendable {
     private func resumeReading() {
         guard readPaused, let readSource else { return }
         readPaused = false
+        // The peer could not send while we did not read: its frame gets a new clock.
+        if frameStartedAt != nil { frameStartedAt = monotonicNanos() }
         readSource.resume()
     }
 
@@ -484,8 +544,31 @@ package final class ServerConnection: @unchecked Sendable {
         queue.asyncAfter(deadline: .now() + Self.closeLingerSeconds) { [self] in teardown() }
     }
 
-    /// How long a closing connection waits for its last bytes to drain.
+    /// How long a closing connection waits for its last bytes to drain and
+    /// for the peer to close its side.
     static let closeLingerSeconds = 1.0
+
+    /// Everything is sent: half-close, then wait for the peer's close.
+    private func linger() {
+        guard phase != .closed, phase != .lingering else { return }
+        phase = .lingering
+        housekeeping?.cancel()
+        housekeeping = nil
+        if readPaused { resumeReading() }
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+        discardUntilClosed()
+    }
+
+    private func discardUntilClosed() {
+        while true {
+            let n = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
+            if n > 0 { continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            teardown()  // EOF or an error: the peer is gone
+            return
+        }
+    }
 
     /// Graceful: go-away with the last accepted call id; close once in-flight calls end.
     func drain(reason: String) {
@@ -523,20 +606,46 @@ package final class ServerConnection: @unchecked Sendable {
             teardown()
             return
         }
-        if let since = partialFrameSince, now - since > frameLimit {
-            goAwayAndClose(.deadlineExceeded, "a frame was not completed within \(config.frameTimeoutSeconds) s")
+        // While reading is paused the peer cannot send: no frame clock runs.
+        if let since = frameStartedAt, !readPaused {
+            let elapsed = now - since
+            if elapsed > frameLimit {
+                goAwayAndClose(.deadlineExceeded, "a frame was not completed within \(config.frameTimeoutSeconds) s")
+                return
+            }
+            let received = decoder.bufferedByteCount
+            if elapsed > Self.minimumRateGraceNanos,
+               Double(received) < Double(config.minReceiveBytesPerSecond) * Double(elapsed) / 1e9 {
+                goAwayAndClose(.deadlineExceeded, "a frame arrived slower than \(config.minReceiveBytesPerSecond) bytes/s")
+                return
+            }
+        }
+        if phase == .open, lastCallID == 0, now - openedAt > UInt64(config.firstCallTimeoutSeconds * 1e9) {
+            Wire.appendGoAway(lastCallID: 0, code: .ok, reason: "no call within \(config.firstCallTimeoutSeconds) s", to: &out)
+            closeAfterFlush()
             return
         }
-        if phase == .open, calls.isEmpty, now - lastActivity > UInt64(config.idleTimeoutSeconds * 1e9) {
+        if phase == .open, calls.isEmpty, now - lastCallActivity > UInt64(config.idleTimeoutSeconds * 1e9) {
             Wire.appendGoAway(lastCallID: lastCallID, code: .ok, reason: "idle for \(config.idleTimeoutSeconds) s", to: &out)
             closeAfterFlush()
         }
     }
 
+    /// Room left in a frame for the envelope around a response payload.
+    static let envelopeOverheadBytes = 64
+
+    /// A frame's receive rate is judged only after this long.
+    static let minimumRateGraceNanos: UInt64 = 2_000_000_000
+
     /// Releases everything; runs once.
     private func teardown() {
         guard phase != .closed else { return }
         phase = .closed
+        reservedOutBytes = 0
+        out = []  // (the decoder may be mid-frame on this stack; it goes with the connection)
+        // A connection that buffered megabytes leaves them in malloc's
+        // per-thread arenas; give them back to the system.
+        if largestBuffered > 1 << 20 { DispatchQueue.global(qos: .utility).async { releaseFreedMemory() } }
         for call in Array(calls.values) {
             call.finished = true
             call.context.cancel()
@@ -572,6 +681,8 @@ final class ServerCall: @unchecked Sendable {
     var task: Task<Void, Never>?
     var deadlineItem: DispatchWorkItem?
     var sentInitialMetadata = false
+    /// Output bytes this call holds reserved (pool calls only).
+    var reservedBytes = 0
     var waiters: [CheckedContinuation<Void, any Error>] = []
 
     init(id: UInt64, context: RPCServerContext) {

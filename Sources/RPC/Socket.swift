@@ -120,19 +120,30 @@ package enum Socket {
     }
 
     /// `host:port` of the peer.
-    package static func peerName(_ fd: Int32) -> String {
+    /// A peer's numeric address.
+    package struct PeerAddress: Sendable, CustomStringConvertible {
+        /// `127.0.0.1`, `::1`; `unknown` when the socket has no peer.
+        package let host: String
+        package let port: Int
+        package let isIPv6: Bool
+        package var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    package static func peerAddress(_ fd: Int32) -> PeerAddress {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } }
-        guard rc == 0 else { return "unknown" }
+        guard rc == 0 else { return PeerAddress(host: "unknown", port: 0, isIPv6: false) }
         var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
         let port = portOf(&storage)
         _ = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getnameinfo($0, len, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) }
         }
         let h = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return storage.ss_family == sa_family_t(AF_INET6) ? "[\(h)]:\(port)" : "\(h):\(port)"
+        return PeerAddress(host: h, port: port, isIPv6: storage.ss_family == sa_family_t(AF_INET6))
     }
+
+    package static func peerName(_ fd: Int32) -> String { peerAddress(fd).description }
 
     private static func portOf(_ storage: inout sockaddr_storage) -> Int {
         withUnsafePointer(to: &storage) { p in

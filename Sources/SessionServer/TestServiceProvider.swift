@@ -19,9 +19,7 @@ public struct TestServiceProvider: GrpcTesting.TestService.ServiceProtocol {
         if let status = request.responseStatus, status.code != 0 {
             throw RPCError(RPCStatusCode(wireValue: UInt32(bitPattern: status.code)), status.message)
         }
-        guard request.responseSize >= 0 else {
-            throw RPCError(.invalidArgument, "response_size must not be negative")
-        }
+        try Self.checkSize(Int(request.responseSize), context)
         var response = GrpcTesting.SimpleResponse()
         var payload = GrpcTesting.Payload()
         payload.body = [UInt8](repeating: 0, count: Int(request.responseSize))
@@ -35,10 +33,14 @@ public struct TestServiceProvider: GrpcTesting.TestService.ServiceProtocol {
         context: RPCServerContext
     ) async throws {
         echoMetadata(context)
+        // Every size is checked before the first message is built.
         for parameters in request.responseParameters {
-            guard parameters.size >= 0, parameters.intervalUs >= 0 else {
-                throw RPCError(.invalidArgument, "size and interval_us must not be negative")
+            try Self.checkSize(Int(parameters.size), context)
+            guard parameters.intervalUs >= 0 else {
+                throw RPCError(.invalidArgument, "interval_us must not be negative")
             }
+        }
+        for parameters in request.responseParameters {
             if parameters.intervalUs > 0 {
                 try await Task.sleep(nanoseconds: UInt64(parameters.intervalUs) * 1000)
             }
@@ -55,6 +57,17 @@ public struct TestServiceProvider: GrpcTesting.TestService.ServiceProtocol {
 
     public func unimplementedCall(request: GrpcTesting.Empty, context: RPCServerContext) throws -> GrpcTesting.Empty {
         throw RPCError(.unimplemented, "UnimplementedCall is never implemented")
+    }
+
+    /// A size the caller chose, checked against the response limit before
+    /// anything of that size is allocated.
+    private static func checkSize(_ size: Int, _ context: RPCServerContext) throws {
+        guard size >= 0 else {
+            throw RPCError(.invalidArgument, "response size must not be negative")
+        }
+        guard size <= context.maxResponseBytes else {
+            throw RPCError(.resourceExhausted, "response size of \(size) bytes exceeds the limit of \(context.maxResponseBytes) bytes")
+        }
     }
 
     /// Interop `custom_metadata`: echo these two keys back.

@@ -188,12 +188,11 @@ extension Loopback {
                     for try await _ in client.streamingOutputCall(.with(sizes: [1], intervalUs: 10_000_000)) {}
                 }
                 try await Task.sleep(nanoseconds: 20_000_000)
-                let elapsed = await measure {
+                do {
                     call.cancel()
                     let result = await call.result
                     #expect(RPCError.code(of: result.error) == .cancelled)
                 }
-                #expect(elapsed < 3)
                 // The connection is still good.
                 _ = try await client.emptyCall()
             }
@@ -207,13 +206,12 @@ extension Loopback {
                     let _: GrpcTesting.Empty = try await channel.unary(ProbeService.block, request: GrpcTesting.Empty())
                 }
                 #expect(await eventually("handler started") { server.probe.counts.started == 1 })
-                let elapsed = await measure {
+                do {
                     call.cancel()
                     let result = await call.result
                     #expect(throws: RPCError.self) { try result.get() }
                     #expect(RPCError.code(of: result.error) == .cancelled)
                 }
-                #expect(elapsed < 3)
                 #expect(await eventually("handler saw the cancel") { server.probe.counts.cancelled == 1 })
                 _ = try await server.client.emptyCall()
             }
@@ -269,13 +267,12 @@ extension Loopback {
         @Test func timeout_on_sleeping_server() async throws {
             try await withTestServer { server in
                 let request = GrpcTesting.StreamingOutputCallRequest.with(sizes: [27182], intervalUs: 5_000_000)
-                let elapsed = await measure {
+                do {
                     let error = await #expect(throws: RPCError.self) {
                         for try await _ in server.client.streamingOutputCall(request, options: .init(timeout: .milliseconds(50))) {}
                     }
                     #expect(error?.code == .deadlineExceeded)
                 }
-                #expect(elapsed < 3)
                 _ = try await server.client.emptyCall()
             }
         }
@@ -284,14 +281,13 @@ extension Loopback {
         func timeout_on_sleeping_unary() async throws {
             try await withTestServer { server in
                 let channel = server.channel
-                let elapsed = await measure {
+                do {
                     let error = await #expect(throws: RPCError.self) {
                         let _: GrpcTesting.Empty = try await channel.unary(
                             ProbeService.block, request: GrpcTesting.Empty(), options: .init(timeout: .milliseconds(50)))
                     }
                     #expect(error?.code == .deadlineExceeded)
                 }
-                #expect(elapsed < 3)
                 // The handler saw the deadline (unless the pool had not even started it by then).
                 #expect(await eventually("handler saw the deadline") { server.probe.counts.cancelled == server.probe.counts.started })
             }

@@ -68,45 +68,51 @@ extension Loopback {
             }
         }
 
-        @Test("pings count as activity")
-        func pingsKeepAlive() async throws {
-            try await withTestServer({ $0.idleTimeoutSeconds = 1 }) { server in
+        @Test("pings alone do not keep a connection open: idleness counts from the last call (as gRPC's max connection idle)")
+        func pingsDoNotKeepAlive() async throws {
+            try await withTestServer({ $0.idleTimeoutSeconds = 1; $0.firstCallTimeoutSeconds = 60 }) { server in
+                let start = monotonic()
                 let raw = try await RawConnection.open(port: server.port)
-                for i in 0..<15 {
-                    try await raw.send(Frames.ping(UInt64(i)))
-                    let pong = try await raw.receiveEnvelope()
-                    guard case .pong(let p)? = pong.kind else {
-                        Issue.record("ping \(i) got \(pong) instead of a pong")
-                        return
-                    }
-                    #expect(p.opaque == UInt64(i))
-                    try await Task.sleep(nanoseconds: 100_000_000)
+                try await raw.send(Frames.request(1, Frames.emptyCall))
+                _ = try await raw.receiveResponse(callID: 1)
+                // A peer that only pings (or trickles bytes) holds no slot for long.
+                var goAway: SessionrpcV1.GoAway?
+                var ping: UInt64 = 0
+                while goAway == nil {
+                    ping += 1
+                    try await raw.send(Frames.ping(ping))
+                    let envelope = try await raw.receiveEnvelope(timeout: 30)
+                    goAway = envelope.goAway
                 }
+                #expect(goAway?.reason.contains("idle") == true)
+                #expect(goAway?.lastCallId == 1)
+                #expect(try await raw.receiveUntilClosed(timeout: 30) == [])
+                #expect(monotonic() - start > 0.95)
             }
         }
 
-        @Test("after an idle close, the client channel reconnects by itself")
+        @Test("after an idle close, the client channel reconnects by itself: the next call succeeds at once")
         func channelReconnectsAfterIdleClose() async throws {
             try await withTestServer({ $0.idleTimeoutSeconds = 0.3 }) { server in
                 _ = try await server.client.emptyCall()
                 #expect(await eventually("idle close") { server.server.connectionCount == 0 })
-                // A call that races the client's reading of the GoAway fails
-                // UNAVAILABLE instead of being retried (the disabled
-                // ClientAgainstFakeServerTests.retryCallRefusedByGoAway), so allow
-                // a few attempts: what matters here is that the channel reconnects.
-                var lastError: RPCError?
-                for _ in 0..<5 {
-                    try await Task.sleep(nanoseconds: 200_000_000)
-                    do {
-                        _ = try await server.client.emptyCall()
-                        lastError = nil
-                        break
-                    } catch {
-                        lastError = error as? RPCError
-                    }
-                }
-                #expect(lastError == nil)
+                // No retry: the server half-closes after its GoAway and waits for
+                // the client's close, so the GoAway is never lost to a reset.
+                _ = try await server.client.emptyCall()
                 #expect(server.server.connectionCount == 1)
+            }
+        }
+
+        @Test("calls racing an idle close are retried on a new connection, never failed")
+        func callsRacingIdleClose() async throws {
+            try await withTestServer({ $0.idleTimeoutSeconds = 0.2 }) { server in
+                let client = server.client
+                // Calls spaced around the idle timeout: some are sent while the
+                // server's GoAway is on its way. Every one must succeed.
+                for round in 0..<12 {
+                    _ = try await client.emptyCall(options: .init(timeout: .seconds(30)))
+                    try await Task.sleep(nanoseconds: UInt64(150_000_000 + round * 10_000_000))
+                }
             }
         }
 

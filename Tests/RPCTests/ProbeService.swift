@@ -17,10 +17,14 @@ final class ProbeService: RPCService {
     /// Unary, inline: answers a `SimpleRequest` with `response_size` bytes and counts its calls.
     static let sized = RPCMethodDescriptor(service: serviceName, method: "Sized", kind: .unary)
 
+    /// Unary, on the handler pool (as domain handlers run): like `sized`.
+    static let sizedOnPool = RPCMethodDescriptor(service: serviceName, method: "SizedOnPool", kind: .unary)
+
     struct Counts: Sendable, Equatable {
         var started = 0
         var cancelled = 0
         var sized = 0
+        var sizedOnPool = 0
     }
 
     private let state = Mutex(Counts())
@@ -33,6 +37,14 @@ final class ProbeService: RPCService {
         [
             RPCMethodHandler(unary: Self.sized, policy: .inline) { [self] (request: GrpcTesting.SimpleRequest, _) -> GrpcTesting.SimpleResponse in
                 state.withLock { $0.sized += 1 }
+                var payload = GrpcTesting.Payload()
+                payload.body = [UInt8](repeating: 0, count: Int(request.responseSize))
+                var response = GrpcTesting.SimpleResponse()
+                response.payload = payload
+                return response
+            },
+            RPCMethodHandler(unary: Self.sizedOnPool, policy: .pool) { [self] (request: GrpcTesting.SimpleRequest, _) -> GrpcTesting.SimpleResponse in
+                state.withLock { $0.sizedOnPool += 1 }
                 var payload = GrpcTesting.Payload()
                 payload.body = [UInt8](repeating: 0, count: Int(request.responseSize))
                 var response = GrpcTesting.SimpleResponse()

@@ -52,9 +52,26 @@ final class RawConnection: @unchecked Sendable {
     /// Connects to 127.0.0.1:`port`; sends the client preface unless told
     /// not to. A small `receiveBuffer` makes a peer that does not read fill
     /// up quickly.
-    static func connect(port: Int, sendPreface: Bool = true, receiveBuffer: Int32? = nil, timeout: Double = 5) async throws -> RawConnection {
+    /// `source` binds the local end first (any 127.x.y.z works on Linux), so
+    /// that a test can play several peer addresses.
+    static func connect(
+        port: Int, sendPreface: Bool = true, receiveBuffer: Int32? = nil, source: String? = nil, timeout: Double = 5
+    ) async throws -> RawConnection {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw Failure.posix("socket", errno) }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let rc = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard rc == 0 else {
+                let e = errno
+                Glibc.close(fd)
+                throw Failure.posix("bind \(source)", e)
+            }
+        }
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
@@ -90,8 +107,8 @@ final class RawConnection: @unchecked Sendable {
     }
 
     /// Connects, exchanges prefaces and checks the server's.
-    static func open(port: Int, receiveBuffer: Int32? = nil) async throws -> RawConnection {
-        let c = try await connect(port: port, receiveBuffer: receiveBuffer)
+    static func open(port: Int, receiveBuffer: Int32? = nil, source: String? = nil) async throws -> RawConnection {
+        let c = try await connect(port: port, receiveBuffer: receiveBuffer, source: source)
         let preface = try await c.receive(exactly: 8)
         guard preface == Preface.bytes else { throw Failure.badPreface(preface) }
         return c

@@ -168,7 +168,7 @@ final class OneShot<T: Sendable>: Sendable {
 
 /// Polls `condition` every few milliseconds until it holds or `seconds` pass.
 func eventually(
-    within seconds: Double = 5, _ what: String = "condition",
+    within seconds: Double = 30, _ what: String = "condition",
     sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () -> Bool
 ) async -> Bool {
