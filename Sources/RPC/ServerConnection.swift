@@ -412,7 +412,7 @@ package final class ServerConnection: @unchecked Sendable {
         case .failure(let error):
             var trailing = md.trailing
             for e in error.metadata { trailing.add(e.key, e.value) }
-            Wire.appendResponse(callID: callID, code: error.code, message: error.message, payload: nil, initialMetadata: initial, trailingMetadata: trailing, to: &out)
+            Wire.appendResponse(callID: callID, code: error.code, message: Self.capped(error.message), payload: nil, initialMetadata: initial, trailingMetadata: trailing, to: &out)
         }
         // The whole envelope, metadata and message included, must fit our own frame limit.
         let frameBytes = out.count - start - 4
@@ -629,6 +629,24 @@ package final class ServerConnection: @unchecked Sendable {
             Wire.appendGoAway(lastCallID: lastCallID, code: .ok, reason: "idle for \(config.idleTimeoutSeconds) s", to: &out)
             closeAfterFlush()
         }
+    }
+
+    /// The longest status message sent, in UTF-8 bytes: whatever a handler
+    /// quotes from a request (an id, a name), the answer stays small.
+    static let maxStatusMessageBytes = 1024
+
+    /// `message` cut to `maxStatusMessageBytes` on a character boundary, with an ellipsis.
+    static func capped(_ message: String) -> String {
+        guard message.utf8.count > maxStatusMessageBytes else { return message }
+        var cut = ""
+        var bytes = 0
+        for ch in message {
+            let n = ch.utf8.count
+            if bytes + n > maxStatusMessageBytes - 3 { break }
+            cut.append(ch)
+            bytes += n
+        }
+        return cut + "…"
     }
 
     /// Room left in a frame for the envelope around a response payload.

@@ -44,6 +44,12 @@ public enum IdentifierRules {
         }
     }
 
+    /// Validates a page token (the last id of the previous page) when one is given.
+    public static func validatePageToken(_ token: String?) throws(DomainError) {
+        guard let token, !token.isEmpty else { return }
+        try validateExternalID(token, what: "page token")
+    }
+
     /// Validates message text: not empty, at most 32 KiB of UTF-8, no NUL.
     public static func validateMessageText(_ text: String) throws(DomainError) {
         if text.isEmpty {

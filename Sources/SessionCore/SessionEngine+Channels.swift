@@ -47,6 +47,7 @@ extension SessionEngine {
         pageSize: Int = 0, pageToken: String? = nil, by actor: Actor, in repo: some SessionRepository
     ) throws -> Page<Channel> {
         let size = try resolvePageSize(pageSize)
+        try IdentifierRules.validatePageToken(pageToken)
         return makePage(try repo.channels(after: pageToken, limit: size + 1), pageSize: size, id: \.id)
     }
 }

@@ -94,6 +94,7 @@ extension SessionEngine {
     ) throws -> Page<Rep> {
         try requireReader(actor, ofRep: nil, to: "list reps")
         let size = try resolvePageSize(pageSize)
+        try IdentifierRules.validatePageToken(pageToken)
         return makePage(try repo.reps(after: pageToken, limit: size + 1), pageSize: size, id: \.id)
     }
 

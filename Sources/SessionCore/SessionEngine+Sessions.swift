@@ -283,6 +283,8 @@ extension SessionEngine {
         _ filter: SessionFilter = SessionFilter(), pageSize: Int = 0, pageToken: String? = nil,
         by actor: Actor, in repo: some SessionRepository
     ) throws -> Page<Session> {
+        try filter.validate()
+        try IdentifierRules.validatePageToken(pageToken)
         var filter = filter
         if actor.kind == .rep {
             if let repId = filter.repId, repId != actor.id {

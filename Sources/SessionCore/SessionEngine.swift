@@ -25,7 +25,11 @@ public struct SessionEngine: Sendable {
 
     // MARK: Loading
 
+    // Every lookup checks the id's form first: an over-long or malformed id is
+    // INVALID_ARGUMENT before the store is touched, and never quoted back whole.
+
     func requireSession(_ id: String, in repo: some SessionRepository) throws -> Session {
+        try IdentifierRules.validateExternalID(id, what: "session id")
         guard let session = try repo.session(id: id) else {
             throw DomainError.notFound("session \(id) does not exist")
         }
@@ -33,6 +37,7 @@ public struct SessionEngine: Sendable {
     }
 
     func requireChannel(_ id: String, in repo: some SessionRepository) throws -> Channel {
+        try IdentifierRules.validateResourceID(id, what: "channel id")
         guard let channel = try repo.channel(id: id) else {
             throw DomainError.notFound("channel \(id) does not exist")
         }
@@ -40,6 +45,7 @@ public struct SessionEngine: Sendable {
     }
 
     func requireRep(_ id: String, in repo: some SessionRepository) throws -> Rep {
+        try IdentifierRules.validateResourceID(id, what: "rep id")
         guard let rep = try repo.rep(id: id) else {
             throw DomainError.notFound("rep \(id) does not exist")
         }

@@ -17,6 +17,13 @@ public struct SessionFilter: Sendable, Hashable {
         self.conversationId = conversationId
     }
 
+    /// Refuses ids that no object could have (over-long, malformed) before any lookup.
+    public func validate() throws(DomainError) {
+        if let repId { try IdentifierRules.validateResourceID(repId, what: "rep id") }
+        if let channelId { try IdentifierRules.validateResourceID(channelId, what: "channel id") }
+        if let conversationId { try IdentifierRules.validateExternalID(conversationId, what: "conversation id") }
+    }
+
     /// Whether `session` passes the filter.
     public func matches(_ session: Session) -> Bool {
         if let status, session.status != status { return false }

@@ -31,6 +31,9 @@ public final class TokenAuthenticator: Sendable {
     /// The token id shown to users for a token hash.
     public static func tokenID(hash: [UInt8]) -> String { hex(hash.prefix(6)) }
 
+    /// The length of every token id (12 hex digits); a longer one names no token.
+    public static let maxTokenIDLength = 12
+
     /// The stored hash of a secret.
     public static func hash(secret: String) -> [UInt8] { SHA256.hash(Array(secret.utf8)) }
 

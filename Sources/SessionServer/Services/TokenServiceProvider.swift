@@ -38,6 +38,7 @@ public struct TokenServiceProvider: SessionsV1.TokenService.ServiceProtocol {
         }
         if role == .rep {
             guard !request.repId.isEmpty else { throw RPCError(.invalidArgument, "a REP token needs rep_id") }
+            do { try IdentifierRules.validateResourceID(request.repId, what: "rep id") } catch { throw backend.status(for: error) }
             let exists = try backend.read(context) { _, _, repo in try repo.rep(id: request.repId) != nil }
             guard exists else { throw RPCError(.notFound, "rep \(request.repId) does not exist") }
         } else if !request.repId.isEmpty {
@@ -63,6 +64,9 @@ public struct TokenServiceProvider: SessionsV1.TokenService.ServiceProtocol {
 
     public func revokeToken(request: SessionsV1.RevokeTokenRequest, context: RPCServerContext) throws -> SessionsV1.TokenInfo {
         _ = try requireAdmin(context, to: "revoke tokens")
+        guard !request.id.isEmpty, request.id.utf8.count <= TokenAuthenticator.maxTokenIDLength else {
+            throw RPCError(.invalidArgument, "token id must be 1 to \(TokenAuthenticator.maxTokenIDLength) characters (as ListTokens shows it)")
+        }
         do {
             guard let token = try backend.store.listTokens().first(where: { TokenAuthenticator.tokenID(hash: $0.hash) == request.id }) else {
                 throw RPCError(.notFound, "token \(request.id) does not exist")
