@@ -10,7 +10,12 @@ public struct InMemoryRepository: SessionRepository, Sendable {
     private var openSessionByConversation: [String: String] = [:]
     private var eventLog: [Event] = []
     private var eventsBySession: [String: [Event]] = [:]
-    private var messagesByID: [String: Message] = [:]
+    private var messagesByKey: [MessageKey: Message] = [:]
+
+    private struct MessageKey: Hashable {
+        var channelId: String
+        var messageId: String
+    }
 
     /// Creates an empty repository.
     public init() {}
@@ -186,17 +191,18 @@ public struct InMemoryRepository: SessionRepository, Sendable {
 
     // MARK: Messages
 
-    /// The message record `id`, or `nil`.
-    public func message(id: String) -> Message? {
-        messagesByID[id]
+    /// The message record `id` on channel `channelId`, or `nil`.
+    public func message(channelId: String, id: String) -> Message? {
+        messagesByKey[MessageKey(channelId: channelId, messageId: id)]
     }
 
-    /// Stores a message record; `ALREADY_EXISTS` if the id is taken.
+    /// Stores a message record; `ALREADY_EXISTS` if the id is taken on its channel.
     public mutating func insertMessage(_ message: Message) throws {
-        guard messagesByID[message.messageId] == nil else {
-            throw DomainError.alreadyExists("message \(message.messageId) already exists")
+        let key = MessageKey(channelId: message.channelId, messageId: message.messageId)
+        guard messagesByKey[key] == nil else {
+            throw DomainError.alreadyExists("message \(message.messageId) already exists on channel \(message.channelId)")
         }
-        messagesByID[message.messageId] = message
+        messagesByKey[key] = message
     }
 
     private static func page<Element>(_ elements: [Element], _ limit: Int) -> [Element] {

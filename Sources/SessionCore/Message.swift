@@ -9,8 +9,11 @@ public struct Message: Sendable, Hashable {
         case rep = "REP"
     }
 
-    /// The caller-chosen message id, globally unique.
+    /// The caller-chosen message id: an idempotency key unique per channel
+    /// (two channels' providers may use the same ids).
     public var messageId: String
+    /// The channel of the session the message was posted to: the scope of `messageId`.
+    public var channelId: String
     /// The session the message was posted to.
     public var sessionId: String
     /// Who wrote it.
@@ -21,8 +24,9 @@ public struct Message: Sendable, Hashable {
     public var time: Timestamp
 
     /// Creates a message record.
-    public init(messageId: String, sessionId: String, sender: Sender, text: String, time: Timestamp) {
+    public init(messageId: String, channelId: String, sessionId: String, sender: Sender, text: String, time: Timestamp) {
         self.messageId = messageId
+        self.channelId = channelId
         self.sessionId = sessionId
         self.sender = sender
         self.text = text

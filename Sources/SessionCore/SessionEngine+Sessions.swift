@@ -17,7 +17,7 @@ extension SessionEngine {
         try IdentifierRules.validateResourceID(channelId, what: "channel id")
         if let firstMessage {
             try validate(firstMessage)
-            if let retried = try acceptedCustomerMessage(firstMessage, conversationId: conversationId, in: repo) {
+            if let retried = try acceptedCustomerMessage(firstMessage, conversationId: conversationId, channelId: channelId, in: repo) {
                 return SessionOutcome(session: retried, changes: ChangeSet(), isDuplicate: true)
             }
         }
@@ -30,7 +30,7 @@ extension SessionEngine {
         let session = try openSession(conversationId: conversationId, on: channel, reason: .created,
                                       actor: actor, now: now, in: &repo, changes: &changes)
         if let firstMessage {
-            try repo.insertMessage(Message(messageId: firstMessage.messageId, sessionId: session.id,
+            try repo.insertMessage(Message(messageId: firstMessage.messageId, channelId: channel.id, sessionId: session.id,
                                            sender: .customer, text: firstMessage.text, time: now))
         }
         try route(now: now, in: &repo, changes: &changes)
@@ -106,7 +106,9 @@ extension SessionEngine {
             } else if let open = current {
                 // The channel is needed only to open a session.
                 channelId = open.channelId
-            } else if let retried = try acceptedCustomerMessage(message, conversationId: id, in: repo) {
+            } else if let lastChannel = try repo.sessions(matching: SessionFilter(conversationId: id), after: nil, limit: 1_000).last?.channelId,
+                      let retried = try acceptedCustomerMessage(message, conversationId: id, channelId: lastChannel, in: repo) {
+                // A retry after its session ended: the conversation's last channel holds the message id.
                 channelId = retried.channelId
             } else {
                 throw DomainError.invalidArgument("conversation \(id) has no open session; a channel id is needed to open one")
@@ -118,7 +120,7 @@ extension SessionEngine {
             channelId = session.channelId
             current = session.status.isOpen ? session : try repo.openSession(conversationId: conversationId)
         }
-        if let retried = try acceptedCustomerMessage(message, conversationId: conversationId, in: repo) {
+        if let retried = try acceptedCustomerMessage(message, conversationId: conversationId, channelId: channelId, in: repo) {
             return SessionOutcome(session: retried, changes: ChangeSet(), isDuplicate: true)
         }
         if let current {
@@ -148,7 +150,7 @@ extension SessionEngine {
             session = try openSession(conversationId: conversationId, on: channel, reason: .customerMessage,
                                       actor: actor, now: now, in: &repo, changes: &changes)
         }
-        try repo.insertMessage(Message(messageId: message.messageId, sessionId: session.id,
+        try repo.insertMessage(Message(messageId: message.messageId, channelId: channel.id, sessionId: session.id,
                                        sender: .customer, text: message.text, time: now))
         if session.status == .waiting {
             try route(now: now, in: &repo, changes: &changes)
@@ -171,7 +173,7 @@ extension SessionEngine {
         try authorize(actor, on: session, to: "send messages on session \(sessionId)", serviceAllowed: false)
         let channel = try requireChannel(session.channelId, in: repo)
         try requireChannelPermissions(of: actor, on: channel, in: repo)
-        if let stored = try repo.message(id: message.messageId) {
+        if let stored = try repo.message(channelId: channel.id, id: message.messageId) {
             guard stored.sender == .rep, stored.sessionId == sessionId, stored.text == message.text else {
                 throw DomainError.alreadyExists("message id \(message.messageId) was already used for a different message")
             }
@@ -192,7 +194,7 @@ extension SessionEngine {
             }
             try save(&session, now: now, in: &repo, changes: &changes)
         }
-        try repo.insertMessage(Message(messageId: message.messageId, sessionId: sessionId,
+        try repo.insertMessage(Message(messageId: message.messageId, channelId: channel.id, sessionId: sessionId,
                                        sender: .rep, text: message.text, time: now))
         return SessionOutcome(session: session, changes: changes)
     }
@@ -339,9 +341,9 @@ extension SessionEngine {
     /// The session a customer message with this id already went to, if it was accepted before;
     /// ALREADY_EXISTS if the id was used for something else.
     func acceptedCustomerMessage(
-        _ message: IncomingMessage, conversationId: String, in repo: some SessionRepository
+        _ message: IncomingMessage, conversationId: String, channelId: String, in repo: some SessionRepository
     ) throws -> Session? {
-        guard let stored = try repo.message(id: message.messageId) else { return nil }
+        guard let stored = try repo.message(channelId: channelId, id: message.messageId) else { return nil }
         let session = try repo.session(id: stored.sessionId)
         guard stored.sender == .customer, stored.text == message.text, let session, session.conversationId == conversationId else {
             throw DomainError.alreadyExists("message id \(message.messageId) was already used for a different message")

@@ -73,8 +73,8 @@ public protocol SessionRepository {
 
     // MARK: Messages
 
-    /// The message record `messageId`, or `nil`.
-    func message(id: String) throws -> Message?
-    /// Stores a message record; throws `DomainError(.alreadyExists)` if the id is taken.
+    /// The message record `id` on channel `channelId` (message ids are scoped per channel), or `nil`.
+    func message(channelId: String, id: String) throws -> Message?
+    /// Stores a message record; throws `DomainError(.alreadyExists)` if the id is taken on its channel.
     mutating func insertMessage(_ message: Message) throws
 }

@@ -112,10 +112,10 @@ struct InMemoryRepositoryTests {
     @Test("Message records are unique by id")
     func messages() throws {
         var repo = InMemoryRepository()
-        let message = Message(messageId: "m1", sessionId: "s1", sender: .customer, text: "hi", time: .epoch)
+        let message = Message(messageId: "m1", channelId: "web", sessionId: "s1", sender: .customer, text: "hi", time: .epoch)
         try repo.insertMessage(message)
-        #expect(repo.message(id: "m1") == message)
-        expectDomainError(.alreadyExists, "message m1 already exists") {
+        #expect(repo.message(channelId: "web", id: "m1") == message)
+        expectDomainError(.alreadyExists, "message m1 already exists on channel web") {
             try repo.insertMessage(message)
         }
     }

@@ -35,7 +35,7 @@ struct SessionLifecycleTests {
         #expect(outcome.changes.events.map(\.to) == [.waiting, .active])
         #expect(outcome.changes.events.map(\.reason) == [.created, .routed])
         #expect(outcome.changes.events[1].actor == .system)
-        #expect(world.repo.message(id: "m1")?.sessionId == outcome.session.id)
+        #expect(world.repo.message(channelId: "web", id: "m1")?.sessionId == outcome.session.id)
     }
 
     @Test("createSession is idempotent per conversation: an open session is returned unchanged")

@@ -295,7 +295,10 @@ struct LifecycleScenarioTests {
             await expectRPCError(.alreadyExists, containing: ["bare-1"]) { try await service.sessions.postCustomerMessage(reused) }
             reused.channelId = ""
             reused.conversationId = "conv-44"
-            await expectRPCError(.alreadyExists, containing: ["bare-1"]) { try await service.sessions.postCustomerMessage(reused) }
+            // Message ids are scoped per channel: with no channel and no session, there is nothing to replay.
+            await expectRPCError(.invalidArgument, containing: ["has no open session", "channel id"]) {
+                try await service.sessions.postCustomerMessage(reused)
+            }
             #expect(try await d.session(other.id).version == other.version)
             #expect(try await d.sessions(conversationId: "conv-44").isEmpty)
 
@@ -434,6 +437,32 @@ struct ListingScenarioTests {
             let listed = try await d.admin.tokens.listTokens(.init()).tokens
             #expect(Set(listed.map(\.name)) == ["bootstrap-admin", "alice-desktop"])
             #expect(listed.allSatisfy { $0.id.count == 12 && $0.id != issued.token }, "ids are short and not the secret")
+        }
+    }
+
+    @Test("message ids are scoped per channel: the same provider id on two channels opens two sessions; a repeat on one is a replay")
+    func messageIdsPerChannel() async throws {
+        try await withDaemon { d in
+            try await d.createChannel("web", .enhancedWebChatV2)
+            try await d.createChannel("sms", .enhancedSms)
+            try await d.createRep("alice", capacity: 5)
+            let service = try await d.service()
+            let onWeb = try await d.customerWrites("conv-web", on: "web", messageId: "provider-1", text: "hi")
+            let onSMS = try await d.customerWrites("conv-sms", on: "sms", messageId: "provider-1", text: "hi")
+            #expect(onWeb.id != onSMS.id)
+            #expect(onWeb.channelId == "web" && onSMS.channelId == "sms")
+            // The same id again on one channel: a replay, nothing changes.
+            var again = SessionsV1.PostCustomerMessageRequest()
+            again.conversationId = "conv-sms"
+            again.channelId = "sms"
+            again.messageId = "provider-1"
+            again.text = "hi"
+            let replay = try await service.sessions.postCustomerMessage(again)
+            #expect(replay.replayed && replay.session?.id == onSMS.id)
+            #expect(try await d.session(onSMS.id).version == onSMS.version)
+            // ... and reused for something else on that channel: ALREADY_EXISTS as before.
+            again.text = "different"
+            await expectRPCError(.alreadyExists, containing: ["provider-1"]) { try await service.sessions.postCustomerMessage(again) }
         }
     }
 }

@@ -63,7 +63,10 @@ struct RepositorySnapshot: Equatable {
         reps = try repository.reps(after: nil, limit: 10_000)
         sessions = try repository.sessions(matching: SessionFilter(), after: nil, limit: 10_000)
         events = try repository.events(afterCursor: 0, limit: 100_000)
-        messages = try messageIds.map { try repository.message(id: $0) }
+        let channelIds = channels.map(\.id)
+        messages = try messageIds.map { id in
+            try channelIds.lazy.compactMap { try repository.message(channelId: $0, id: id) }.first
+        }
     }
 }
 

@@ -119,11 +119,11 @@ import Testing
         #expect(try store.read { try $0.openSession(conversationId: nasty)?.id } == "s1")
         let error = #expect(throws: PostgresError.self) {
             try store.write { repo throws in
-                try repo.insertMessage(Message(messageId: "m1", sessionId: "s1", sender: .customer, text: "a\u{0}b", time: Fixtures.t0))
+                try repo.insertMessage(Message(messageId: "m1", channelId: "web", sessionId: "s1", sender: .customer, text: "a\u{0}b", time: Fixtures.t0))
             }
         }
         #expect(error?.sqlState == "22021")
-        #expect(try store.read { try $0.message(id: "m1") } == nil)
+        #expect(try store.read { try $0.message(channelId: "web", id: "m1") } == nil)
         // Every row written above used a prepared statement, cached per connection.
         try store.write { repo in #expect(repo.connection.preparedStatementCount > 0) }
     }

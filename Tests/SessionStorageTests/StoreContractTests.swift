@@ -488,26 +488,46 @@ import Testing
     @Test(arguments: StoreKind.allCases)
     func messagesRoundTripAndRefuseDuplicates(kind: StoreKind) throws {
         try withContractStore(kind) { store in
-            let customer = Message(
-                messageId: "m-1", sessionId: "s1", sender: .customer, text: "Bonjour 👋\nline two 'quoted' \\ $1",
+            let customer = Message(messageId: "m-1", channelId: "web", sessionId: "s1", sender: .customer, text: "Bonjour 👋\nline two 'quoted' \\ $1",
                 time: Fixtures.time(1))
-            let rep = Message(messageId: "m-2", sessionId: "s1", sender: .rep, text: "", time: Fixtures.time(2))
+            let rep = Message(messageId: "m-2", channelId: "web", sessionId: "s1", sender: .rep, text: "", time: Fixtures.time(2))
             try store.write { repo throws in
                 try repo.insertChannel(Fixtures.plainChannel("web"))
                 try repo.insertSession(Fixtures.plainSession("s1", conversation: "c1", channel: "web"))
                 try repo.insertMessage(customer)
                 try repo.insertMessage(rep)
             }
-            #expect(try store.read { try $0.message(id: "m-1") } == customer)
-            #expect(try store.read { try $0.message(id: "m-2") } == rep)
-            #expect(try store.read { try $0.message(id: "m-3") } == nil)
+            #expect(try store.read { try $0.message(channelId: "web", id: "m-1") } == customer)
+            #expect(try store.read { try $0.message(channelId: "web", id: "m-2") } == rep)
+            #expect(try store.read { try $0.message(channelId: "web", id: "m-3") } == nil)
             #expect(expectDomainError(.alreadyExists) { try store.write { try $0.insertMessage(rep) } }
-                == "message m-2 already exists")
+                == "message m-2 already exists on channel web")
             var orphan = rep
             orphan.messageId = "m-4"
             orphan.sessionId = "ghost"
             #expect(expectDomainError(.notFound) { try store.write { try $0.insertMessage(orphan) } }
                 == "session ghost does not exist")
+        }
+    }
+
+    @Test("message ids are scoped per channel: the same id on two channels is two messages", arguments: StoreKind.allCases)
+    func messageIdsArePerChannel(kind: StoreKind) throws {
+        try withContractStore(kind) { store in
+            let onWeb = Message(messageId: "m-1", channelId: "web", sessionId: "s1", sender: .customer, text: "a", time: Fixtures.time(1))
+            let onSMS = Message(messageId: "m-1", channelId: "sms", sessionId: "s2", sender: .customer, text: "b", time: Fixtures.time(2))
+            try store.write { repo throws in
+                try repo.insertChannel(Fixtures.plainChannel("web"))
+                try repo.insertChannel(Fixtures.plainChannel("sms"))
+                try repo.insertSession(Fixtures.plainSession("s1", conversation: "c1", channel: "web"))
+                try repo.insertSession(Fixtures.plainSession("s2", conversation: "c2", channel: "sms"))
+                try repo.insertMessage(onWeb)
+                try repo.insertMessage(onSMS)
+            }
+            #expect(try store.read { try $0.message(channelId: "web", id: "m-1") } == onWeb)
+            #expect(try store.read { try $0.message(channelId: "sms", id: "m-1") } == onSMS)
+            #expect(try store.read { try $0.message(channelId: "other", id: "m-1") } == nil)
+            #expect(expectDomainError(.alreadyExists) { try store.write { try $0.insertMessage(onSMS) } }
+                == "message m-1 already exists on channel sms")
         }
     }
 
@@ -569,7 +589,7 @@ import Testing
                     try repo.upsertRep(Fixtures.rep("r1"))
                     try repo.insertSession(Fixtures.plainSession("s1", conversation: "c1", channel: "web"))
                     _ = try repo.appendEvent(Fixtures.event("s1"))
-                    try repo.insertMessage(Message(messageId: "m1", sessionId: "s1", sender: .customer, text: "x", time: Fixtures.t0))
+                    try repo.insertMessage(Message(messageId: "m1", channelId: "web", sessionId: "s1", sender: .customer, text: "x", time: Fixtures.t0))
                     throw Boom()
                 }
                 Issue.record("the write should have thrown")
@@ -588,7 +608,7 @@ import Testing
                 #expect(try repo.reps(after: nil, limit: 10).isEmpty)
                 #expect(try repo.session(id: "s1") == nil)
                 #expect(try repo.events(afterCursor: 0, limit: 10).isEmpty)
-                #expect(try repo.message(id: "m1") == nil)
+                #expect(try repo.message(channelId: "web", id: "m1") == nil)
             }
             // The store is fully usable afterwards, and the rolled-back cursor is not skipped.
             try store.write { repo throws in
@@ -618,9 +638,9 @@ import Testing
                 refused(.notFound) { try repo.insertSession(Fixtures.plainSession("s3", conversation: "c3", channel: "ghost")) }
                 refused(.aborted) { try repo.updateSession(Fixtures.plainSession("s1", conversation: "c1", channel: "web")) }
                 refused(.notFound) { _ = try repo.appendEvent(Fixtures.event("ghost")) }
-                try repo.insertMessage(Message(messageId: "m1", sessionId: "s1", sender: .rep, text: "a", time: Fixtures.t0))
+                try repo.insertMessage(Message(messageId: "m1", channelId: "web", sessionId: "s1", sender: .rep, text: "a", time: Fixtures.t0))
                 refused(.alreadyExists) {
-                    try repo.insertMessage(Message(messageId: "m1", sessionId: "s1", sender: .rep, text: "b", time: Fixtures.t0))
+                    try repo.insertMessage(Message(messageId: "m1", channelId: "web", sessionId: "s1", sender: .rep, text: "b", time: Fixtures.t0))
                 }
                 // Still usable: these commit.
                 try repo.insertChannel(Fixtures.plainChannel("sms"))
@@ -630,7 +650,7 @@ import Testing
                 #expect(try repo.channels(after: nil, limit: 10).map(\.id) == ["sms", "web"])
                 #expect(try repo.sessions(matching: SessionFilter(), after: nil, limit: 10).map(\.id) == ["s1"])
                 #expect(try repo.events(afterCursor: 0, limit: 10).map(\.cursor) == [1])
-                #expect(try repo.message(id: "m1")?.text == "a")
+                #expect(try repo.message(channelId: "web", id: "m1")?.text == "a")
             }
         }
     }

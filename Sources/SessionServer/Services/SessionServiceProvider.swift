@@ -78,7 +78,7 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
             // FAILED_PRECONDITION for the session the first attempt opened.
             if let first = incomingMessage(id: request.messageId, text: request.text), !first.messageId.isEmpty,
                actor.kind != .rep || actor.id == request.repId,
-               let stored = try repo.message(id: first.messageId) {
+               let stored = try repo.message(channelId: request.channelId, id: first.messageId) {
                 guard stored.sender == .rep, stored.text == first.text,
                       let earlier = try repo.session(id: stored.sessionId),
                       earlier.conversationId == request.conversationId, earlier.channelId == request.channelId

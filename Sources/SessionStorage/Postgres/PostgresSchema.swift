@@ -19,7 +19,8 @@
 package enum PostgresSchema {
     /// Every migration, in order. The last version is the schema this build writes.
     package static let migrations: [PostgresMigration] = [
-        PostgresMigration(version: 1, name: "sessions, reps, channels, events, messages, tokens", sql: version1)
+        PostgresMigration(version: 1, name: "sessions, reps, channels, events, messages, tokens", sql: version1),
+        PostgresMigration(version: 2, name: "message ids scoped per channel; settings", sql: version2),
     ]
 
     /// The schema version this build expects.
@@ -114,6 +115,20 @@ package enum PostgresSchema {
             name       TEXT COLLATE "C" NOT NULL,
             created_at BIGINT NOT NULL,
             revoked_at BIGINT
+        );
+        """
+
+    /// Message ids become idempotency keys per channel (see the SQLite schema's version 2).
+    static let version2 = """
+        ALTER TABLE messages ADD COLUMN channel_id TEXT COLLATE "C";
+        UPDATE messages m SET channel_id = s.channel_id FROM sessions s WHERE s.id = m.session_id;
+        ALTER TABLE messages ALTER COLUMN channel_id SET NOT NULL;
+        ALTER TABLE messages DROP CONSTRAINT messages_pkey;
+        ALTER TABLE messages ADD PRIMARY KEY (channel_id, message_id);
+
+        CREATE TABLE settings (
+            key   TEXT COLLATE "C" PRIMARY KEY,
+            value BIGINT NOT NULL
         );
         """
 }

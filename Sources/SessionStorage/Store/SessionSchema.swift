@@ -9,7 +9,8 @@
 package enum SessionSchema {
     /// Every migration, in order. The last version is the schema this build writes.
     package static let migrations: [SQLiteMigration] = [
-        SQLiteMigration(version: 1, name: "sessions, reps, channels, events, messages, tokens", sql: version1)
+        SQLiteMigration(version: 1, name: "sessions, reps, channels, events, messages, tokens", sql: version1),
+        SQLiteMigration(version: 2, name: "message ids scoped per channel; settings", sql: version2),
     ]
 
     /// The schema version this build expects.
@@ -103,6 +104,32 @@ package enum SessionSchema {
             name       TEXT    NOT NULL,
             created_at INTEGER NOT NULL,
             revoked_at INTEGER
+        ) STRICT;
+        """
+
+    /// Message ids become idempotency keys per channel: (channel_id, message_id)
+    /// is the key, filled from each message's session. A small settings table
+    /// holds server state that must survive restarts (the test clock's offset).
+    static let version2 = """
+        CREATE TABLE messages_v2 (
+            message_id TEXT    NOT NULL,
+            channel_id TEXT    NOT NULL,
+            session_id TEXT    NOT NULL REFERENCES sessions (id),
+            sender     TEXT    NOT NULL CHECK (sender IN ('CUSTOMER', 'REP')),
+            text       TEXT    NOT NULL,
+            time       INTEGER NOT NULL,
+            PRIMARY KEY (channel_id, message_id)
+        ) STRICT;
+        INSERT INTO messages_v2 (message_id, channel_id, session_id, sender, text, time)
+            SELECT m.message_id, s.channel_id, m.session_id, m.sender, m.text, m.time
+            FROM messages m JOIN sessions s ON s.id = m.session_id;
+        DROP TABLE messages;
+        ALTER TABLE messages_v2 RENAME TO messages;
+        CREATE INDEX messages_session ON messages (session_id);
+
+        CREATE TABLE settings (
+            key   TEXT    PRIMARY KEY NOT NULL,
+            value INTEGER NOT NULL
         ) STRICT;
         """
 }

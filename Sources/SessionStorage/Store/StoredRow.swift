@@ -139,15 +139,16 @@ extension RowDecoding {
         )
     }
 
-    static var messageColumns: String { "message_id, session_id, sender, text, \"time\"" }
+    static var messageColumns: String { "message_id, channel_id, session_id, sender, text, \"time\"" }
 
     static func decodeMessage(_ row: some StoredRow) throws -> Message {
         Message(
             messageId: try row.string(0),
-            sessionId: try row.string(1),
-            sender: try decodeEnum(row, 2, table: "messages", column: "sender"),
-            text: try row.string(3),
-            time: try decodeTimestamp(row, 4)
+            channelId: try row.string(1),
+            sessionId: try row.string(2),
+            sender: try decodeEnum(row, 3, table: "messages", column: "sender"),
+            text: try row.string(4),
+            time: try decodeTimestamp(row, 5)
         )
     }
 
