@@ -12,6 +12,8 @@ public struct InMemoryRepository: SessionRepository, Sendable {
     private var eventsBySession: [String: [Event]] = [:]
     private var messagesByKey: [MessageKey: Message] = [:]
 
+    private var settings: [String: Int64] = [:]
+
     private struct MessageKey: Hashable {
         var channelId: String
         var messageId: String
@@ -204,6 +206,12 @@ public struct InMemoryRepository: SessionRepository, Sendable {
         }
         messagesByKey[key] = message
     }
+
+    // MARK: Settings
+
+    public func setting(_ key: String) -> Int64? { settings[key] }
+
+    public mutating func setSetting(_ key: String, _ value: Int64) { settings[key] = value }
 
     private static func page<Element>(_ elements: [Element], _ limit: Int) -> [Element] {
         Array(elements.prefix(max(0, limit)))

@@ -77,4 +77,9 @@ public protocol SessionRepository {
     func message(channelId: String, id: String) throws -> Message?
     /// Stores a message record; throws `DomainError(.alreadyExists)` if the id is taken on its channel.
     mutating func insertMessage(_ message: Message) throws
+
+    /// A server setting (state that outlives a process, such as the test clock's offset), or `nil`.
+    func setting(_ key: String) throws -> Int64?
+    /// Stores a server setting, replacing its value.
+    mutating func setSetting(_ key: String, _ value: Int64) throws
 }

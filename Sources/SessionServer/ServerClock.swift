@@ -6,26 +6,75 @@ import Synchronization
 
 /// The server's notion of "now": wall-clock time, plus an offset that an
 /// admin may move forward when the server runs with `--test-clock`.
+///
+/// The offset is persisted (store settings) before an advance is answered
+/// and loaded at start, and `now()` never goes backwards: not within a run
+/// (a floor of the last time reported) and not across restarts (the time
+/// reached by the last advance is persisted too).
 public final class ServerClock: Sendable {
     /// Whether `advance(by:)` is allowed.
     public let isTestClock: Bool
-    private let offset = Mutex<Int64>(0)
+    private let state: Mutex<State>
+    private let advancing = Mutex(())
     private let fixedBase: Int64?
+    private let store: (any SessionStore)?
 
+    private struct State {
+        var offset: Int64 = 0
+        /// `now()` never answers less than this.
+        var floor: Int64 = .min
+    }
+
+    static let offsetKey = "test_clock_offset_ms"
+    static let reachedKey = "test_clock_reached_ms"
+
+    /// A clock whose offset lives in memory only.
     /// - Parameter fixedStart: tests may pin the wall clock to a fixed instant.
     public init(testClock: Bool, fixedStart: Timestamp? = nil) {
         self.isTestClock = testClock
         self.fixedBase = fixedStart?.millisecondsSinceEpoch
+        self.store = nil
+        self.state = Mutex(State())
+    }
+
+    /// A clock whose test offset is kept in `store` across restarts.
+    public init(testClock: Bool, fixedStart: Timestamp? = nil, store: any SessionStore) throws {
+        self.isTestClock = testClock
+        self.fixedBase = fixedStart?.millisecondsSinceEpoch
+        self.store = store
+        var initial = State()
+        if testClock {
+            let saved = try store.settings([Self.offsetKey, Self.reachedKey])
+            initial.offset = saved[Self.offsetKey] ?? 0
+            initial.floor = saved[Self.reachedKey] ?? .min
+        }
+        self.state = Mutex(initial)
     }
 
     public func now() -> Timestamp {
-        Timestamp(millisecondsSinceEpoch: (fixedBase ?? Self.wallMillis()) + offset.withLock { $0 })
+        let base = fixedBase ?? Self.wallMillis()
+        let ms = state.withLock { s -> Int64 in
+            s.floor = max(s.floor, base + s.offset)
+            return s.floor
+        }
+        return Timestamp(millisecondsSinceEpoch: ms)
     }
 
-    /// Moves the clock forward by `ms` (test clock only).
-    public func advance(byMilliseconds ms: Int64) {
+    /// Moves the clock forward by `ms` (test clock only); durable before it returns.
+    public func advance(byMilliseconds ms: Int64) throws {
         precondition(isTestClock && ms > 0)
-        offset.withLock { $0 += ms }
+        let base = fixedBase ?? Self.wallMillis()
+        // Advances are serialized among themselves (so two never persist out of
+        // order), but `now()` never waits for the store: a write transaction in
+        // flight reads the clock, and must not wait behind this one.
+        try advancing.withLock { _ in
+            let (offset, reached) = state.withLock { s in (s.offset + ms, max(s.floor, base + s.offset + ms)) }
+            try store?.setSettings([Self.offsetKey: offset, Self.reachedKey: reached])
+            state.withLock { s in
+                s.offset = offset
+                s.floor = max(s.floor, reached)
+            }
+        }
     }
 
     private static func wallMillis() -> Int64 {

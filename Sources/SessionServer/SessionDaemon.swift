@@ -52,7 +52,7 @@ public final class SessionDaemon: Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true)
         let store = try Self.openStore(options)
-        let backend = SessionBackend(store: store, clock: ServerClock(testClock: options.testClock, fixedStart: options.fixedClockStart.map { Timestamp(millisecondsSinceEpoch: $0) }), logger: logger)
+        let backend = SessionBackend(store: store, clock: try ServerClock(testClock: options.testClock, fixedStart: options.fixedClockStart.map { Timestamp(millisecondsSinceEpoch: $0) }, store: store), logger: logger)
         let sweeper = TimerSweeper(backend: backend, intervalMillis: options.sweepIntervalMillis)
         let health = HealthProvider(services: [
             GrpcTesting.TestService.serviceName, SessionsV1.SessionService.serviceName, SessionsV1.RepService.serviceName,

@@ -17,6 +17,10 @@ public protocol SessionStore: Sendable {
     func token(hash: [UInt8]) throws -> APIToken?
     func listTokens() throws -> [APIToken]
     func revokeToken(hash: [UInt8], at time: Timestamp) throws -> APIToken
+    /// Server settings by key (absent ones left out).
+    func settings(_ keys: [String]) throws -> [String: Int64]
+    /// Stores settings durably, in one transaction.
+    func setSettings(_ values: [String: Int64]) throws
 }
 
 extension SQLiteStore: SessionStore {

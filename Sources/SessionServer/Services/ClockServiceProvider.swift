@@ -37,7 +37,7 @@ public struct ClockServiceProvider: SessionsV1.ClockService.ServiceProtocol {
         guard request.byMs > 0, request.byMs <= Self.maxAdvanceMs else {
             throw RPCError(.invalidArgument, "by_ms must be between 1 and \(Self.maxAdvanceMs) (30 days)")
         }
-        backend.clock.advance(byMilliseconds: request.byMs)
+        do { try backend.clock.advance(byMilliseconds: request.byMs) } catch { throw backend.status(for: error) }
         try sweeper.sweepNow()
         return response()
     }

@@ -1,0 +1,14 @@
+/// Server state that must survive restarts (for example the test clock's
+/// offset): integer values by key, in the `settings` table.
+extension PostgresRepository {
+    /// The value stored under `key`, or `nil`.
+    public func setting(_ key: String) throws -> Int64? {
+        try reader("setting(_:)").queryOne("SELECT value FROM settings WHERE key = $1", [key]) { try $0.int64(0) }
+    }
+
+    /// Stores `value` under `key`, replacing what was there.
+    public func setSetting(_ key: String, _ value: Int64) throws {
+        _ = try writer("setSetting(_:_:)").run(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+    }
+}
