@@ -99,7 +99,7 @@ struct CrashAndShutdownTests {
     func sigtermUnderLoad() async throws {
         let dir = makeTemporaryDirectory()
         defer { removeDirectory(dir) }
-        let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: ["--shutdown-grace", "5"])
+        let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: ["--shutdown-grace", "5", "--test-service"])
         let client = try daemon.client()
         // Streams that take about 0.5 s each.
         let request: GrpcTesting.StreamingOutputCallRequest = {
@@ -126,15 +126,37 @@ struct CrashAndShutdownTests {
                 }
             }
             while started.value < 20 { try await Task.sleep(nanoseconds: 5_000_000) }
-            let exit = Task.detached { daemon.terminate(timeout: 15) }
-            // While draining, a new call on the shared (going-away) connection is refused.
-            try await Task.sleep(nanoseconds: 100_000_000)
-            do {
-                _ = try await client.test.emptyCall(options: .init(timeout: .seconds(2)))
-                Issue.record("a call after SIGTERM was accepted")
-            } catch let error as RPCError {
-                #expect(error.code == .unavailable)
+            // Watch health on its own connection: NOT_SERVING says the shutdown began.
+            let observer = try daemon.client()
+            defer { observer.close() }
+            let serving = AsyncStream<Void>.makeStream()
+            let notServing = Task {
+                defer { serving.continuation.finish() }
+                for try await update in observer.health.watch() {
+                    if update.status == .serving { serving.continuation.yield() }
+                    if update.status == .notServing { return true }
+                }
+                return false
             }
+            // The watch is open (a connection still in its preface would just be closed).
+            for await _ in serving.stream { break }
+            let exit = Task.detached { daemon.terminate(timeout: 30) }
+            #expect(try await notServing.value, "health never reported NOT_SERVING")
+            // While draining, a new call on the shared (going-away) connection is refused;
+            // one that raced the SIGTERM may still be served, so wait for the refusal.
+            var refusal: RPCError?
+            let deadline = Date().addingTimeInterval(30)
+            while refusal == nil, Date() < deadline {
+                do {
+                    _ = try await client.test.emptyCall(options: .init(timeout: .seconds(5)))
+                } catch let error as RPCError {
+                    refusal = error
+                } catch {
+                    Issue.record("\(error)")
+                    break
+                }
+            }
+            #expect(refusal?.code == .unavailable, "\(String(describing: refusal))")
             for try await messages in group {
                 #expect(messages == 5, "an in-flight stream was cut short")
             }
@@ -143,6 +165,113 @@ struct CrashAndShutdownTests {
         }
         #expect(terminated.value == 0)
         #expect(daemon.logText.contains("shutting down gracefully"))
+    }
+}
+
+extension CrashAndShutdownTests {
+    @Test("Durability: every write answered OK survives a kill -9 of sessiond, even with writes in flight")
+    func acknowledgedWritesSurviveKill9() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { removeDirectory(dir) }
+        let first = try DaemonProcess.start(dataDirectory: dir, arguments: ["--durability", "full"])
+        let acked = try await first.withLogOnFailure { () async throws -> [String: String] in
+            let admin = try first.client()
+            defer { admin.close() }
+            var channel = SessionsV1.ChannelRequest()
+            var c = SessionsV1.Channel()
+            c.id = "web"
+            c.type = .enhancedWebChatV2
+            channel.channel = c
+            _ = try await admin.channels.createChannel(channel)
+            let connections = try (0..<4).map { _ in try first.client() }
+            defer { for connection in connections { connection.close() } }
+
+            // Customers keep writing on four connections; sessiond is killed once 100 were answered.
+            let acknowledged = Shared<[String: String]>([:])  // conversation -> session id
+            let enough = AsyncStream<Void>.makeStream()
+            let writers = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for (w, client) in connections.enumerated() {
+                        group.addTask {
+                            for n in 0..<100_000 {
+                                var r = SessionsV1.CreateSessionRequest()
+                                r.conversationId = "crash-\(w)-\(n)"
+                                r.channelId = "web"
+                                guard let response = try? await client.sessions.createSession(r, options: .init(timeout: .seconds(30))) else {
+                                    return  // the server is gone
+                                }
+                                let count = acknowledged.withLock { $0[r.conversationId] = response.session?.id ?? ""; return $0.count }
+                                if count >= 100 { enough.continuation.yield() }
+                            }
+                        }
+                    }
+                }
+            }
+            let watching = Task { for await _ in enough.stream { break } }
+            // Also ends if every writer gave up before 100 answers (then the count check fails).
+            Task { await writers.value; enough.continuation.finish() }
+            await watching.value
+            first.kill9()
+            await writers.value
+            return acknowledged.value
+        }
+        #expect(acked.count >= 100)
+
+        let second = try DaemonProcess.start(dataDirectory: dir, arguments: ["--durability", "full"])
+        try await second.withLogOnFailure {
+            let after = try second.client()
+            defer { after.close() }
+            var stored: [String: String] = [:]
+            var page = SessionsV1.ListSessionsRequest()
+            page.pageSize = 1000
+            repeat {
+                let r = try await after.sessions.listSessions(page)
+                for s in r.sessions { stored[s.conversationId] = s.id }
+                page.pageToken = r.nextPageToken
+            } while !page.pageToken.isEmpty
+            for (conversation, id) in acked {
+                #expect(stored[conversation] == id, "acknowledged session of \(conversation) lost by kill -9")
+            }
+            var get = SessionsV1.GetChannelRequest()
+            get.channelId = "web"
+            #expect(try await after.channels.getChannel(get).channel?.type == .enhancedWebChatV2)
+        }
+        #expect(second.terminate() == 0)
+    }
+
+    @Test("SIGTERM with an open event watch: the watch ends UNAVAILABLE with its cursor, sessiond exits long before a 60 s grace")
+    func sigtermEndsWatches() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { removeDirectory(dir) }
+        let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: ["--shutdown-grace", "60"])
+        let watcher = try daemon.client()
+        defer { watcher.close() }
+        try await daemon.withLogOnFailure {
+            let admin = try daemon.client()
+            defer { admin.close() }
+            try await setUpChannelAndReps(admin, reps: 1)
+            _ = try await customerMessage(admin, conversation: "watched", channel: "web", message: "watched-m1")
+            let firstEvent = AsyncStream<Void>.makeStream()
+            let watch = Task { () -> RPCError? in
+                defer { firstEvent.continuation.finish() }
+                do {
+                    for try await _ in watcher.events.watchEvents(SessionsV1.WatchEventsRequest()) { firstEvent.continuation.yield() }
+                    return nil
+                } catch let error as RPCError {
+                    return error
+                } catch {
+                    return nil
+                }
+            }
+            for await _ in firstEvent.stream { break }  // the watch is open and replayed the log
+            let started = Date()
+            let status = daemon.terminate(timeout: 30)
+            #expect(status == 0, "sessiond did not exit within 30 s of SIGTERM with a watch open")
+            #expect(Date().timeIntervalSince(started) < 30)
+            let error = await watch.value
+            #expect(error?.code == .unavailable, "\(String(describing: error))")
+            #expect(error?.message.contains("after_cursor") == true, "\(String(describing: error))")
+        }
     }
 }
 
