@@ -144,4 +144,40 @@ struct StartupTests {
         #expect(daemon.terminate() == 0)
         #expect(try String(contentsOfFile: dir + "/admin-token", encoding: .utf8) == token)
     }
+
+    @Test("The database is damaged while sessiond runs: health NOT_SERVING, calls UNAVAILABLE (not SERVING with INTERNAL)")
+    func damagedAtRunTime() async throws {
+        let dir = makeTemporaryDirectory()
+        defer { removeDirectory(dir) }
+        let daemon = try DaemonProcess.start(dataDirectory: dir)
+        try await daemon.withLogOnFailure {
+            let admin = try daemon.client()
+            defer { admin.close() }
+            try await setUpChannelAndReps(admin, reps: 1)
+            // Garbage over the database, an empty WAL, and a zeroed WAL index (shared
+            // memory every connection maps): the next transaction rereads the file.
+            let database = dir + "/sessions.sqlite"
+            let size = Self.fileSize(database) ?? 0
+            try Data(repeating: 0x5A, count: size).write(to: URL(fileURLWithPath: database))
+            _ = truncate(database + "-wal", 0)
+            let shm = FileHandle(forWritingAtPath: database + "-shm")
+            shm?.write(Data(repeating: 0, count: Self.fileSize(database + "-shm") ?? 0))
+            try shm?.close()
+
+            var codes: [RPCStatusCode] = []
+            for _ in 0..<3 {
+                do {
+                    _ = try await admin.channels.listChannels(.init())
+                    codes.append(.ok)
+                } catch let error as RPCError {
+                    codes.append(error.code)
+                    #expect(error.code == .unavailable, "\(error)")
+                }
+            }
+            #expect(codes.last == .unavailable, "\(codes)")
+            #expect(try await admin.health.check(.init()).status == .notServing)
+            #expect(daemon.logText.contains("the database is damaged: reporting NOT_SERVING"), "the damage was not detected as such")
+        }
+        _ = daemon.terminate()
+    }
 }
