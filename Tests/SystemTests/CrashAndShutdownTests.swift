@@ -18,81 +18,83 @@ struct CrashAndShutdownTests {
         let storeArguments = store == "sqlite" ? [] : ["--store", try PostgresTestServer.makeDatabase()]
         let t0: Int64 = 1_800_000_000_000
         let first = try DaemonProcess.start(dataDirectory: dir, arguments: storeArguments + ["--test-clock", "--test-clock-start-ms", "\(t0)", "--durability", "full"])
-        let admin = try first.client()
-        try await setUpChannelAndReps(admin, autoEndMs: 600_000)
+        try await DaemonProcess.withLogsOnFailure([first]) {
+            let admin = try first.client()
+            try await setUpChannelAndReps(admin, autoEndMs: 600_000)
 
-        // A session that will be INACTIVE with its auto-end due at t0 + 10 min.
-        let inactive = try await customerMessage(admin, conversation: "timer-conv", channel: "web", message: "timer-m1").session!
-        #expect(inactive.status == .active)
-        var mark = SessionsV1.MarkInactiveRequest()
-        mark.sessionId = inactive.id
-        _ = try await admin.sessions.markInactive(mark)
+            // A session that will be INACTIVE with its auto-end due at t0 + 10 min.
+            let inactive = try await customerMessage(admin, conversation: "timer-conv", channel: "web", message: "timer-m1").session!
+            #expect(inactive.status == .active)
+            var mark = SessionsV1.MarkInactiveRequest()
+            mark.sessionId = inactive.id
+            _ = try await admin.sessions.markInactive(mark)
 
-        // Write load from several connections; some writes are refused on purpose.
-        let acknowledged = Shared<[String]>([])
-        let refused = Shared<[String]>([])
-        let stop = Shared(false)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<8 {
-                group.addTask {
-                    let client = try first.client()
-                    var i = 0
-                    while !stop.value {
-                        i += 1
-                        let conversation = "w\(worker)-c\(i)"
-                        let refuse = i % 5 == 0
-                        do {
-                            _ = try await customerMessage(client, conversation: conversation, channel: refuse ? "no-such-channel" : "web", message: "\(conversation)-m")
-                            acknowledged.withLock { $0.append(conversation) }
-                        } catch let error as RPCError {
-                            if error.code == .notFound { refused.withLock { $0.append(conversation) } }
-                            if error.code == .unavailable || error.code == .deadlineExceeded { return }
-                        } catch {
-                            return
+            // Write load from several connections; some writes are refused on purpose.
+            let acknowledged = Shared<[String]>([])
+            let refused = Shared<[String]>([])
+            let stop = Shared(false)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        let client = try first.client()
+                        var i = 0
+                        while !stop.value {
+                            i += 1
+                            let conversation = "w\(worker)-c\(i)"
+                            let refuse = i % 5 == 0
+                            do {
+                                _ = try await customerMessage(client, conversation: conversation, channel: refuse ? "no-such-channel" : "web", message: "\(conversation)-m")
+                                acknowledged.withLock { $0.append(conversation) }
+                            } catch let error as RPCError {
+                                if error.code == .notFound { refused.withLock { $0.append(conversation) } }
+                                if error.code == .unavailable || error.code == .deadlineExceeded { return }
+                            } catch {
+                                return
+                            }
                         }
                     }
                 }
+                group.addTask {
+                    // Kill once enough writes were acknowledged.
+                    while acknowledged.value.count < 300 { try await Task.sleep(nanoseconds: 5_000_000) }
+                    first.kill9()
+                    stop.withLock { $0 = true }
+                }
+                try await group.waitForAll()
             }
-            group.addTask {
-                // Kill once enough writes were acknowledged.
-                while acknowledged.value.count < 300 { try await Task.sleep(nanoseconds: 5_000_000) }
-                first.kill9()
-                stop.withLock { $0 = true }
-            }
-            try await group.waitForAll()
-        }
-        let acked = acknowledged.value
-        let refusedConversations = refused.value
-        #expect(acked.count >= 300)
-        #expect(!refusedConversations.isEmpty)
+            let acked = acknowledged.value
+            let refusedConversations = refused.value
+            #expect(acked.count >= 300)
+            #expect(!refusedConversations.isEmpty)
 
-        // Restart 11 minutes later: the auto-end is overdue and fires on the first sweep.
-        let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: storeArguments + ["--test-clock", "--test-clock-start-ms", "\(t0 + 660_000)"])
-        let after = try daemon.client()
-        for conversation in acked {
-            let sessions = try await openSessions(after, conversation: conversation)
-            #expect(sessions.count == 1, "acknowledged conversation \(conversation) lost")
+            // Restart 11 minutes later: the auto-end is overdue and fires on the first sweep.
+            let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: storeArguments + ["--test-clock", "--test-clock-start-ms", "\(t0 + 660_000)"])
+            let after = try daemon.client()
+            for conversation in acked {
+                let sessions = try await openSessions(after, conversation: conversation)
+                #expect(sessions.count == 1, "acknowledged conversation \(conversation) lost")
+            }
+            for conversation in refusedConversations {
+                let sessions = try await openSessions(after, conversation: conversation)
+                #expect(sessions.isEmpty, "refused conversation \(conversation) was stored")
+            }
+            var get = SessionsV1.GetSessionRequest()
+            get.sessionId = inactive.id
+            let deadline = Date().addingTimeInterval(10)
+            var status = SessionsV1.SessionStatus.unspecified
+            while Date() < deadline {
+                status = try await after.sessions.getSession(get).session!.status
+                if status == .ended { break }
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+            #expect(status == .ended)
+            var events = SessionsV1.ListEventsRequest()
+            events.sessionId = inactive.id
+            let log = try await after.events.listEvents(events).events
+            #expect(log.filter { $0.reason == .autoEnded }.count == 1)
+            #expect(log.map(\.sequence) == Array(1...Int64(log.count)))
+            #expect(daemon.terminate() == 0)
         }
-        for conversation in refusedConversations {
-            let sessions = try await openSessions(after, conversation: conversation)
-            #expect(sessions.isEmpty, "refused conversation \(conversation) was stored")
-        }
-        var get = SessionsV1.GetSessionRequest()
-        get.sessionId = inactive.id
-        let deadline = Date().addingTimeInterval(10)
-        var status = SessionsV1.SessionStatus.unspecified
-        while Date() < deadline {
-            status = try await after.sessions.getSession(get).session!.status
-            if status == .ended { break }
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
-        #expect(status == .ended)
-        var events = SessionsV1.ListEventsRequest()
-        events.sessionId = inactive.id
-        let log = try await after.events.listEvents(events).events
-        #expect(log.filter { $0.reason == .autoEnded }.count == 1)
-        #expect(log.map(\.sequence) == Array(1...Int64(log.count)))
-        #expect(daemon.terminate() == 0)
     }
 
     @Test("SIGTERM under load: in-flight calls finish, new calls are refused, exit status 0")
@@ -100,71 +102,73 @@ struct CrashAndShutdownTests {
         let dir = makeTemporaryDirectory()
         defer { removeDirectory(dir) }
         let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: ["--shutdown-grace", "5", "--test-service"])
-        let client = try daemon.client()
-        // Streams that take about 0.5 s each.
-        let request: GrpcTesting.StreamingOutputCallRequest = {
-            var request = GrpcTesting.StreamingOutputCallRequest()
-            request.responseParameters = (0..<5).map { _ in
-                var p = GrpcTesting.ResponseParameters()
-                p.size = 100
-                p.intervalUs = 100_000
-                return p
-            }
-            return request
-        }()
-        let started = Shared(0)
-        let terminated = Shared<Int32?>(nil)
-        try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<20 {
-                group.addTask {
-                    var count = 0
-                    for try await _ in client.test.streamingOutputCall(request) {
-                        if count == 0 { started.withLock { $0 += 1 } }
-                        count += 1
+        try await DaemonProcess.withLogsOnFailure([daemon]) {
+            let client = try daemon.client()
+            // Streams that take about 0.5 s each.
+            let request: GrpcTesting.StreamingOutputCallRequest = {
+                var request = GrpcTesting.StreamingOutputCallRequest()
+                request.responseParameters = (0..<5).map { _ in
+                    var p = GrpcTesting.ResponseParameters()
+                    p.size = 100
+                    p.intervalUs = 100_000
+                    return p
+                }
+                return request
+            }()
+            let started = Shared(0)
+            let terminated = Shared<Int32?>(nil)
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        var count = 0
+                        for try await _ in client.test.streamingOutputCall(request) {
+                            if count == 0 { started.withLock { $0 += 1 } }
+                            count += 1
+                        }
+                        return count
                     }
-                    return count
                 }
-            }
-            while started.value < 20 { try await Task.sleep(nanoseconds: 5_000_000) }
-            // Watch health on its own connection: NOT_SERVING says the shutdown began.
-            let observer = try daemon.client()
-            defer { observer.close() }
-            let serving = AsyncStream<Void>.makeStream()
-            let notServing = Task {
-                defer { serving.continuation.finish() }
-                for try await update in observer.health.watch() {
-                    if update.status == .serving { serving.continuation.yield() }
-                    if update.status == .notServing { return true }
+                while started.value < 20 { try await Task.sleep(nanoseconds: 5_000_000) }
+                // Watch health on its own connection: NOT_SERVING says the shutdown began.
+                let observer = try daemon.client()
+                defer { observer.close() }
+                let serving = AsyncStream<Void>.makeStream()
+                let notServing = Task {
+                    defer { serving.continuation.finish() }
+                    for try await update in observer.health.watch() {
+                        if update.status == .serving { serving.continuation.yield() }
+                        if update.status == .notServing { return true }
+                    }
+                    return false
                 }
-                return false
-            }
-            // The watch is open (a connection still in its preface would just be closed).
-            for await _ in serving.stream { break }
-            let exit = Task.detached { daemon.terminate(timeout: 30) }
-            #expect(try await notServing.value, "health never reported NOT_SERVING")
-            // While draining, a new call on the shared (going-away) connection is refused;
-            // one that raced the SIGTERM may still be served, so wait for the refusal.
-            var refusal: RPCError?
-            let deadline = Date().addingTimeInterval(30)
-            while refusal == nil, Date() < deadline {
-                do {
-                    _ = try await client.test.emptyCall(options: .init(timeout: .seconds(5)))
-                } catch let error as RPCError {
-                    refusal = error
-                } catch {
-                    Issue.record("\(error)")
-                    break
+                // The watch is open (a connection still in its preface would just be closed).
+                for await _ in serving.stream { break }
+                let exit = Task.detached { daemon.terminate(timeout: 30) }
+                #expect(try await notServing.value, "health never reported NOT_SERVING")
+                // While draining, a new call on the shared (going-away) connection is refused;
+                // one that raced the SIGTERM may still be served, so wait for the refusal.
+                var refusal: RPCError?
+                let deadline = Date().addingTimeInterval(30)
+                while refusal == nil, Date() < deadline {
+                    do {
+                        _ = try await client.test.emptyCall(options: .init(timeout: .seconds(5)))
+                    } catch let error as RPCError {
+                        refusal = error
+                    } catch {
+                        Issue.record("\(error)")
+                        break
+                    }
                 }
+                #expect(refusal?.code == .unavailable, "\(String(describing: refusal))")
+                for try await messages in group {
+                    #expect(messages == 5, "an in-flight stream was cut short")
+                }
+                let status = await exit.value ?? -1
+                terminated.withLock { $0 = status }
             }
-            #expect(refusal?.code == .unavailable, "\(String(describing: refusal))")
-            for try await messages in group {
-                #expect(messages == 5, "an in-flight stream was cut short")
-            }
-            let status = await exit.value ?? -1
-            terminated.withLock { $0 = status }
+            #expect(terminated.value == 0)
+            #expect(daemon.logText.contains("shutting down gracefully"))
         }
-        #expect(terminated.value == 0)
-        #expect(daemon.logText.contains("shutting down gracefully"))
     }
 }
 

@@ -158,6 +158,16 @@ final class DaemonProcess: @unchecked Sendable {
         }
     }
 
+    /// Runs `body`; if it throws, records every daemon's log before rethrowing.
+    static func withLogsOnFailure<T>(_ daemons: [DaemonProcess], _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            for d in daemons { d.recordLog("the test failed with \(error)") }
+            throw error
+        }
+    }
+
     /// SIGKILL: no chance to flush or say goodbye.
     func kill9() {
         kill(process.processIdentifier, SIGKILL)
