@@ -11,16 +11,16 @@ struct SessiondCommand: ParsableCommand {
         commandName: "sessiond",
         abstract: "The messaging session lifecycle service (length-prefixed protobuf RPC over TCP).",
         discussion: """
+            Exit status: 0 after a clean stop; 64 usage error; 65 data refused (the data \
+            directory held data but its database is missing, empty or damaged: see \
+            --allow-empty-store); 69 cannot listen (address in use, ...); 73 data directory \
+            or database cannot be created or written; 75 store unreachable (PostgreSQL). \
+            Start-up binds the listen address before it creates or opens anything in the \
+            data directory.
+
             Every option can also be set with the environment variable named in its help; \
             a flag wins over the environment. Stop with SIGTERM or SIGINT: the server stops \
             accepting, tells clients to go away, and lets in-flight calls finish.
-
-            Start-up binds the listen address first and only then creates or opens anything \
-            in the data directory. Exit status: 0 after a clean stop; 64 usage error; \
-            65 data refused (the data directory held data but its database is missing, empty \
-            or damaged: see --allow-empty-store); 69 cannot listen (address in use, ...); \
-            73 data directory or database cannot be created or written; 75 store unreachable \
-            (PostgreSQL).
             """)
 
     @Option(help: "Address to listen on, HOST:PORT. [env: SESSIOND_LISTEN] (default: 127.0.0.1:7411)")
