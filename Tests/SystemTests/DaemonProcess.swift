@@ -137,6 +137,7 @@ final class DaemonProcess: @unchecked Sendable {
 
     var address: String { "127.0.0.1:\(port)" }
     var logText: String { log.text }
+    var logBuffer: LogBuffer { log }
 
     /// A new client: the daemon is bound and its store open once the port is known.
     func client(token: String? = DaemonProcess.adminToken) throws -> SessionClient {
