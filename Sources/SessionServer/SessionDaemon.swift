@@ -109,15 +109,15 @@ public final class SessionDaemon: Sendable {
             server.beginGracefulShutdown()
             server.waitUntilStopped()
             if let e = error as? SessionDaemonStartupError { throw e }
-            throw Self.classify(error, dataDirectory: options.dataDirectory)
+            throw Self.classify(error, dataDirectory: options.dataDirectory, postgres: options.storeURL?.hasPrefix("postgres") == true)
         }
         for name in health.serviceNames { health.setStatus(.serving, for: name) }
         sweeper.start()
     }
 
-    private static func classify(_ error: any Error, dataDirectory: String) -> SessionDaemonStartupError {
+    private static func classify(_ error: any Error, dataDirectory: String, postgres: Bool) -> SessionDaemonStartupError {
         switch StoreErrorKind.of(error) {
-        case .unavailable where error is PostgresStoreError:
+        case .unavailable where postgres:
             return SessionDaemonStartupError(.storeUnreachable, "cannot reach the store: \(error)")
         case .damaged:
             return SessionDaemonStartupError(.dataRefused, "the database in \(dataDirectory) is damaged: \(error)")

@@ -180,4 +180,19 @@ struct StartupTests {
         }
         _ = daemon.terminate()
     }
+
+    @Test("PostgreSQL unreachable: the error alone, exit 75, the data dir untouched apart from its creation")
+    func storeUnreachable() throws {
+        let parent = makeTemporaryDirectory()
+        defer { removeDirectory(parent) }
+        // Port 1 on the loopback: nothing listens there, the connection is refused at once.
+        let (status, output) = try DaemonProcess.runToExit(arguments: [
+            "--listen", "127.0.0.1:0", "--data-dir", parent + "/data", "--store", "postgres://sessiond@127.0.0.1:1/none",
+            "--admin-token", "t", "--log-level", "error",
+        ])
+        #expect(status == 75, "\(output)")
+        #expect(output.contains("cannot reach the store"), "\(output)")
+        #expect(!output.contains("USAGE"), "\(output)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: parent + "/data")) ?? []).isEmpty)
+    }
 }
