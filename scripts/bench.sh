@@ -229,7 +229,7 @@ fi
 if wants sessiond; then
   log "sessiond: TestService/UnaryCall + session-bench"
   mkdir -p "$RAW/sessiond-data"
-  start_server $((BASE_PORT+3)) sessiond "$SESSIOND_BIN/sessiond" --listen "$HOST:$((BASE_PORT+3))" --data-dir "$RAW/sessiond-data"
+  start_server $((BASE_PORT+3)) sessiond "$SESSIOND_BIN/sessiond" --listen "$HOST:$((BASE_PORT+3))" --data-dir "$RAW/sessiond-data" --test-service
   run_matrix sessiond $((BASE_PORT+3)) "$SESSIOND_BIN/session-bench"
   stop_server
 fi

@@ -27,6 +27,9 @@ public final class HealthProvider: GrpcHealthV1.Health.ServiceProtocol {
         for w in watchers { w.yield(status) }
     }
 
+    /// Every service with a status ("" included).
+    public var serviceNames: [String] { state.withLock { Array($0.statuses.keys) } }
+
     /// Marks every service NOT_SERVING (graceful shutdown).
     public func enterShutdown() {
         let names = state.withLock { Array($0.statuses.keys) }

@@ -37,18 +37,23 @@ public final class ServerClock: Sendable {
         self.state = Mutex(State())
     }
 
-    /// A clock whose test offset is kept in `store` across restarts.
-    public init(testClock: Bool, fixedStart: Timestamp? = nil, store: any SessionStore) throws {
+    /// A clock whose test offset is kept in `store` across restarts: call
+    /// ``loadPersistedState(from:)`` once the store is open, before serving.
+    public init(testClock: Bool, fixedStart: Timestamp? = nil, store: any SessionStore) {
         self.isTestClock = testClock
         self.fixedBase = fixedStart?.millisecondsSinceEpoch
         self.store = store
-        var initial = State()
-        if testClock {
-            let saved = try store.settings([Self.offsetKey, Self.reachedKey])
-            initial.offset = saved[Self.offsetKey] ?? 0
-            initial.floor = saved[Self.reachedKey] ?? .min
+        self.state = Mutex(State())
+    }
+
+    /// Loads a test clock's persisted offset and the time it had reached.
+    public func loadPersistedState(from store: any SessionStore) throws {
+        guard isTestClock else { return }
+        let saved = try store.settings([Self.offsetKey, Self.reachedKey])
+        state.withLock { s in
+            s.offset = saved[Self.offsetKey] ?? 0
+            s.floor = max(s.floor, saved[Self.reachedKey] ?? .min)
         }
-        self.state = Mutex(initial)
     }
 
     public func now() -> Timestamp {

@@ -68,10 +68,12 @@ public final class SessionBackend: Sendable {
             return e
         case let e as DomainError:
             return RPCError(Self.code(e.code), e.message)
+        case let e as GatedStore.NotReady:
+            return RPCError(.unavailable, e.message)
         case PostgresStoreError.unavailable(let reason):
             logger.warning("database unavailable", metadata: ["reason": "\(reason)"])
             return RPCError(.unavailable, "the database is unavailable; retry later")
-        case let e as SQLiteError where [5, 6, 10, 13].contains(e.primaryCode):
+        case let e as SQLiteError where StoreErrorKind.of(e) == .unavailable:
             // BUSY, LOCKED, IOERR, FULL: the store cannot take the write now.
             logger.warning("database unavailable", metadata: ["error": "\(e)"])
             return RPCError(.unavailable, "the database is unavailable; retry later")

@@ -21,7 +21,8 @@ public final class SessionDaemon: Sendable {
         /// `postgres://user@host:port/db`: a PostgreSQL database that several
         /// instances may share.
         public var storeURL: String?
-        public var hostTestService = true
+        /// Hosts `grpc.testing.TestService` (sessionctl echo, benchmarks).
+        public var hostTestService = false
         /// Enables `ClockService/AdvanceClock`.
         public var testClock = false
         /// An admin token to accept (created on first start if not stored yet).
@@ -33,6 +34,9 @@ public final class SessionDaemon: Sendable {
         /// Tests only: pins the clock's wall-time base (Unix ms) so that a
         /// restarted daemon can find timers overdue. `nil`: the real clock.
         public var fixedClockStart: Int64?
+        /// Start even though the data directory held data and the database is
+        /// now missing, empty or without schema (begins with an empty store).
+        public var allowEmptyStore = false
 
         public init() {}
 
@@ -45,20 +49,26 @@ public final class SessionDaemon: Sendable {
     public let health: HealthProvider
     public let backend: SessionBackend
     public let sweeper: TimerSweeper
+    private let gate: GatedStore
     private let logger: Logger
 
+    /// Assembles the daemon without touching the network or the data
+    /// directory: `start()` binds first, then opens the store.
     public init(options: Options, logger: Logger) throws {
         self.options = options
         self.logger = logger
-        try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true)
-        let store = try Self.openStore(options)
-        let backend = SessionBackend(store: store, clock: try ServerClock(testClock: options.testClock, fixedStart: options.fixedClockStart.map { Timestamp(millisecondsSinceEpoch: $0) }, store: store), logger: logger)
-        let sweeper = TimerSweeper(backend: backend, intervalMillis: options.sweepIntervalMillis)
         let health = HealthProvider(services: [
             GrpcTesting.TestService.serviceName, SessionsV1.SessionService.serviceName, SessionsV1.RepService.serviceName,
             SessionsV1.ChannelService.serviceName, SessionsV1.PermissionService.serviceName, SessionsV1.EventService.serviceName,
             SessionsV1.TokenService.serviceName, SessionsV1.ClockService.serviceName,
         ])
+        health.enterShutdown()  // NOT_SERVING until the store is open
+        let gate = GatedStore(onDamaged: { [logger] reason in
+            logger.critical("the database is damaged: reporting NOT_SERVING, refusing calls", metadata: ["error": "\(reason)"])
+            health.enterShutdown()
+        })
+        let backend = SessionBackend(store: gate, clock: ServerClock(testClock: options.testClock, fixedStart: options.fixedClockStart.map { Timestamp(millisecondsSinceEpoch: $0) }, store: gate), logger: logger)
+        let sweeper = TimerSweeper(backend: backend, intervalMillis: options.sweepIntervalMillis)
         var services: [any RPCService] = [
             health,
             SessionServiceProvider(backend: backend), RepServiceProvider(backend: backend),
@@ -67,16 +77,71 @@ public final class SessionDaemon: Sendable {
             ClockServiceProvider(backend: backend, sweeper: sweeper),
         ]
         if options.hostTestService { services.append(TestServiceProvider()) }
+        self.gate = gate
         self.health = health
         self.backend = backend
         self.sweeper = sweeper
         self.server = RPCServer(configuration: options.server, services: services, logger: logger)
-        try bootstrapAdmin(store: store)
     }
 
-    private static func openStore(_ options: Options) throws -> any SessionStore {
+    /// The configured listen address, as an operator wrote it.
+    var listenAddress: String {
+        let host = options.server.host.contains(":") ? "[\(options.server.host)]" : options.server.host
+        return "\(host):\(options.server.port)"
+    }
+
+    /// Binds the port first (nothing is written before), then creates the
+    /// data directory, opens and checks the store, makes sure an admin can get
+    /// in, reports SERVING and starts sweeping timers (overdue ones fire at once).
+    public func start() throws(SessionDaemonStartupError) {
+        do {
+            try server.start()
+        } catch {
+            let reason = (error as? Socket.Failure).map { String(cString: strerror($0.errno)).lowercased() } ?? "\(error)"
+            throw SessionDaemonStartupError(.cannotListen, "cannot listen on \(listenAddress): \(reason)")
+        }
+        do {
+            let store = try openStore()
+            try backend.clock.loadPersistedState(from: store)  // before any call can read the clock
+            gate.attach(store)
+            try bootstrapAdmin(store: store)
+            try writeMarkerIfMissing()
+        } catch {
+            server.beginGracefulShutdown()
+            server.waitUntilStopped()
+            if let e = error as? SessionDaemonStartupError { throw e }
+            throw Self.classify(error, dataDirectory: options.dataDirectory, postgres: options.storeURL?.hasPrefix("postgres") == true)
+        }
+        for name in health.serviceNames { health.setStatus(.serving, for: name) }
+        sweeper.start()
+    }
+
+    private static func classify(_ error: any Error, dataDirectory: String, postgres: Bool) -> SessionDaemonStartupError {
+        switch StoreErrorKind.of(error) {
+        case .unavailable where postgres:
+            return SessionDaemonStartupError(.storeUnreachable, "cannot reach the store: \(error)")
+        case .damaged:
+            return SessionDaemonStartupError(.dataRefused, "the database in \(dataDirectory) is damaged: \(error)")
+        case .notWritable, .unavailable:
+            return SessionDaemonStartupError(.dataDirectoryUnwritable, "cannot write the data directory \(dataDirectory): \(error)")
+        case .other:
+            if error is CocoaError || error is POSIXError {
+                return SessionDaemonStartupError(.dataDirectoryUnwritable, "cannot write the data directory \(dataDirectory): \(error.localizedDescription)")
+            }
+            return SessionDaemonStartupError(.dataRefused, "cannot open the store in \(dataDirectory): \(error)")
+        }
+    }
+
+    var markerPath: String { (options.dataDirectory as NSString).appendingPathComponent("sessiond.marker") }
+
+    /// Creates the data directory (0700) and opens the store. For SQLite, a
+    /// data directory that held data before (a marker or an admin-token file)
+    /// must still hold a sound database, unless `allowEmptyStore`.
+    private func openStore() throws -> any SessionStore {
+        try Self.makeDirectory(options.dataDirectory)
         switch options.storeURL {
         case nil, "sqlite", "":
+            try checkExistingData()
             var storeOptions = SQLiteStore.Options()
             if !options.synchronousCommits { storeOptions.durability = .processCrash }
             return try SQLiteStore(path: options.databasePath, options: storeOptions)
@@ -85,12 +150,85 @@ public final class SessionDaemon: Sendable {
             storeOptions.synchronousCommit = options.synchronousCommits
             return try PostgresStore(url: url, options: storeOptions)
         case let other?:
-            throw SessionDaemonError("store '\(other)' is neither 'sqlite' nor a postgres:// URL")
+            throw SessionDaemonStartupError(.usage, "store '\(other)' is neither 'sqlite' nor a postgres:// URL")
         }
     }
 
+    /// `mkdir -p` with mode 0700 for what it creates (the umask can only narrow it).
+    static func makeDirectory(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw SessionDaemonStartupError(.dataDirectoryUnwritable, "cannot create the data directory \(path): it exists and is not a directory")
+            }
+            return
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != path { try makeDirectory(parent) }
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw SessionDaemonStartupError(
+                .dataDirectoryUnwritable, "cannot create the data directory \(path): \(String(cString: strerror(errno)).lowercased())")
+        }
+    }
+
+    private func checkExistingData() throws {
+        let fm = FileManager.default
+        let hadData = fm.fileExists(atPath: markerPath) || fm.fileExists(atPath: options.adminTokenPath)
+        let state = SQLiteStore.inspect(path: options.databasePath)
+        let problem: String?
+        switch state {
+        case .healthy: problem = nil
+        case .missing: problem = hadData ? "is missing" : nil
+        case .empty: problem = hadData ? "is empty (0 bytes)" : nil
+        case .noSchema: problem = hadData ? "has no schema" : nil
+        case .damaged(let why): problem = "is damaged (\(why))"
+        }
+        guard let problem else { return }
+        if case .damaged = state {
+            throw SessionDaemonStartupError(
+                .dataRefused,
+                "refusing to start: \(options.databasePath) \(problem); restore it from a backup, or move it away and start with --allow-empty-store")
+        }
+        if options.allowEmptyStore {
+            logger.warning("the database \(problem) but the data directory held data; starting empty (--allow-empty-store)", metadata: ["file": "\(options.databasePath)"])
+            return
+        }
+        throw SessionDaemonStartupError(
+            .dataRefused,
+            "refusing to start: \(options.databasePath) \(problem) but \(options.dataDirectory) held data before; restore the database, or start with --allow-empty-store to begin empty")
+    }
+
+    /// Records that this data directory holds data (for `checkExistingData`).
+    private func writeMarkerIfMissing() throws {
+        guard options.storeURL == nil || options.storeURL == "sqlite" || options.storeURL == "" else { return }
+        guard !FileManager.default.fileExists(atPath: markerPath) else { return }
+        try Self.writeOwnerOnlyFile(markerPath, contents: "sessiond data directory; do not delete (see sessiond --help, --allow-empty-store)\n")
+    }
+
+    /// Creates `path` 0600 from its first byte (O_CREAT|O_EXCL), writes, fsyncs.
+    static func writeOwnerOnlyFile(_ path: String, contents: String) throws {
+        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        let bytes = Array(contents.utf8)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
+            written += n
+        }
+        guard fsync(fd) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        let dir = open((path as NSString).deletingLastPathComponent, O_RDONLY)
+        if dir >= 0 { _ = fsync(dir); close(dir) }
+    }
+
     /// Makes sure an admin can get in: accepts the configured bootstrap token,
-    /// or on first start generates one into `<data-dir>/admin-token` (0600).
+    /// or on first start generates one into `<data-dir>/admin-token` (0600,
+    /// written before its hash is stored). An existing admin-token file is
+    /// never overwritten: its secret is stored again if the store lost it.
     private func bootstrapAdmin(store: any SessionStore) throws {
         let now = backend.clock.now()
         if let secret = options.bootstrapAdminToken, !secret.isEmpty {
@@ -102,21 +240,27 @@ public final class SessionDaemon: Sendable {
             return
         }
         if try store.listTokens().contains(where: { $0.role == .admin && $0.isActive }) { return }
-        let secret = TokenAuthenticator.newSecret()
-        try store.insertToken(APIToken(hash: TokenAuthenticator.hash(secret: secret), role: .admin, name: "bootstrap-admin", createdAt: now))
         let path = options.adminTokenPath
-        _ = FileManager.default.createFile(atPath: path, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        logger.notice("no admin token existed: created one", metadata: ["file": "\(path)"])
+        let secret: String
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8),
+           case let trimmed = existing.trimmingCharacters(in: .whitespacesAndNewlines), !trimmed.isEmpty {
+            secret = trimmed
+            logger.notice("no admin token in the store: stored the one in the existing file again", metadata: ["file": "\(path)"])
+        } else {
+            secret = TokenAuthenticator.newSecret()
+            try Self.writeOwnerOnlyFile(path, contents: secret + "\n")
+            logger.notice("no admin token existed: created one", metadata: ["file": "\(path)"])
+        }
+        let hash = TokenAuthenticator.hash(secret: secret)
+        if try store.token(hash: hash) == nil {
+            try store.insertToken(APIToken(hash: hash, role: .admin, name: "bootstrap-admin", createdAt: now))
+        }
     }
 
-    /// Binds, starts serving and sweeping timers (overdue ones fire at once).
-    public func start() throws {
-        try server.start()
-        sweeper.start()
-    }
-
-    /// Stops accepting, reports NOT_SERVING, drains calls within the grace period.
+    /// Ends event watches (clients reconnect with their cursor), reports
+    /// NOT_SERVING, stops accepting and drains calls within the grace period.
     public func beginShutdown() {
+        backend.hub.endAll()
         health.enterShutdown()
         server.beginGracefulShutdown()
     }
@@ -126,6 +270,18 @@ public final class SessionDaemon: Sendable {
         beginShutdown()
         await server.stopped()
         sweeper.stop()
+        closeStore()
+    }
+
+    /// After the last call: copies the WAL into the database file, so that
+    /// `sessions.sqlite` alone holds everything after a clean stop.
+    private func closeStore() {
+        guard let sqlite = gate.underlying as? SQLiteStore else { return }
+        do {
+            try sqlite.checkpoint()
+        } catch {
+            logger.warning("WAL checkpoint at shutdown failed", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
@@ -145,8 +301,34 @@ public final class SessionDaemon: Sendable {
         }
         server.waitUntilStopped()
         sweeper.stop()
+        closeStore()
         for s in sources { s.cancel() }
         logger.info("stopped")
+    }
+}
+
+/// Why `sessiond` could not start, with its exit status (sysexits.h).
+public struct SessionDaemonStartupError: Error, CustomStringConvertible {
+    public enum Kind: Int32, Sendable {
+        /// EX_USAGE: a configuration that cannot work.
+        case usage = 64
+        /// EX_DATAERR: the data directory held data but the database is missing, empty or damaged.
+        case dataRefused = 65
+        /// EX_UNAVAILABLE: the listen address cannot be bound.
+        case cannotListen = 69
+        /// EX_CANTCREAT: the data directory or database cannot be created or written.
+        case dataDirectoryUnwritable = 73
+        /// EX_TEMPFAIL: the PostgreSQL store cannot be reached.
+        case storeUnreachable = 75
+    }
+
+    public let kind: Kind
+    public let description: String
+    public var exitCode: Int32 { kind.rawValue }
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
     }
 }
 

@@ -2,6 +2,7 @@ import Dispatch
 public import RPC
 import Logging
 import SessionCore
+import Synchronization
 
 /// Fires the durable timers (customer inactivity, auto-end) stored with the
 /// sessions: every `interval` it asks the store for due deadlines and fires
@@ -14,7 +15,11 @@ public final class TimerSweeper: Sendable {
     private let intervalMillis: Int
     private let batchSize: Int
     private let queue = DispatchQueue(label: "sessiond.sweeper")
-    private let timer: SourceBox
+    /// Created by `start()`: a Dispatch source that was never resumed must not
+    /// be released (libdispatch traps, as it did when a start-up failure
+    /// dropped a daemon whose sweeper had not started).
+    private let timer = Mutex<SourceBox?>(nil)
+    private let stopped = Mutex(false)
 
     private struct SourceBox: @unchecked Sendable { let source: any DispatchSourceTimer }
 
@@ -22,24 +27,37 @@ public final class TimerSweeper: Sendable {
         self.backend = backend
         self.intervalMillis = max(10, intervalMillis)
         self.batchSize = batchSize
-        self.timer = SourceBox(source: DispatchSource.makeTimerSource(queue: queue))
     }
 
     /// Sweeps at once, then every interval.
+    /// Sweeps at once, then every interval. A second call, or one after `stop()`, does nothing.
     public func start() {
-        timer.source.schedule(deadline: .now(), repeating: .milliseconds(intervalMillis), leeway: .milliseconds(intervalMillis / 10))
-        timer.source.setEventHandler { [self] in
+        let source = timer.withLock { box -> (any DispatchSourceTimer)? in
+            guard box == nil, !stopped.withLock({ $0 }) else { return nil }
+            let source = DispatchSource.makeTimerSource(queue: queue)
+            box = SourceBox(source: source)
+            return source
+        }
+        guard let source else { return }
+        source.schedule(deadline: .now(), repeating: .milliseconds(intervalMillis), leeway: .milliseconds(intervalMillis / 10))
+        source.setEventHandler { [self] in
             do {
                 try sweepNow()
             } catch {
                 backend.logger.warning("timer sweep failed", metadata: ["error": "\(error)"])
             }
         }
-        timer.source.resume()
+        source.resume()
     }
 
+    /// Stops sweeping (safe whether or not `start()` ran, and more than once).
     public func stop() {
-        timer.source.cancel()
+        stopped.withLock { $0 = true }
+        let box = timer.withLock { box -> SourceBox? in
+            defer { box = nil }
+            return box
+        }
+        box?.source.cancel()
     }
 
     /// Fires every timer due now; returns how many transitions that made.

@@ -11,6 +11,13 @@ struct SessiondCommand: ParsableCommand {
         commandName: "sessiond",
         abstract: "The messaging session lifecycle service (length-prefixed protobuf RPC over TCP).",
         discussion: """
+            Exit status: 0 after a clean stop; 64 usage error; 65 data refused (the data \
+            directory held data but its database is missing, empty or damaged: see \
+            --allow-empty-store); 69 cannot listen (address in use, ...); 73 data directory \
+            or database cannot be created or written; 75 store unreachable (PostgreSQL). \
+            Start-up binds the listen address before it creates or opens anything in the \
+            data directory.
+
             Every option can also be set with the environment variable named in its help; \
             a flag wins over the environment. Stop with SIGTERM or SIGINT: the server stops \
             accepting, tells clients to go away, and lets in-flight calls finish.
@@ -70,8 +77,23 @@ struct SessiondCommand: ParsableCommand {
     @Option(help: "full (fsync every commit: survives power loss) or process-crash (survives kill -9 only). [env: SESSIOND_DURABILITY] (default: full)")
     var durability: String?
 
-    @Flag(help: "Do not host grpc.testing.TestService (used by sessionctl echo and benchmarks). [env: SESSIOND_NO_TEST_SERVICE=1]")
-    var noTestService = false
+    @Flag(help: "Host grpc.testing.TestService (used by sessionctl echo and benchmarks); off by default. [env: SESSIOND_TEST_SERVICE=1]")
+    var testService = false
+
+    @Option(help: "Once listening and the store is open, write the bound port (useful with port 0) to this file, atomically. [env: SESSIOND_PORT_FILE]")
+    var portFile: String?
+
+    @Flag(help: "Start even though the data directory held data (sessiond.marker or admin-token) and its database is missing, empty or without schema: begins with an empty store. A damaged database is still refused. [env: SESSIOND_ALLOW_EMPTY_STORE=1]")
+    var allowEmptyStore = false
+
+    @Option(help: "Open connections from one peer address. [env: SESSIOND_MAX_CONNECTIONS_PER_PEER] (default: 256)")
+    var maxConnectionsPerPeer: Int?
+
+    @Option(help: "Seconds a new connection gets to start its first call. [env: SESSIOND_FIRST_CALL_TIMEOUT] (default: 10)")
+    var firstCallTimeout: Double?
+
+    @Option(help: "Bytes per second a peer must keep sending while a frame is incomplete. [env: SESSIOND_MIN_RECEIVE_RATE] (default: 1024)")
+    var minReceiveRate: Int?
 
     func run() throws {
         let env = ProcessInfo.processInfo.environment
@@ -98,6 +120,9 @@ struct SessiondCommand: ParsableCommand {
         try positive(value(maxFrameBytes, "SESSIOND_MAX_FRAME_BYTES", { Int($0) }), "--max-frame-bytes", into: &options.server.maxFrameBytes)
         try positive(value(maxConcurrentCalls, "SESSIOND_MAX_CONCURRENT_CALLS", { Int($0) }), "--max-concurrent-calls", into: &options.server.maxConcurrentCallsPerConnection)
         try positive(value(maxConnections, "SESSIOND_MAX_CONNECTIONS", { Int($0) }), "--max-connections", into: &options.server.maxConnections)
+        try positive(value(maxConnectionsPerPeer, "SESSIOND_MAX_CONNECTIONS_PER_PEER", { Int($0) }), "--max-connections-per-peer", into: &options.server.maxConnectionsPerPeer)
+        try positive(value(firstCallTimeout, "SESSIOND_FIRST_CALL_TIMEOUT", { Double($0) }), "--first-call-timeout", into: &options.server.firstCallTimeoutSeconds)
+        try positive(value(minReceiveRate, "SESSIOND_MIN_RECEIVE_RATE", { Int($0) }), "--min-receive-rate", into: &options.server.minReceiveBytesPerSecond)
         try positive(value(maxMetadataBytes, "SESSIOND_MAX_METADATA_BYTES", { Int($0) }), "--max-metadata-bytes", into: &options.server.maxMetadataBytes)
         try positive(value(idleTimeout, "SESSIOND_IDLE_TIMEOUT", { Double($0) }), "--idle-timeout", into: &options.server.idleTimeoutSeconds)
         try positive(value(frameTimeout, "SESSIOND_FRAME_TIMEOUT", { Double($0) }), "--frame-timeout", into: &options.server.frameTimeoutSeconds)
@@ -106,7 +131,9 @@ struct SessiondCommand: ParsableCommand {
         if options.server.maxFrameBytes > 64 * 1024 * 1024 {
             throw ValidationError("--max-frame-bytes may be at most 67108864 (64 MiB)")
         }
-        options.hostTestService = !(noTestService || env["SESSIOND_NO_TEST_SERVICE"] == "1")
+        options.hostTestService = testService || env["SESSIOND_TEST_SERVICE"] == "1"
+        options.allowEmptyStore = allowEmptyStore || env["SESSIOND_ALLOW_EMPTY_STORE"] == "1"
+        let portFile = try value(self.portFile, "SESSIOND_PORT_FILE", { $0 })
         options.testClock = testClock || env["SESSIOND_TEST_CLOCK"] == "1"
         if let start = try value(testClockStartMs, "SESSIOND_TEST_CLOCK_START_MS", { Int64($0) }) {
             guard options.testClock else { throw ValidationError("--test-clock-start-ms needs --test-clock") }
@@ -141,15 +168,44 @@ struct SessiondCommand: ParsableCommand {
         let daemon: SessionDaemon
         do {
             daemon = try SessionDaemon(options: options, logger: logger)
-        } catch {
-            throw ValidationError("cannot open the store in \(options.dataDirectory): \(error)")
-        }
-        do {
             try daemon.start()
+        } catch let error as SessionDaemonStartupError {
+            Self.fail(error.description, status: error.exitCode)
         } catch {
-            throw ValidationError("cannot listen on \(listen): \(error)")
+            Self.fail("cannot start: \(error)", status: SessionDaemonStartupError.Kind.usage.rawValue)
+        }
+        if let portFile {
+            do {
+                try Self.writePortFile(portFile, port: daemon.server.port)
+            } catch {
+                daemon.beginShutdown()
+                daemon.server.waitUntilStopped()
+                Self.fail("cannot write the port file \(portFile): \(error)", status: SessionDaemonStartupError.Kind.dataDirectoryUnwritable.rawValue)
+            }
         }
         daemon.runUntilSignalled()
+    }
+
+    /// A start-up failure: the message alone on stderr (no usage text), then the exit status.
+    private static func fail(_ message: String, status: Int32) -> Never {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+        Foundation.exit(status)
+    }
+
+    /// Writes `port` to `path` atomically: a 0600 temporary file beside it, fsynced, renamed.
+    private static func writePortFile(_ path: String, port: Int) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        let bytes = Array("\(port)\n".utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)
+        }
     }
 
     private func parseListen(_ s: String) -> (String, Int)? {

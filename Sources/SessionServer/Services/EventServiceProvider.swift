@@ -68,6 +68,11 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
             }
             if Task.isCancelled || context.isCancelled { break }
         }
+        if backend.hub.isEnded && !context.isCancelled {
+            throw RPCError(
+                .unavailable,
+                "server is shutting down; reconnect (to another instance or after the restart) with after_cursor=\(cursor) to resume")
+        }
         throw RPCError(.cancelled, "watch ended")
     }
 }

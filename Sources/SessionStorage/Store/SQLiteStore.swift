@@ -67,6 +67,15 @@ public final class SQLiteStore: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         let isNewFile = !FileManager.default.fileExists(atPath: path)
+        if isNewFile {
+            // SQLite creates the database with 0644 & ~umask and gives -wal and
+            // -shm the database file's mode: create it 0600 first, whatever the umask.
+            let descriptor = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+            if descriptor < 0 && errno != EEXIST {
+                throw SQLiteError(code: 14, message: "cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+            if descriptor >= 0 { _ = close(descriptor) }
+        }
 
         writer = try SQLiteConnection(path: path, configuration: options.connectionConfiguration(mode: .readWriteCreate))
         try SQLiteMigrator.migrate(writer, migrations: SessionSchema.migrations)
@@ -230,6 +239,28 @@ public final class SQLiteStore: @unchecked Sendable {
                     code: 5, message: "checkpoint incomplete: \(result.checkpointed) of \(result.logFrames) frames copied",
                     sql: "PRAGMA wal_checkpoint(TRUNCATE)")
             }
+        }
+    }
+
+    /// Checks the database file at `path` without creating or changing
+    /// anything: missing, empty, without schema, damaged or healthy.
+    public static func inspect(path: String) -> SQLiteDatabaseState {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return .missing }
+        if info.st_size == 0 { return .empty }
+        do {
+            var configuration = SQLiteConnection.Configuration()
+            // Read-write without create: a read-only open of a WAL database
+            // fails when its -shm is missing (after a clean stop).
+            configuration.mode = .readWrite
+            configuration.journalModeWAL = false
+            let connection = try SQLiteConnection(path: path, configuration: configuration)
+            let tables = try connection.queryOne("SELECT count(*) FROM sqlite_master WHERE type = 'table'") { try $0.int(0) } ?? 0
+            if tables == 0 { return .noSchema }
+            let check = try connection.queryOne("PRAGMA quick_check") { try $0.string(0) } ?? ""
+            return check == "ok" ? .healthy : .damaged("quick_check: \(check)")
+        } catch {
+            return .damaged("\(error)")
         }
     }
 

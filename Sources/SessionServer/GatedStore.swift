@@ -1,0 +1,87 @@
+import SessionCore
+import SessionStorage
+import Synchronization
+
+/// The store the services use: empty until the daemon has bound its port and
+/// opened the real store (calls meanwhile answer UNAVAILABLE), and closed for
+/// good once the database is found damaged at run time.
+final class GatedStore: SessionStore {
+    enum State {
+        case opening
+        case open(any SessionStore)
+        case damaged(any SessionStore, String)
+    }
+
+    private let state = Mutex<State>(.opening)
+    /// Called once, when a call first finds the database damaged.
+    private let onDamaged: @Sendable (String) -> Void
+
+    init(onDamaged: @escaping @Sendable (String) -> Void) {
+        self.onDamaged = onDamaged
+    }
+
+    /// The store is not usable; `message` says why (already fit for a client).
+    struct NotReady: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    func attach(_ store: any SessionStore) {
+        state.withLock { $0 = .open(store) }
+    }
+
+    /// Refuses every later call; returns `false` if it was already refused.
+    @discardableResult
+    func markDamaged(_ reason: String) -> Bool {
+        state.withLock { s in
+            switch s {
+            case .open(let store):
+                s = .damaged(store, reason)
+                return true
+            case .opening, .damaged:
+                return false
+            }
+        }
+    }
+
+    /// The real store, once open (also after it was found damaged).
+    var underlying: (any SessionStore)? {
+        state.withLock { s in
+            switch s {
+            case .opening: nil
+            case .open(let store), .damaged(let store, _): store
+            }
+        }
+    }
+
+    private func current() throws -> any SessionStore {
+        try state.withLock { s in
+            switch s {
+            case .opening: throw NotReady(message: "sessiond is starting; retry shortly")
+            case .open(let store): return store
+            case .damaged: throw NotReady(message: "the database is damaged; sessiond refuses calls until an operator restores it")
+            }
+        }
+    }
+
+    /// Runs `call` on the open store; a damaged-database error closes the gate.
+    private func guarded<T>(_ call: (any SessionStore) throws -> T) throws -> T {
+        let store = try current()
+        do {
+            return try call(store)
+        } catch {
+            guard StoreErrorKind.of(error) == .damaged else { throw error }
+            if markDamaged("\(error)") { onDamaged("\(error)") }
+            throw NotReady(message: "the database is damaged; sessiond refuses calls until an operator restores it")
+        }
+    }
+
+    func write<T>(_ body: (inout any SessionRepository) throws -> T) throws -> T { try guarded { try $0.write(body) } }
+    func read<T>(_ body: (any SessionRepository) throws -> T) throws -> T { try guarded { try $0.read(body) } }
+    func insertToken(_ token: APIToken) throws { try guarded { try $0.insertToken(token) } }
+    func token(hash: [UInt8]) throws -> APIToken? { try guarded { try $0.token(hash: hash) } }
+    func listTokens() throws -> [APIToken] { try guarded { try $0.listTokens() } }
+    func revokeToken(hash: [UInt8], at time: Timestamp) throws -> APIToken { try guarded { try $0.revokeToken(hash: hash, at: time) } }
+    func settings(_ keys: [String]) throws -> [String: Int64] { try guarded { try $0.settings(keys) } }
+    func setSettings(_ values: [String: Int64]) throws { try guarded { try $0.setSettings(values) } }
+}
