@@ -62,6 +62,10 @@ let package = Package(
         .target(name: "SessionCore", swiftSettings: swiftSettings),
         .target(name: "SessionStorage", dependencies: ["CSQLite", "CLibPQ", "SessionCore"], swiftSettings: swiftSettings),
 
+        // ---- version and build commit (--version of both executables)
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
+        .target(name: "BuildInfo", swiftSettings: swiftSettings, plugins: ["BuildInfoPlugin"]),
+
         // ---- server and daemon
         .target(
             name: "SessionServer",
@@ -74,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "sessiond",
             dependencies: [
-                "SessionServer", "RPC",
+                "SessionServer", "RPC", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -91,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "sessionctl",
             dependencies: [
-                "SessionClient",
+                "SessionClient", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Clients/sessionctl",
