@@ -95,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "sessionctl",
             dependencies: [
-                "SessionClient", "BuildInfo",
+                "SessionClient", "BuildInfo", "SessionCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Clients/sessionctl",

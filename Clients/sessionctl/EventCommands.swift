@@ -20,14 +20,14 @@ struct Events: AsyncParsableCommand {
         @Option(help: "Only events with a sequence number above this one.")
         var afterSequence: Int64 = 0
 
-        @Option(help: "At most this many events, 1...1000 (server default: 1000).")
+        @Option(help: "At most this many events (server default and cap: \(Limits.maxPageSize); 0: the default).")
         var limit: Int?
 
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
             guard afterSequence >= 0 else { throw ValidationError("--after-sequence must be 0 or more") }
-            if let limit { _ = try int32Option(limit, "--limit", in: 1...1000) }
+            if let limit { _ = try pageSizeOption(limit, "--limit") }
         }
 
         func run() async throws {
@@ -35,7 +35,7 @@ struct Events: AsyncParsableCommand {
                 var request = SessionsV1.ListEventsRequest()
                 request.sessionId = session
                 request.afterSequence = afterSequence
-                request.limit = try limit.map { try int32Option($0, "--limit", in: 1...1000) } ?? 0
+                request.limit = try limit.map { try pageSizeOption($0, "--limit") } ?? 0
                 let response = try await global.client().events.listEvents(request, options: try global.callOptions())
                 if global.wantsJSON {
                     printJSON(response)
