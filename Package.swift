@@ -111,6 +111,8 @@ let package = Package(
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"], swiftSettings: swiftSettings),
         .target(name: "PostgresTestSupport", dependencies: ["SessionStorage"], path: "Tests/PostgresTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SessionStorageTests", dependencies: ["SessionStorage", "SessionCore", "PostgresTestSupport"], swiftSettings: swiftSettings),
+        // Runs the built sessionctl and sessiond binaries (swift build --build-tests builds them).
+        .testTarget(name: "SessionctlTests", dependencies: ["SessionServer", "SessionClient", "SessionAPI", "RPC"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionServerTests", dependencies: ["SessionServer", "SessionClient", "SessionAPI", "RPC", "SessionCore", "SessionStorage"], swiftSettings: swiftSettings),
     ]
 )

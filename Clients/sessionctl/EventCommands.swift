@@ -90,7 +90,9 @@ struct Events: AsyncParsableCommand {
                 var last: Int64
                 switch afterCursor.map(WatchStart.cursor) ?? from {
                 case .cursor(let cursor): last = cursor
-                case .now: last = try await Self.currentHead(global: global, session: session)
+                case .now:
+                    last = try await Self.currentHead(global: global, session: session)
+                    note("watch: from now, after cursor \(last)")
                 }
                 var failures = 0
                 while true {
