@@ -62,6 +62,10 @@ let package = Package(
         .target(name: "SessionCore", swiftSettings: swiftSettings),
         .target(name: "SessionStorage", dependencies: ["CSQLite", "CLibPQ", "SessionCore"], swiftSettings: swiftSettings),
 
+        // ---- version and build commit (--version of both executables)
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
+        .target(name: "BuildInfo", swiftSettings: swiftSettings, plugins: ["BuildInfoPlugin"]),
+
         // ---- server and daemon
         .target(
             name: "SessionServer",
@@ -74,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "sessiond",
             dependencies: [
-                "SessionServer", "RPC",
+                "SessionServer", "RPC", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -91,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "sessionctl",
             dependencies: [
-                "SessionClient",
+                "SessionClient", "BuildInfo", "SessionCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Clients/sessionctl",
@@ -107,6 +111,8 @@ let package = Package(
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"], swiftSettings: swiftSettings),
         .target(name: "PostgresTestSupport", dependencies: ["SessionStorage"], path: "Tests/PostgresTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SessionStorageTests", dependencies: ["SessionStorage", "SessionCore", "PostgresTestSupport"], swiftSettings: swiftSettings),
+        // Runs the built sessionctl and sessiond binaries (swift build --build-tests builds them).
+        .testTarget(name: "SessionctlTests", dependencies: ["SessionServer", "SessionClient", "SessionAPI", "RPC"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionServerTests", dependencies: ["SessionServer", "SessionClient", "SessionAPI", "RPC", "SessionCore", "SessionStorage"], swiftSettings: swiftSettings),
     ]
 )

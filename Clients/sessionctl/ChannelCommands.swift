@@ -149,10 +149,10 @@ struct ChannelSettings: ParsableArguments {
             transform: { try parseEnum($0, "capacity model") })
     var capacityModel: SessionsV1.CapacityModel?
 
-    @Option(help: "Units of rep capacity one ACTIVE session uses (default 1).")
+    @Option(help: "Units of rep capacity one ACTIVE session uses, \(Limits.channelWeight.lowerBound)...\(Limits.channelWeight.upperBound) (default 1).")
     var weight: Int?
 
-    @Option(help: ArgumentHelp("Mark ACTIVE sessions INACTIVE after this long without a customer reply, or 'off' (default).",
+    @Option(help: ArgumentHelp("Mark ACTIVE sessions INACTIVE after this long (1m...24h) without a customer reply, or 'off' (default). Enhanced Chat and bring-your-own-channel only.",
                                valueName: "duration"),
             transform: parseInactivityTimeout)
     var customerInactivityTimeout: Int64?
@@ -169,12 +169,12 @@ struct ChannelSettings: ParsableArguments {
     }
 
     func validate() throws {
-        if let weight { _ = try int32Option(weight, "--weight", in: 1...Int(Int32.max)) }
+        if let weight { _ = try int32Option(weight, "--weight", in: Limits.channelWeight) }
     }
 
     func apply(to channel: inout SessionsV1.Channel) throws {
         if let capacityModel { channel.capacityModel = capacityModel }
-        if let weight { channel.capacityWeight = try int32Option(weight, "--weight", in: 1...Int(Int32.max)) }
+        if let weight { channel.capacityWeight = try int32Option(weight, "--weight", in: Limits.channelWeight) }
         if let customerInactivityTimeout { channel.customerInactivityTimeoutMs = customerInactivityTimeout }
         if let autoEndAfter { channel.inactiveAutoEndAfterMs = autoEndAfter }
         if let inactivateAction { channel.inactivateActionHidden = inactivateAction == .hideInactivateAction }

@@ -27,8 +27,8 @@ struct ClockCommands: AsyncParsableCommand {
             abstract: "Move the server's test clock forward (admin; server started with --test-clock).",
             discussion: "Timers that fall due (inactivity, auto-end) fire before the call returns.")
 
-        @Argument(help: ArgumentHelp("How far to move the clock, e.g. 24h, 90m, 30s, 1h30m, 7d.", valueName: "duration"),
-                  transform: parsePositiveDuration)
+        @Argument(help: ArgumentHelp("How far to move the clock (1ms...30d), e.g. 24h, 90m, 30s, 1h30m, 7d.", valueName: "duration"),
+                  transform: parseClockAdvance)
         var duration: Int64
 
         @OptionGroup var global: GlobalOptions

@@ -20,14 +20,14 @@ struct Events: AsyncParsableCommand {
         @Option(help: "Only events with a sequence number above this one.")
         var afterSequence: Int64 = 0
 
-        @Option(help: "At most this many events, 1...1000 (server default: 1000).")
+        @Option(help: "At most this many events (server default and cap: \(Limits.maxPageSize); 0: the default).")
         var limit: Int?
 
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
             guard afterSequence >= 0 else { throw ValidationError("--after-sequence must be 0 or more") }
-            if let limit { _ = try int32Option(limit, "--limit", in: 1...1000) }
+            if let limit { _ = try pageSizeOption(limit, "--limit") }
         }
 
         func run() async throws {
@@ -35,7 +35,7 @@ struct Events: AsyncParsableCommand {
                 var request = SessionsV1.ListEventsRequest()
                 request.sessionId = session
                 request.afterSequence = afterSequence
-                request.limit = try limit.map { try int32Option($0, "--limit", in: 1...1000) } ?? 0
+                request.limit = try limit.map { try pageSizeOption($0, "--limit") } ?? 0
                 let response = try await global.client().events.listEvents(request, options: try global.callOptions())
                 if global.wantsJSON {
                     printJSON(response)
@@ -58,26 +58,42 @@ struct Events: AsyncParsableCommand {
             abstract: "Stream events live, one line each, until interrupted.",
             discussion: """
                 Each line: cursor, time, session, sequence, FROM→TO, rep, reason, actor ('-' when empty); with --json, \
-                one compact JSON object per line. When the connection drops, watch reconnects with back-off and \
-                resumes after the last cursor it printed, so no event is missed or repeated; pass that cursor to \
-                --after-cursor to resume a later watch the same way. Status notes go to stderr. No --timeout applies.
+                one compact JSON object per line. By default (--from now) only events that happen after the watch \
+                starts are shown; --from beginning (or 0) replays the whole log first, --from CURSOR resumes after \
+                that cursor. When the connection drops, watch reconnects with back-off and resumes after the last \
+                cursor it printed, so no event is missed or repeated; pass that cursor to --from to resume a later \
+                watch the same way. Status notes go to stderr. No --timeout applies.
                 """)
 
         @Option(help: "Only events of this session.")
         var session: String?
 
-        @Option(help: "Start after this cursor; 0 replays the whole log.")
-        var afterCursor: Int64 = 0
+        @Option(help: ArgumentHelp(
+            "Where to start: now (only new events), beginning (the whole log; same as 0), or a cursor (the events after it).",
+            valueName: "now|beginning|cursor"),
+            transform: WatchStart.parse)
+        var from: WatchStart = .now
+
+        @Option(help: ArgumentHelp("The same as --from CURSOR (older spelling).", visibility: .hidden))
+        var afterCursor: Int64?
 
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
-            guard afterCursor >= 0 else { throw ValidationError("--after-cursor must be 0 or more") }
+            if let afterCursor {
+                guard afterCursor >= 0 else { throw ValidationError("--after-cursor must be 0 or more") }
+            }
         }
 
         func run() async throws {
             try await runCall {
-                var last = afterCursor
+                var last: Int64
+                switch afterCursor.map(WatchStart.cursor) ?? from {
+                case .cursor(let cursor): last = cursor
+                case .now:
+                    last = try await Self.currentHead(global: global, session: session)
+                    note("watch: from now, after cursor \(last)")
+                }
                 var failures = 0
                 while true {
                     // A fresh channel per attempt: this loop owns the back-off.
@@ -112,6 +128,84 @@ struct Events: AsyncParsableCommand {
             }
         }
 
+        // MARK: --from now
+
+        /// The cursor of the newest event right now (0 when there is none), so that a watch after
+        /// it shows only what happens from now on.
+        ///
+        /// The protocol has no call that returns the head of the log, so:
+        /// - for one session, the session's events are listed (ListEvents) and the last cursor taken;
+        /// - for the whole feed, the head is searched with short WatchEvents probes: a watch after
+        ///   cursor X sends at once the first event after X when there is one (its cursor: an upper
+        ///   bound is raised to a found event), and nothing when X is at or past the head (found when
+        ///   the probe's short deadline passes). Probes run concurrently, first spread exponentially,
+        ///   then 16 per round inside the remaining interval, so a log of a million events takes about
+        ///   six rounds of `probeWait` (250 ms, or ten round trips when longer). A slow answer only makes the head look older (a few events
+        ///   from before the start are shown); an event committed during the search may be skipped.
+        static func currentHead(global: GlobalOptions, session: String?) async throws -> Int64 {
+            let client = try global.client()
+            defer { client.close() }
+            if let session {
+                var head: Int64 = 0
+                var request = SessionsV1.ListEventsRequest()
+                request.sessionId = session
+                request.limit = Int32(Limits.maxPageSize)
+                while true {
+                    let page = try await client.events.listEvents(request, options: try global.callOptions()).events
+                    for e in page { head = max(head, e.cursor) }
+                    guard page.count == Limits.maxPageSize, let lastSequence = page.last?.sequence else { return head }
+                    request.afterSequence = lastSequence
+                }
+            }
+            // Connect first (a probe's short deadline must not include connecting), and give each
+            // probe ten round trips, at least 250 ms.
+            let rttNanos = try await client.channel.ping(timeout: .milliseconds(Int64(try global.timeoutSeconds() * 1000)))
+            let wait = max(Duration.milliseconds(250), .nanoseconds(Int64(rttNanos) * 10))
+            return try await searchHead(probeWait: wait) { after, wait in
+                var request = SessionsV1.WatchEventsRequest()
+                request.afterCursor = after
+                do {
+                    for try await event in client.events.watchEvents(request, options: RPCCallOptions(timeout: wait)) {
+                        return event.cursor
+                    }
+                    return nil
+                } catch let error as RPCError where error.code == .deadlineExceeded {
+                    return nil
+                }
+            }
+        }
+
+        /// Finds the largest existing cursor with `probe(after, wait)`, which returns the first cursor
+        /// greater than `after`, or nil when none arrives within `wait`.
+        static func searchHead(
+            probeWait: Duration, probe: @escaping @Sendable (Int64, Duration) async throws -> Int64?
+        ) async throws -> Int64 {
+            var low: Int64 = 0            // an existing cursor (or 0): the head is at least this
+            var high: Int64 = .max        // no event has a cursor above this
+            while low < high {
+                var points: Set<Int64> = [low]
+                if high == .max {
+                    var step: Int64 = 1
+                    while step < Int64.max / 4 { points.insert(low &+ step); step *= 2 }
+                } else {
+                    let span = high - low
+                    for i in 1..<16 { points.insert(low + span / 16 * Int64(i) + span % 16 * Int64(i) / 16) }
+                }
+                let answers = try await withThrowingTaskGroup(of: (Int64, Int64?).self) { group in
+                    for point in points where point < high {
+                        group.addTask { (point, try await probe(point, probeWait)) }
+                    }
+                    var all: [(Int64, Int64?)] = []
+                    for try await answer in group { all.append(answer) }
+                    return all
+                }
+                for (point, first) in answers {
+                    if let first { low = max(low, first) } else { high = min(high, point) }
+                }
+            }
+            return low
+        }
+
         private func emit(_ e: SessionsV1.Event) {
             if global.wantsJSON {
                 print(e.jsonObject().rendered())
@@ -141,6 +235,24 @@ struct Events: AsyncParsableCommand {
         static func seconds(_ d: Duration) -> String {
             let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
             return String(format: "%.1fs", Double(ms) / 1000)
+        }
+    }
+}
+
+/// `events watch --from`: `now`, `beginning` (0) or a cursor.
+enum WatchStart: Equatable {
+    case now
+    case cursor(Int64)
+
+    static func parse(_ raw: String) throws -> WatchStart {
+        switch raw.trimmingWhitespace().lowercased() {
+        case "now": return .now
+        case "beginning", "start": return .cursor(0)
+        default:
+            guard let cursor = Int64(raw.trimmingWhitespace()), cursor >= 0 else {
+                throw ValidationError("'\(raw)' is not now, beginning or a cursor (a number, 0 or more)")
+            }
+            return .cursor(cursor)
         }
     }
 }

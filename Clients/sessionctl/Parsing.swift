@@ -1,6 +1,32 @@
 import ArgumentParser
 import ProtoRuntime
 import SessionAPI
+import SessionCore
+
+// MARK: - The server's limits
+
+/// The ranges the server enforces, taken from SessionCore itself where it
+/// defines them, so the CLI never refuses what the server accepts nor accepts
+/// what it refuses.
+enum Limits {
+    /// Rep capacity (`Rep.capacityRange`).
+    static let repCapacity = SessionCore.Rep.capacityRange
+    /// Channel capacity weight (`Channel.capacityWeightRange`).
+    static let channelWeight = SessionCore.Channel.capacityWeightRange
+    /// Customer inactivity timeout in ms (`Channel.customerInactivityTimeoutRange`: 1 min ... 24 h).
+    static let customerInactivityTimeout = SessionCore.Channel.customerInactivityTimeoutRange.lowerBound.value
+        ... SessionCore.Channel.customerInactivityTimeoutRange.upperBound.value
+    /// Inactive auto-end delay in ms (`Channel.inactiveAutoEndAfterRange`: 10 min ... 7 d).
+    static let inactiveAutoEndAfter = SessionCore.Channel.inactiveAutoEndAfterRange.lowerBound.value
+        ... SessionCore.Channel.inactiveAutoEndAfterRange.upperBound.value
+    /// The largest page the server returns (`SessionEngine.maxPageSize`); it caps larger requests.
+    static let maxPageSize = SessionEngine.maxPageSize
+    /// One AdvanceClock call moves the clock by 1 ms ... 30 days
+    /// (`ClockServiceProvider.maxAdvanceMs` in SessionServer, which the CLI does not link).
+    static let clockAdvance: ClosedRange<Int64> = 1 ... 30 * 86_400_000
+    /// A token name: 1 to 128 characters (TokenServiceProvider.issueToken).
+    static let tokenNameLength = 1...128
+}
 
 // MARK: - Enum arguments
 
@@ -100,16 +126,30 @@ func parsePositiveDuration(_ raw: String) throws -> Int64 {
     return ms
 }
 
-/// `--customer-inactivity-timeout`: a duration, or `off` (0, the timer is not used).
-func parseInactivityTimeout(_ raw: String) throws -> Int64 {
-    if ["off", "none", "disabled"].contains(raw.trimmingWhitespace().lowercased()) { return 0 }
-    return try parsePositiveDuration(raw)
+/// A duration within `range` (milliseconds), named `what` in the error.
+func parseDuration(_ raw: String, in range: ClosedRange<Int64>, _ what: String) throws -> Int64 {
+    let ms = try parseDuration(raw)
+    guard range.contains(ms) else {
+        throw ValidationError("\(what) must be between \(formatDuration(range.lowerBound)) and \(formatDuration(range.upperBound)), not \(formatDuration(ms))")
+    }
+    return ms
 }
 
-/// `--auto-end-after`: a duration, or `default` (0, the server's 24 h).
+/// `--customer-inactivity-timeout`: a duration of 1m...24h, or `off` (0, the timer is not used).
+func parseInactivityTimeout(_ raw: String) throws -> Int64 {
+    if ["off", "none", "disabled"].contains(raw.trimmingWhitespace().lowercased()) { return 0 }
+    return try parseDuration(raw, in: Limits.customerInactivityTimeout, "--customer-inactivity-timeout")
+}
+
+/// `--auto-end-after`: a duration of 10m...7d, or `default` (0, the server's 24 h).
 func parseAutoEndAfter(_ raw: String) throws -> Int64 {
     if raw.trimmingWhitespace().lowercased() == "default" { return 0 }
-    return try parsePositiveDuration(raw)
+    return try parseDuration(raw, in: Limits.inactiveAutoEndAfter, "--auto-end-after")
+}
+
+/// `clock advance`: a duration of 1ms...30d.
+func parseClockAdvance(_ raw: String) throws -> Int64 {
+    try parseDuration(raw, in: Limits.clockAdvance, "the clock advance")
 }
 
 extension String {
@@ -130,6 +170,12 @@ func int32Option(_ value: Int, _ name: String, in range: ClosedRange<Int>) throw
         throw ValidationError("\(name) must be between \(range.lowerBound) and \(range.upperBound), not \(value)")
     }
     return Int32(value)
+}
+
+/// A page size or limit: 0 (the server's default) or more; the server caps values above
+/// `Limits.maxPageSize` at it, and refuses negative ones.
+func pageSizeOption(_ value: Int, _ name: String) throws -> Int32 {
+    try int32Option(value, name, in: 0...Int(Int32.max))
 }
 
 /// Checks an identifier argument is not blank.

@@ -18,7 +18,7 @@ struct Reps: AsyncParsableCommand {
         @Option(help: "Display name.")
         var name: String
 
-        @Option(help: "Capacity in units (1...100).")
+        @Option(help: "Capacity in units (\(Limits.repCapacity.lowerBound)...\(Limits.repCapacity.upperBound)).")
         var capacity: Int
 
         @Option(name: .customLong("permission"),
@@ -34,7 +34,7 @@ struct Reps: AsyncParsableCommand {
 
         func validate() throws {
             try requireID(id, "ID")
-            _ = try int32Option(capacity, "--capacity", in: 1...Int(Int32.max))
+            _ = try int32Option(capacity, "--capacity", in: Limits.repCapacity)
         }
 
         func run() async throws {
@@ -42,7 +42,7 @@ struct Reps: AsyncParsableCommand {
                 var rep = SessionsV1.Rep()
                 rep.id = id
                 rep.displayName = name
-                rep.capacity = try int32Option(capacity, "--capacity", in: 1...Int(Int32.max))
+                rep.capacity = try int32Option(capacity, "--capacity", in: Limits.repCapacity)
                 rep.permissions = permissions
                 rep.presence = presence ?? .unspecified
                 var request = SessionsV1.RepRequest()
@@ -64,14 +64,14 @@ struct Reps: AsyncParsableCommand {
         @Option(help: "New display name.")
         var name: String?
 
-        @Option(help: "New capacity in units (1...100).")
+        @Option(help: "New capacity in units (\(Limits.repCapacity.lowerBound)...\(Limits.repCapacity.upperBound)).")
         var capacity: Int?
 
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
             guard name != nil || capacity != nil else { throw ValidationError("nothing to change: give --name and/or --capacity") }
-            if let capacity { _ = try int32Option(capacity, "--capacity", in: 1...Int(Int32.max)) }
+            if let capacity { _ = try int32Option(capacity, "--capacity", in: Limits.repCapacity) }
         }
 
         func run() async throws {
@@ -83,7 +83,7 @@ struct Reps: AsyncParsableCommand {
                     throw RPCError(.internal, "the server returned no rep for '\(id)'")
                 }
                 if let name { rep.displayName = name }
-                if let capacity { rep.capacity = try int32Option(capacity, "--capacity", in: 1...Int(Int32.max)) }
+                if let capacity { rep.capacity = try int32Option(capacity, "--capacity", in: Limits.repCapacity) }
                 var request = SessionsV1.RepRequest()
                 request.rep = rep
                 let response = try await client.reps.updateRep(request, options: try global.callOptions())

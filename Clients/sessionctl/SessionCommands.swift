@@ -38,6 +38,7 @@ struct Sessions: AsyncParsableCommand {
             try requireID(conversation, "--conversation")
             try requireID(channel, "--channel")
             if text != nil, messageId == nil { throw ValidationError("--text needs --message-id") }
+            if messageId != nil, text == nil { throw ValidationError("--message-id needs --text (the server refuses a message without text)") }
         }
 
         func run() async throws {
@@ -89,7 +90,7 @@ struct Sessions: AsyncParsableCommand {
         @Option(help: "Only sessions of this conversation.")
         var conversation: String?
 
-        @Option(help: "Sessions per page, 1...1000 (server default: 100).")
+        @Option(help: "Sessions per page (server default: 100; the server caps it at \(Limits.maxPageSize); 0: the default).")
         var pageSize: Int?
 
         @Option(help: "Continue from a previous page's next page token.")
@@ -101,7 +102,7 @@ struct Sessions: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
-            if let pageSize { _ = try int32Option(pageSize, "--page-size", in: 1...1000) }
+            if let pageSize { _ = try pageSizeOption(pageSize, "--page-size") }
         }
 
         func run() async throws {
@@ -112,7 +113,7 @@ struct Sessions: AsyncParsableCommand {
                 request.repId = rep ?? ""
                 request.channelId = channel ?? ""
                 request.conversationId = conversation ?? ""
-                request.pageSize = try pageSize.map { try int32Option($0, "--page-size", in: 1...1000) } ?? 0
+                request.pageSize = try pageSize.map { try pageSizeOption($0, "--page-size") } ?? 0
                 request.pageToken = pageToken ?? ""
 
                 var result = try await client.sessions.listSessions(request, options: try global.callOptions())
@@ -160,8 +161,8 @@ struct Sessions: AsyncParsableCommand {
         @Option(help: "Message id (idempotency key, unique per message).")
         var messageId: String
 
-        @Option(help: "Message text.")
-        var text: String?
+        @Option(help: "Message text (required by the server, at most 32 KiB).")
+        var text: String
 
         @OptionGroup var global: GlobalOptions
 
@@ -176,7 +177,7 @@ struct Sessions: AsyncParsableCommand {
                 request.conversationId = conversation
                 request.channelId = channel ?? ""
                 request.messageId = messageId
-                request.text = text ?? ""
+                request.text = text
                 let response = try await global.client().sessions.postCustomerMessage(request, options: try global.callOptions())
                 printSessionResponse(response, json: global.wantsJSON)
             }
@@ -195,8 +196,8 @@ struct Sessions: AsyncParsableCommand {
         @Option(help: "Message id (idempotency key, unique per message).")
         var messageId: String
 
-        @Option(help: "Message text.")
-        var text: String?
+        @Option(help: "Message text (required by the server, at most 32 KiB).")
+        var text: String
 
         @OptionGroup var global: GlobalOptions
 
@@ -209,7 +210,7 @@ struct Sessions: AsyncParsableCommand {
                 var request = SessionsV1.PostRepMessageRequest()
                 request.sessionId = id
                 request.messageId = messageId
-                request.text = text ?? ""
+                request.text = text
                 let response = try await global.client().sessions.postRepMessage(request, options: try global.callOptions())
                 printSessionResponse(response, json: global.wantsJSON)
             }
@@ -283,6 +284,7 @@ struct Sessions: AsyncParsableCommand {
             try requireID(conversation, "--conversation")
             try requireID(channel, "--channel")
             if text != nil, messageId == nil { throw ValidationError("--text needs --message-id") }
+            if messageId != nil, text == nil { throw ValidationError("--message-id needs --text (the server refuses a message without text)") }
         }
 
         func run() async throws {

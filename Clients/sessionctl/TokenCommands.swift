@@ -28,7 +28,9 @@ struct Tokens: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
-            try requireID(name, "--name")
+            guard Limits.tokenNameLength.contains(name.count) else {
+                throw ValidationError("--name must be \(Limits.tokenNameLength.lowerBound) to \(Limits.tokenNameLength.upperBound) characters, not \(name.count)")
+            }
             if role == .rep, rep?.trimmingWhitespace().isEmpty ?? true { throw ValidationError("--role rep needs --rep REP_ID") }
             if role != .rep, rep != nil { throw ValidationError("--rep is only for --role rep") }
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildInfo
 import Foundation
 import Logging
 import RPC
@@ -21,7 +22,8 @@ struct SessiondCommand: ParsableCommand {
             Every option can also be set with the environment variable named in its help; \
             a flag wins over the environment. Stop with SIGTERM or SIGINT: the server stops \
             accepting, tells clients to go away, and lets in-flight calls finish.
-            """)
+            """,
+        version: "sessiond \(BuildInfo.versionString)")
 
     @Option(help: "Address to listen on, HOST:PORT. [env: SESSIOND_LISTEN] (default: 127.0.0.1:7411)")
     var listen: String?
