@@ -82,6 +82,4 @@ final class GatedStore: SessionStore {
     func token(hash: [UInt8]) throws -> APIToken? { try guarded { try $0.token(hash: hash) } }
     func listTokens() throws -> [APIToken] { try guarded { try $0.listTokens() } }
     func revokeToken(hash: [UInt8], at time: Timestamp) throws -> APIToken { try guarded { try $0.revokeToken(hash: hash, at: time) } }
-    func settings(_ keys: [String]) throws -> [String: Int64] { try guarded { try $0.settings(keys) } }
-    func setSettings(_ values: [String: Int64]) throws { try guarded { try $0.setSettings(values) } }
 }

@@ -23,6 +23,20 @@ public protocol SessionStore: Sendable {
     func setSettings(_ values: [String: Int64]) throws
 }
 
+extension SessionStore {
+    public func settings(_ keys: [String]) throws -> [String: Int64] {
+        try read { repo in
+            var found: [String: Int64] = [:]
+            for key in keys { if let value = try repo.setting(key) { found[key] = value } }
+            return found
+        }
+    }
+
+    public func setSettings(_ values: [String: Int64]) throws {
+        try write { repo in for (key, value) in values { try repo.setSetting(key, value) } }
+    }
+}
+
 extension SQLiteStore: SessionStore {
     public func write<T>(_ body: (inout any SessionRepository) throws -> T) throws -> T {
         try write { (repo: SQLiteRepository) throws -> T in

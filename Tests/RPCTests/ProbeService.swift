@@ -37,19 +37,11 @@ final class ProbeService: RPCService {
         [
             RPCMethodHandler(unary: Self.sized, policy: .inline) { [self] (request: GrpcTesting.SimpleRequest, _) -> GrpcTesting.SimpleResponse in
                 state.withLock { $0.sized += 1 }
-                var payload = GrpcTesting.Payload()
-                payload.body = [UInt8](repeating: 0, count: Int(request.responseSize))
-                var response = GrpcTesting.SimpleResponse()
-                response.payload = payload
-                return response
+                return Self.response(of: request.responseSize)
             },
             RPCMethodHandler(unary: Self.sizedOnPool, policy: .pool) { [self] (request: GrpcTesting.SimpleRequest, _) -> GrpcTesting.SimpleResponse in
                 state.withLock { $0.sizedOnPool += 1 }
-                var payload = GrpcTesting.Payload()
-                payload.body = [UInt8](repeating: 0, count: Int(request.responseSize))
-                var response = GrpcTesting.SimpleResponse()
-                response.payload = payload
-                return response
+                return Self.response(of: request.responseSize)
             },
             RPCMethodHandler(unary: Self.block, policy: .pool) { [self] (_: GrpcTesting.Empty, context) -> GrpcTesting.Empty in
                 state.withLock { $0.started += 1 }
@@ -71,6 +63,17 @@ final class ProbeService: RPCService {
                 }
             },
         ]
+    }
+}
+
+extension ProbeService {
+    /// A response whose payload is `size` zero bytes.
+    static func response(of size: Int32) -> GrpcTesting.SimpleResponse {
+        var payload = GrpcTesting.Payload()
+        payload.body = [UInt8](repeating: 0, count: Int(size))
+        var response = GrpcTesting.SimpleResponse()
+        response.payload = payload
+        return response
     }
 }
 

@@ -24,19 +24,3 @@ extension SQLiteStore {
     }
 }
 
-/// Settings (see ``SQLiteRepository/setting(_:)``), several at once in one transaction.
-extension SQLiteStore {
-    /// The values stored under `keys` (absent ones are left out).
-    public func settings(_ keys: [String]) throws -> [String: Int64] {
-        try read { repo in
-            var found: [String: Int64] = [:]
-            for key in keys { if let v = try repo.setting(key) { found[key] = v } }
-            return found
-        }
-    }
-
-    /// Stores every value in one durable transaction.
-    public func setSettings(_ values: [String: Int64]) throws {
-        try write { repo in for (key, value) in values { try repo.setSetting(key, value) } }
-    }
-}
