@@ -60,6 +60,33 @@ import Testing
         #expect(recorded.allSatisfy { $0.2 > 1_577_836_800_000 && $0.2 < 7_258_118_400_000 })
     }
 
+    /// Version 2 scopes message ids per channel: a database written by version 1 keeps every message,
+    /// each under the channel of its session, and the new key still refuses a repeat on one channel.
+    @Test func messagesWrittenBeforeMigration2StayValid() throws {
+        let url = try PostgresTestServer.makeDatabase()
+        do {
+            let connection = try PostgresConnection(configuration: .init(url: url))
+            try PostgresMigrator.migrate(
+                connection, migrations: Array(PostgresSchema.migrations.prefix(1)), lockKey: PostgresStore.writeLockKey,
+                database: "v1")
+            _ = try connection.execute(
+                """
+                INSERT INTO channels VALUES ('web', 'ENHANCED_WEB_CHAT_V2', 'TAB_BASED', 1, NULL, 86400000, true);
+                INSERT INTO sessions (id, conversation_id, channel_id, status, created_at, updated_at, held_capacity, version)
+                    VALUES ('s1', 'c1', 'web', 'WAITING', 0, 0, 0, 1);
+                INSERT INTO messages VALUES ('m1', 's1', 'CUSTOMER', 'hello', 5);
+                """)
+        }
+        let store = try PostgresStore(url: url, options: .forTests)
+        #expect(try store.schemaVersion() == PostgresStore.latestSchemaVersion)
+        let stored = try store.read { try $0.message(channelId: "web", id: "m1") }
+        #expect(stored == Message(messageId: "m1", channelId: "web", sessionId: "s1", sender: .customer, text: "hello", time: Timestamp(millisecondsSinceEpoch: 5)))
+        let again = #expect(throws: DomainError.self) {
+            try store.write { try $0.insertMessage(Message(messageId: "m1", channelId: "web", sessionId: "s1", sender: .rep, text: "x", time: .epoch)) }
+        }
+        #expect(again?.code == .alreadyExists)
+    }
+
     @Test func refusesADatabaseFromANewerBuild() throws {
         let url = try PostgresTestServer.makeDatabase()
         let store = try PostgresStore(url: url, options: .forTests)

@@ -35,6 +35,34 @@ import Testing
         }
     }
 
+    /// Version 2 scopes message ids per channel by rebuilding `messages`: a database written by
+    /// version 1 keeps every message, each under the channel of its session.
+    @Test func messagesWrittenBeforeMigration2StayValid() throws {
+        try TemporaryDirectory.with { directory in
+            let path = directory.file("sessions.sqlite")
+            do {
+                let connection = try SQLiteConnection(path: path)
+                try SQLiteMigrator.migrate(connection, migrations: Array(SessionSchema.migrations.prefix(1)))
+                try connection.execute(
+                    """
+                    INSERT INTO channels VALUES ('web', 'ENHANCED_WEB_CHAT_V2', 'TAB_BASED', 1, NULL, 86400000, 1);
+                    INSERT INTO sessions (id, conversation_id, channel_id, status, created_at, updated_at, held_capacity, version)
+                        VALUES ('s1', 'c1', 'web', 'WAITING', 0, 0, 0, 1);
+                    INSERT INTO messages VALUES ('m1', 's1', 'CUSTOMER', 'hello', 5);
+                    """)
+            }
+            let store = try SQLiteStore(path: path)
+            #expect(try store.schemaVersion() == SQLiteStore.latestSchemaVersion)
+            let stored = try store.read { try $0.message(channelId: "web", id: "m1") }
+            #expect(stored == Message(messageId: "m1", channelId: "web", sessionId: "s1", sender: .customer, text: "hello", time: Timestamp(millisecondsSinceEpoch: 5)))
+            // The same key is still refused; the rebuilt table kept its constraints.
+            let again = #expect(throws: DomainError.self) {
+                try store.write { try $0.insertMessage(Message(messageId: "m1", channelId: "web", sessionId: "s1", sender: .rep, text: "x", time: .epoch)) }
+            }
+            #expect(again?.code == .alreadyExists)
+        }
+    }
+
     @Test func refusesADatabaseFromANewerBuild() throws {
         try TemporaryDirectory.with { directory in
             let path = directory.file("sessions.sqlite")
