@@ -15,8 +15,13 @@ extension Loopback {
             let listener = try RawListener()
             let channel = RPCClientChannel(host: "127.0.0.1", port: listener.port)
             defer { channel.close() }
-            let call = Task { try await Self.client(channel).emptyCall() }
+            let call = Task { try await Self.client(channel).emptyCall(options: .init(timeout: .seconds(60))) }
             let peer = try await listener.accept()
+            // Answer only once the call is on this connection (preface and
+            // request received): earlier, the client would fail the connection
+            // before the call began, and retry it on a new one that nobody serves.
+            #expect(try await peer.receive(exactly: 8) == Preface.bytes)
+            _ = try await peer.receiveEnvelope()
             try await peer.send(Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8))
             let result = await call.result
             #expect(RPCError.code(of: result.error) == .unavailable)
@@ -30,9 +35,10 @@ extension Loopback {
             configuration.maxFrameBytes = 1024
             let channel = RPCClientChannel(host: "127.0.0.1", port: listener.port, configuration: configuration)
             defer { channel.close() }
-            let first = Task { try await Self.client(channel).emptyCall() }
+            let first = Task { try await Self.client(channel).emptyCall(options: .init(timeout: .seconds(60))) }
             let peer = try await listener.accept()
             #expect(try await peer.receive(exactly: 8) == Preface.bytes)
+            _ = try await peer.receiveEnvelope()  // the call is on this connection
             try await peer.send(Preface.bytes + [0x00, 0x00, 0x04, 0x01])  // 1025 bytes announced
             let result = await first.result
             #expect(RPCError.code(of: result.error) == .unavailable)
@@ -52,7 +58,7 @@ extension Loopback {
             let listener = try RawListener()
             let channel = RPCClientChannel(host: "127.0.0.1", port: listener.port)
             defer { channel.close() }
-            let call = Task { try await Self.client(channel).emptyCall() }
+            let call = Task { try await Self.client(channel).emptyCall(options: .init(timeout: .seconds(60))) }
             let peer = try await listener.accept()
             #expect(try await peer.receive(exactly: 8) == Preface.bytes)
             let request = try await peer.receiveEnvelope()
