@@ -158,9 +158,9 @@ struct Events: AsyncParsableCommand {
                 }
             }
             // Connect first (a probe's short deadline must not include connecting), and give each
-            // probe ten round trips, at least 250 ms.
+            // probe ten round trips, at least 1 s (a loaded server answers a probe late, and a late answer makes the head look older).
             let rttNanos = try await client.channel.ping(timeout: .milliseconds(Int64(try global.timeoutSeconds() * 1000)))
-            let wait = max(Duration.milliseconds(250), .nanoseconds(Int64(rttNanos) * 10))
+            let wait = max(Duration.milliseconds(1000), .nanoseconds(Int64(rttNanos) * 10))
             return try await searchHead(probeWait: wait) { after, wait in
                 var request = SessionsV1.WatchEventsRequest()
                 request.afterCursor = after

@@ -160,7 +160,7 @@ struct SessionctlTests {
             }
             // Five sessions were created: cursors 1...5.
             let watch = try Running("sessionctl", ["events", "watch", "--json"], environment: cleanEnvironment(env))
-            let started = await watch.wait(upTo: 20) { _, err in err.contains("watch: from now, after cursor") }
+            let started = await watch.wait(upTo: 90) { _, err in err.contains("watch: from now, after cursor") }
             #expect(started, "watch did not start: \(watch.err.text)")
             #expect(watch.err.text.contains("after cursor 5"), "\(watch.err.text)")
             let posted = try await sessionctl(["sessions", "customer-message", "--conversation", "new-1", "--channel", "web",
@@ -188,7 +188,7 @@ struct SessionctlTests {
         try await withServer { server in
             let env = server.env
             let empty = try Running("sessionctl", ["events", "watch"], environment: cleanEnvironment(env))
-            #expect(await empty.wait(upTo: 20) { _, err in err.contains("watch: from now, after cursor 0") }, "\(empty.err.text)")
+            #expect(await empty.wait(upTo: 90) { _, err in err.contains("watch: from now, after cursor 0") }, "\(empty.err.text)")
             _ = empty.stop()
 
             #expect(try await sessionctl(["channels", "create", "web", "--type", "enhanced-web-chat-v2"], env: env).status == 0)
@@ -198,7 +198,7 @@ struct SessionctlTests {
             let id = try #require((object?["session"] as? [String: Any])?["id"] as? String, "\(created)")
             #expect(try await sessionctl(["sessions", "create", "--conversation", "c2", "--channel", "web"], env: env).status == 0)
             let watch = try Running("sessionctl", ["events", "watch", "--session", id], environment: cleanEnvironment(env))
-            #expect(await watch.wait(upTo: 20) { _, err in err.contains("watch: from now, after cursor 1") }, "\(watch.err.text)")
+            #expect(await watch.wait(upTo: 90) { _, err in err.contains("watch: from now, after cursor 1") }, "\(watch.err.text)")
             #expect(try await sessionctl(["sessions", "end", id], env: env).status == 0)
             #expect(await watch.wait(upTo: 20) { out, _ in out.contains("ENDED") }, "\(watch.out.text)")
             let lines = watch.stop().stdout.split(separator: "\n")

@@ -89,12 +89,12 @@ struct PostgresContractStore: ContractStore {
 }
 
 extension PostgresStore.Options {
-    /// Small pools and a short connect timeout: many tests run side by side.
+    /// Small pools (many tests run side by side) and a patient connect timeout.
     static var forTests: PostgresStore.Options {
         var options = PostgresStore.Options()
         options.writerConnections = 2
         options.readerConnections = 2
-        options.connectTimeout = .seconds(2)
+        options.connectTimeout = .seconds(30)  // a loaded CI machine can take seconds to accept
         options.lockTimeout = .seconds(20)
         options.applicationName = "session-storage-tests"
         return options
