@@ -61,6 +61,8 @@ let package = Package(
         // ---- the domain (pure: no I/O, no clock) and its storage
         .target(name: "SessionCore", swiftSettings: swiftSettings),
         .target(name: "SessionStorage", dependencies: ["CSQLite", "CLibPQ", "SessionCore"], swiftSettings: swiftSettings),
+        // ---- the state owner: a partition in memory, group-committed to its journal
+        .target(name: "SessionState", dependencies: ["SessionCore", "SessionStorage"], swiftSettings: swiftSettings),
 
         // ---- version and build commit (--version of both executables)
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
@@ -70,7 +72,7 @@ let package = Package(
         .target(
             name: "SessionServer",
             dependencies: [
-                "SessionAPI", "RPC", "SessionCore", "SessionStorage",
+                "SessionAPI", "RPC", "SessionCore", "SessionStorage", "SessionState",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -110,7 +112,7 @@ let package = Package(
         .testTarget(name: "SystemTests", dependencies: ["SessionClient", "SessionAPI", "RPC", "PostgresTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"], swiftSettings: swiftSettings),
         .target(name: "PostgresTestSupport", dependencies: ["SessionStorage"], path: "Tests/PostgresTestSupport", swiftSettings: swiftSettings),
-        .testTarget(name: "SessionStorageTests", dependencies: ["SessionStorage", "SessionCore", "PostgresTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "SessionStorageTests", dependencies: ["SessionStorage", "SessionCore", "SessionState", "PostgresTestSupport"], swiftSettings: swiftSettings),
         // Runs the built sessionctl and sessiond binaries (swift build --build-tests builds them).
         .testTarget(name: "SessionctlTests", dependencies: ["SessionServer", "SessionClient", "SessionAPI", "RPC"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionServerTests", dependencies: ["SessionServer", "SessionClient", "SessionAPI", "RPC", "SessionCore", "SessionStorage"], swiftSettings: swiftSettings),

@@ -465,8 +465,15 @@ def gen_message_conformance(t: TypeInfo, types, out: list[str]):
 
 # ----------------------------------------------------------------- Swift: services
 
+# Packages whose unary methods are async (they await the state owner: no thread waits);
+# the others (health, the grpc.testing benchmark service) stay synchronous, which lets
+# them run inline on the connection's queue.
+ASYNC_UNARY_PACKAGES = {"sessions.v1"}
+
+
 def gen_service_server(f, s, types, out: list[str]):
     ns = namespace(f.package)
+    is_async = f.package in ASYNC_UNARY_PACKAGES
     full = f"{f.package}.{s.name}"
     out.append("")
     out.append(f"extension {ns} {{")
@@ -481,9 +488,13 @@ def gen_service_server(f, s, types, out: list[str]):
     out.append(f"            public static let all: [RPCMethodDescriptor] = [{', '.join(method_lower(m.name) for m in s.method)}]")
     out.append("        }")
     out.append("")
-    out.append(f"        /// What a server implements to host `{full}`. Unary methods are")
-    out.append("        /// synchronous and may block (they run on the handler pool unless")
-    out.append("        /// `executionPolicy(for:)` says `.inline`); streaming methods are async.")
+    if is_async:
+        out.append(f"        /// What a server implements to host `{full}`. Every method is async and")
+        out.append("        /// must not block: a call that waits (for storage) suspends, it never holds a thread.")
+    else:
+        out.append(f"        /// What a server implements to host `{full}`. Unary methods are")
+        out.append("        /// synchronous and may block (they run on the handler pool unless")
+        out.append("        /// `executionPolicy(for:)` says `.inline`); streaming methods are async.")
     out.append("        public protocol ServiceProtocol: RPCService {")
     for meth in s.method:
         req, res = types[meth.input_type].swift, types[meth.output_type].swift
@@ -492,7 +503,8 @@ def gen_service_server(f, s, types, out: list[str]):
         if meth.server_streaming:
             out.append(f"            func {method_lower(meth.name)}(request: {req}, writer: RPCServerStreamWriter<{res}>, context: RPCServerContext) async throws")
         else:
-            out.append(f"            func {method_lower(meth.name)}(request: {req}, context: RPCServerContext) throws -> {res}")
+            effects = "async throws" if is_async else "throws"
+            out.append(f"            func {method_lower(meth.name)}(request: {req}, context: RPCServerContext) {effects} -> {res}")
     out.append("        }")
     out.append("    }")
     out.append("}")
@@ -508,6 +520,10 @@ def gen_service_server(f, s, types, out: list[str]):
         if meth.server_streaming:
             out.append(f"            RPCMethodHandler(serverStreaming: {desc}, policy: executionPolicy(for: {desc})) {{ (request: {req}, writer: RPCServerStreamWriter<{res}>, context) in")
             out.append(f"                try await self.{method_lower(meth.name)}(request: request, writer: writer, context: context)")
+            out.append("            },")
+        elif is_async:
+            out.append(f"            RPCMethodHandler(asyncUnary: {desc}) {{ (request: {req}, context) -> {res} in")
+            out.append(f"                try await self.{method_lower(meth.name)}(request: request, context: context)")
             out.append("            },")
         else:
             out.append(f"            RPCMethodHandler(unary: {desc}, policy: executionPolicy(for: {desc})) {{ (request: {req}, context) -> {res} in")

@@ -131,79 +131,24 @@ struct Events: AsyncParsableCommand {
         // MARK: --from now
 
         /// The cursor of the newest event right now (0 when there is none), so that a watch after
-        /// it shows only what happens from now on.
-        ///
-        /// The protocol has no call that returns the head of the log, so:
-        /// - for one session, the session's events are listed (ListEvents) and the last cursor taken;
-        /// - for the whole feed, the head is searched with short WatchEvents probes: a watch after
-        ///   cursor X sends at once the first event after X when there is one (its cursor: an upper
-        ///   bound is raised to a found event), and nothing when X is at or past the head (found when
-        ///   the probe's short deadline passes). Probes run concurrently, first spread exponentially,
-        ///   then 16 per round inside the remaining interval, so a log of a million events takes about
-        ///   six rounds of `probeWait` (250 ms, or ten round trips when longer). A slow answer only makes the head look older (a few events
-        ///   from before the start are shown); an event committed during the search may be skipped.
+        /// it shows only what happens from now on: GetEventHead for the whole feed; for one
+        /// session, the last cursor of its events (ListEvents).
         static func currentHead(global: GlobalOptions, session: String?) async throws -> Int64 {
             let client = try global.client()
             defer { client.close() }
-            if let session {
-                var head: Int64 = 0
-                var request = SessionsV1.ListEventsRequest()
-                request.sessionId = session
-                request.limit = Int32(Limits.maxPageSize)
-                while true {
-                    let page = try await client.events.listEvents(request, options: try global.callOptions()).events
-                    for e in page { head = max(head, e.cursor) }
-                    guard page.count == Limits.maxPageSize, let lastSequence = page.last?.sequence else { return head }
-                    request.afterSequence = lastSequence
-                }
+            guard let session else {
+                return try await client.events.getEventHead(SessionsV1.GetEventHeadRequest(), options: try global.callOptions()).cursor
             }
-            // Connect first (a probe's short deadline must not include connecting), and give each
-            // probe ten round trips, at least 1 s (a loaded server answers a probe late, and a late answer makes the head look older).
-            let rttNanos = try await client.channel.ping(timeout: .milliseconds(Int64(try global.timeoutSeconds() * 1000)))
-            let wait = max(Duration.milliseconds(1000), .nanoseconds(Int64(rttNanos) * 10))
-            return try await searchHead(probeWait: wait) { after, wait in
-                var request = SessionsV1.WatchEventsRequest()
-                request.afterCursor = after
-                do {
-                    for try await event in client.events.watchEvents(request, options: RPCCallOptions(timeout: wait)) {
-                        return event.cursor
-                    }
-                    return nil
-                } catch let error as RPCError where error.code == .deadlineExceeded {
-                    return nil
-                }
+            var head: Int64 = 0
+            var request = SessionsV1.ListEventsRequest()
+            request.sessionId = session
+            request.limit = Int32(Limits.maxPageSize)
+            while true {
+                let page = try await client.events.listEvents(request, options: try global.callOptions()).events
+                for e in page { head = max(head, e.cursor) }
+                guard page.count == Limits.maxPageSize, let lastSequence = page.last?.sequence else { return head }
+                request.afterSequence = lastSequence
             }
-        }
-
-        /// Finds the largest existing cursor with `probe(after, wait)`, which returns the first cursor
-        /// greater than `after`, or nil when none arrives within `wait`.
-        static func searchHead(
-            probeWait: Duration, probe: @escaping @Sendable (Int64, Duration) async throws -> Int64?
-        ) async throws -> Int64 {
-            var low: Int64 = 0            // an existing cursor (or 0): the head is at least this
-            var high: Int64 = .max        // no event has a cursor above this
-            while low < high {
-                var points: Set<Int64> = [low]
-                if high == .max {
-                    var step: Int64 = 1
-                    while step < Int64.max / 4 { points.insert(low &+ step); step *= 2 }
-                } else {
-                    let span = high - low
-                    for i in 1..<16 { points.insert(low + span / 16 * Int64(i) + span % 16 * Int64(i) / 16) }
-                }
-                let answers = try await withThrowingTaskGroup(of: (Int64, Int64?).self) { group in
-                    for point in points where point < high {
-                        group.addTask { (point, try await probe(point, probeWait)) }
-                    }
-                    var all: [(Int64, Int64?)] = []
-                    for try await answer in group { all.append(answer) }
-                    return all
-                }
-                for (point, first) in answers {
-                    if let first { low = max(low, first) } else { high = min(high, point) }
-                }
-            }
-            return low
         }
 
         private func emit(_ e: SessionsV1.Event) {

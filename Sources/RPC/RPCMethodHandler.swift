@@ -5,11 +5,14 @@ public import ProtoRuntime
 public struct RPCMethodHandler: Sendable {
     /// A decoded unary call, ready to run: returns the serialized response.
     package typealias PreparedUnary = @Sendable (RPCServerContext) throws -> [UInt8]
+    /// A decoded async unary call, ready to run: returns the serialized response.
+    package typealias PreparedAsyncUnary = @Sendable (RPCServerContext) async throws -> [UInt8]
     /// A decoded server-streaming call, ready to run.
     package typealias PreparedStream = @Sendable (RPCServerContext, any RPCRawStreamSink) async throws -> Void
 
     package enum Body: Sendable {
         case unary(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedUnary)
+        case asyncUnary(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedAsyncUnary)
         case serverStreaming(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedStream)
     }
 
@@ -28,6 +31,20 @@ public struct RPCMethodHandler: Sendable {
         self.body = .unary { bytes throws(RPCError) in
             let request = try decodeRequest(Request.self, bytes, descriptor)
             return { context in try handler(request, context).serializedBytes() }
+        }
+    }
+
+    /// An async unary method: runs in a task, so waiting (for storage) suspends instead of
+    /// holding a thread. Its policy is `.pool` (it never runs on the connection's queue).
+    public init<Request: ProtoCMessage, Response: ProtoCMessage>(
+        asyncUnary descriptor: RPCMethodDescriptor,
+        handler: @escaping @Sendable (Request, RPCServerContext) async throws -> Response
+    ) {
+        self.descriptor = descriptor
+        self.policy = .pool
+        self.body = .asyncUnary { bytes throws(RPCError) in
+            let request = try decodeRequest(Request.self, bytes, descriptor)
+            return { context in try await handler(request, context).serializedBytes() }
         }
     }
 

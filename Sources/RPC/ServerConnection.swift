@@ -306,6 +306,23 @@ package final class ServerConnection: @unchecked Sendable {
                     queue.async { self.finish(call, result) }
                 }
             }
+        case .asyncUnary(let prepare):
+            let run: RPCMethodHandler.PreparedAsyncUnary
+            do { run = try prepare(payload) } catch { return refuse(callID, error.code, error.message) }
+            let call = ServerCall(id: callID, context: context)
+            calls[callID] = call
+            armDeadline(call, timeoutMicros: timeoutMicros)
+            call.reservedBytes = answerEstimate
+            reservedOutBytes += answerEstimate
+            call.task = Task(executorPreference: HandlerExecutor.shared) { [self] in
+                let result: Result<[UInt8]?, RPCError>
+                do {
+                    result = checkedSize(try await run(context))
+                } catch {
+                    result = .failure(mapError(error, context))
+                }
+                queue.async { self.finish(call, result) }
+            }
         case .serverStreaming(let prepare):
             let run: RPCMethodHandler.PreparedStream
             do { run = try prepare(payload) } catch { return refuse(callID, error.code, error.message) }
@@ -313,7 +330,7 @@ package final class ServerConnection: @unchecked Sendable {
             calls[callID] = call
             armDeadline(call, timeoutMicros: timeoutMicros)
             let sink = StreamSink(connection: self, call: call)
-            call.task = Task { [self] in
+            call.task = Task(executorPreference: HandlerExecutor.shared) { [self] in
                 let result: Result<[UInt8]?, RPCError>
                 do {
                     try await run(context, sink)
@@ -339,14 +356,18 @@ package final class ServerConnection: @unchecked Sendable {
 
     private func runUnary(_ run: RPCMethodHandler.PreparedUnary, _ context: RPCServerContext) -> Result<[UInt8]?, RPCError> {
         do {
-            let bytes = try run(context)
-            if bytes.count > config.maxFrameBytes - Self.envelopeOverheadBytes {
-                return .failure(RPCError(.resourceExhausted, "response of \(bytes.count) bytes exceeds the frame limit of \(config.maxFrameBytes) bytes"))
-            }
-            return .success(bytes)
+            return checkedSize(try run(context))
         } catch {
             return .failure(mapError(error, context))
         }
+    }
+
+    /// A response that fits one frame, or RESOURCE_EXHAUSTED.
+    private func checkedSize(_ bytes: [UInt8]) -> Result<[UInt8]?, RPCError> {
+        if bytes.count > config.maxFrameBytes - Self.envelopeOverheadBytes {
+            return .failure(RPCError(.resourceExhausted, "response of \(bytes.count) bytes exceeds the frame limit of \(config.maxFrameBytes) bytes"))
+        }
+        return .success(bytes)
     }
 
     private func mapError(_ error: any Error, _ context: RPCServerContext) -> RPCError {

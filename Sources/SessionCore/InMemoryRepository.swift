@@ -191,6 +191,9 @@ public struct InMemoryRepository: SessionRepository, Sendable {
         return Self.page(Array(eventLog[start...]), limit)
     }
 
+    /// The highest cursor assigned (cursors are 1...count).
+    public func latestEventCursor() -> Int64 { Int64(eventLog.count) }
+
     // MARK: Messages
 
     /// The message record `id` on channel `channelId`, or `nil`.

@@ -318,6 +318,13 @@ extension SessionEngine {
         return try repo.events(afterCursor: afterCursor, limit: try resolvePageSize(pageSize))
     }
 
+    /// The cursor of the newest event of all sessions (0 when the log is empty): a watch after it
+    /// shows only what happens from then on (admins and services only).
+    public func eventHead(by actor: Actor, in repo: some SessionRepository) throws -> Int64 {
+        try requireEventFeedReader(actor)
+        return try repo.latestEventCursor()
+    }
+
     /// Refuses callers that may not read the event feed of all sessions (reps read only their own).
     public func requireEventFeedReader(_ actor: Actor) throws(DomainError) {
         try requireReader(actor, ofRep: nil, to: "watch all session events")

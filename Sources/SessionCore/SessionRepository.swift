@@ -70,6 +70,8 @@ public protocol SessionRepository {
     func events(sessionId: String, afterSequence: Int64, limit: Int) throws -> [Event]
     /// Up to `limit` events of all sessions with `cursor > afterCursor`, ordered by cursor.
     func events(afterCursor: Int64, limit: Int) throws -> [Event]
+    /// The highest cursor ever assigned (0 when no event was ever appended).
+    func latestEventCursor() throws -> Int64
 
     // MARK: Messages
 

@@ -1537,6 +1537,96 @@ void   sessions__v1__list_events_response__free_unpacked
   assert(message->base.descriptor == &sessions__v1__list_events_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   sessions__v1__get_event_head_request__init
+                     (Sessions__V1__GetEventHeadRequest         *message)
+{
+  static const Sessions__V1__GetEventHeadRequest init_value = SESSIONS__V1__GET_EVENT_HEAD_REQUEST__INIT;
+  *message = init_value;
+}
+size_t sessions__v1__get_event_head_request__get_packed_size
+                     (const Sessions__V1__GetEventHeadRequest *message)
+{
+  assert(message->base.descriptor == &sessions__v1__get_event_head_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t sessions__v1__get_event_head_request__pack
+                     (const Sessions__V1__GetEventHeadRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &sessions__v1__get_event_head_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t sessions__v1__get_event_head_request__pack_to_buffer
+                     (const Sessions__V1__GetEventHeadRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &sessions__v1__get_event_head_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Sessions__V1__GetEventHeadRequest *
+       sessions__v1__get_event_head_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Sessions__V1__GetEventHeadRequest *)
+     protobuf_c_message_unpack (&sessions__v1__get_event_head_request__descriptor,
+                                allocator, len, data);
+}
+void   sessions__v1__get_event_head_request__free_unpacked
+                     (Sessions__V1__GetEventHeadRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &sessions__v1__get_event_head_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   sessions__v1__event_head__init
+                     (Sessions__V1__EventHead         *message)
+{
+  static const Sessions__V1__EventHead init_value = SESSIONS__V1__EVENT_HEAD__INIT;
+  *message = init_value;
+}
+size_t sessions__v1__event_head__get_packed_size
+                     (const Sessions__V1__EventHead *message)
+{
+  assert(message->base.descriptor == &sessions__v1__event_head__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t sessions__v1__event_head__pack
+                     (const Sessions__V1__EventHead *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &sessions__v1__event_head__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t sessions__v1__event_head__pack_to_buffer
+                     (const Sessions__V1__EventHead *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &sessions__v1__event_head__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Sessions__V1__EventHead *
+       sessions__v1__event_head__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Sessions__V1__EventHead *)
+     protobuf_c_message_unpack (&sessions__v1__event_head__descriptor,
+                                allocator, len, data);
+}
+void   sessions__v1__event_head__free_unpacked
+                     (Sessions__V1__EventHead *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &sessions__v1__event_head__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   sessions__v1__watch_events_request__init
                      (Sessions__V1__WatchEventsRequest         *message)
 {
@@ -4123,6 +4213,62 @@ const ProtobufCMessageDescriptor sessions__v1__list_events_response__descriptor 
   (ProtobufCMessageInit) sessions__v1__list_events_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+#define sessions__v1__get_event_head_request__field_descriptors NULL
+#define sessions__v1__get_event_head_request__field_indices_by_name NULL
+#define sessions__v1__get_event_head_request__number_ranges NULL
+const ProtobufCMessageDescriptor sessions__v1__get_event_head_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "sessions.v1.GetEventHeadRequest",
+  "GetEventHeadRequest",
+  "Sessions__V1__GetEventHeadRequest",
+  "sessions.v1",
+  sizeof(Sessions__V1__GetEventHeadRequest),
+  0,
+  sessions__v1__get_event_head_request__field_descriptors,
+  sessions__v1__get_event_head_request__field_indices_by_name,
+  0,  sessions__v1__get_event_head_request__number_ranges,
+  (ProtobufCMessageInit) sessions__v1__get_event_head_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor sessions__v1__event_head__field_descriptors[1] =
+{
+  {
+    "cursor",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__EventHead, cursor),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned sessions__v1__event_head__field_indices_by_name[] = {
+  0,   /* field[0] = cursor */
+};
+static const ProtobufCIntRange sessions__v1__event_head__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor sessions__v1__event_head__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "sessions.v1.EventHead",
+  "EventHead",
+  "Sessions__V1__EventHead",
+  "sessions.v1",
+  sizeof(Sessions__V1__EventHead),
+  1,
+  sessions__v1__event_head__field_descriptors,
+  sessions__v1__event_head__field_indices_by_name,
+  1,  sessions__v1__event_head__number_ranges,
+  (ProtobufCMessageInit) sessions__v1__event_head__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor sessions__v1__watch_events_request__field_descriptors[2] =
 {
   {
@@ -5249,12 +5395,14 @@ void sessions__v1__permission_service__init (Sessions__V1__PermissionService_Ser
                                      &sessions__v1__permission_service__descriptor,
                                      (ProtobufCServiceDestroy) destroy);
 }
-static const ProtobufCMethodDescriptor sessions__v1__event_service__method_descriptors[2] =
+static const ProtobufCMethodDescriptor sessions__v1__event_service__method_descriptors[3] =
 {
   { "ListEvents", &sessions__v1__list_events_request__descriptor, &sessions__v1__list_events_response__descriptor },
   { "WatchEvents", &sessions__v1__watch_events_request__descriptor, &sessions__v1__event__descriptor },
+  { "GetEventHead", &sessions__v1__get_event_head_request__descriptor, &sessions__v1__event_head__descriptor },
 };
 const unsigned sessions__v1__event_service__method_indices_by_name[] = {
+  2,        /* GetEventHead */
   0,        /* ListEvents */
   1         /* WatchEvents */
 };
@@ -5265,7 +5413,7 @@ const ProtobufCServiceDescriptor sessions__v1__event_service__descriptor =
   "EventService",
   "Sessions__V1__EventService",
   "sessions.v1",
-  2,
+  3,
   sessions__v1__event_service__method_descriptors,
   sessions__v1__event_service__method_indices_by_name
 };
@@ -5284,6 +5432,14 @@ void sessions__v1__event_service__watch_events(ProtobufCService *service,
 {
   assert(service->descriptor == &sessions__v1__event_service__descriptor);
   service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void sessions__v1__event_service__get_event_head(ProtobufCService *service,
+                                                 const Sessions__V1__GetEventHeadRequest *input,
+                                                 Sessions__V1__EventHead_Closure closure,
+                                                 void *closure_data)
+{
+  assert(service->descriptor == &sessions__v1__event_service__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void sessions__v1__event_service__init (Sessions__V1__EventService_Service *service,
                                         Sessions__V1__EventService_ServiceDestroy destroy)

@@ -70,10 +70,20 @@ final class GatedStore: SessionStore {
         do {
             return try call(store)
         } catch {
-            guard StoreErrorKind.of(error) == .damaged else { throw error }
-            if markDamaged("\(error)") { onDamaged("\(error)") }
-            throw NotReady(message: "the database is damaged; sessiond refuses calls until an operator restores it")
+            throw failure(error)
         }
+    }
+
+    /// The error to report for a store failure: a damaged database closes the gate.
+    func failure(_ error: any Error) -> any Error {
+        guard StoreErrorKind.of(error) == .damaged else { return error }
+        if markDamaged("\(error)") { onDamaged("\(error)") }
+        return NotReady(message: "the database is damaged; sessiond refuses calls until an operator restores it")
+    }
+
+    /// Fails fast once the database was found damaged.
+    func checkUsable() throws {
+        _ = try current()
     }
 
     func write<T>(_ body: (inout any SessionRepository) throws -> T) throws -> T { try guarded { try $0.write(body) } }
@@ -82,4 +92,26 @@ final class GatedStore: SessionStore {
     func token(hash: [UInt8]) throws -> APIToken? { try guarded { try $0.token(hash: hash) } }
     func listTokens() throws -> [APIToken] { try guarded { try $0.listTokens() } }
     func revokeToken(hash: [UInt8], at time: Timestamp) throws -> APIToken { try guarded { try $0.revokeToken(hash: hash, at: time) } }
+}
+
+/// A partition journal behind the gate: a damaged database found while committing or reading
+/// closes the gate like any other store call.
+final class GatedJournal: PartitionJournal {
+    private let journal: any PartitionJournal
+    private let gate: GatedStore
+
+    init(_ journal: any PartitionJournal, gate: GatedStore) {
+        self.journal = journal
+        self.gate = gate
+    }
+
+    private func guarded<T>(_ call: () throws -> T) throws -> T {
+        try gate.checkUsable()
+        do { return try call() } catch { throw gate.failure(error) }
+    }
+
+    func loadPartition() throws -> PartitionSnapshot { try guarded { try journal.loadPartition() } }
+    func commit(_ batch: JournalBatch) throws { try guarded { try journal.commit(batch) } }
+    func readDurable<T>(_ body: (any SessionRepository) throws -> T) throws -> T { try guarded { try journal.readDurable(body) } }
+    func lastSequence(sessionId: String) throws -> Int64 { try guarded { try journal.lastSequence(sessionId: sessionId) } }
 }

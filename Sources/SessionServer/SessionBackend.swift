@@ -1,7 +1,10 @@
+import Dispatch
 public import Logging
 import RPC
 import SessionCore
+public import SessionState
 import SessionStorage
+import Synchronization
 
 /// What every domain service shares: the store, the clock, authentication
 /// and the event wake-ups; and the one place where errors become statuses.
@@ -11,6 +14,7 @@ public final class SessionBackend: Sendable {
     public let hub: EventHub
     public let auth: TokenAuthenticator
     let logger: Logger
+    private let ownerBox = Mutex<PartitionOwner?>(nil)
 
     public init(store: any SessionStore, clock: ServerClock, logger: Logger) {
         self.store = store
@@ -20,17 +24,89 @@ public final class SessionBackend: Sendable {
         self.logger = logger
     }
 
-    /// Authenticates, then runs `body` in one write transaction with a fresh
-    /// engine and the current time; wakes event watchers after the commit.
-    func write<T>(
-        _ context: RPCServerContext,
-        _ body: (inout SessionEngine, SessionCore.Actor, Timestamp, inout any SessionRepository) throws -> T
-    ) throws(RPCError) -> T {
+    /// The state owner, once attached: from then on every domain call runs on it (in memory,
+    /// group-committed) instead of a store transaction per call.
+    public var owner: PartitionOwner? { ownerBox.withLock { $0 } }
+
+    public func attach(owner: PartitionOwner) { ownerBox.withLock { $0 = owner } }
+
+    typealias WriteBody<T> = @Sendable (inout SessionEngine, SessionCore.Actor, Timestamp, inout any SessionRepository) throws -> T
+    typealias ReadBody<T> = @Sendable (SessionEngine, SessionCore.Actor, any SessionRepository) throws -> T
+
+    /// Authenticates, then runs `body` as one command: on the state owner when there is one
+    /// (answered once its changes are durable), else in one store transaction on a thread that may
+    /// block. Wakes event watchers after the commit. Never blocks the calling task's thread.
+    func write<T: Sendable>(_ context: RPCServerContext, _ body: @escaping WriteBody<T>) async throws(RPCError) -> T {
         let principal = try auth.authenticate(context)
-        return try write(as: principal.actor, body)
+        return try await write(as: principal.actor, body)
     }
 
-    /// Runs `body` in one write transaction as `actor` (also used by the timer sweeper).
+    /// `write(_:_:)` as `actor` (also used by the timers).
+    func write<T: Sendable>(as actor: SessionCore.Actor, _ body: @escaping WriteBody<T>) async throws(RPCError) -> T {
+        let clock = self.clock
+        do {
+            if let owner {
+                try (store as? GatedStore)?.checkUsable()
+                return try await owner.perform { state in
+                    var engine = SessionEngine()
+                    var repo: any SessionRepository = state
+                    return try body(&engine, actor, clock.now(), &repo)
+                }
+            }
+            return try await offload { () throws(RPCError) -> T in try self.write(as: actor, body) }
+        } catch let error as RPCError {
+            throw error
+        } catch {
+            throw status(for: error)
+        }
+    }
+
+    /// Authenticates, then runs `body` as a read: on the owner (answered once what it saw is
+    /// durable), or in a store snapshot.
+    func read<T: Sendable>(_ context: RPCServerContext, _ body: @escaping ReadBody<T>) async throws(RPCError) -> T {
+        let principal = try auth.authenticate(context)
+        do {
+            if let owner {
+                try (store as? GatedStore)?.checkUsable()
+                return try await owner.perform(readOnly: true) { state in try body(SessionEngine(), principal.actor, state) }
+            }
+            return try await offload { () throws(RPCError) -> T in try self.readBlocking(principal.actor, body) }
+        } catch let error as RPCError {
+            throw error
+        } catch {
+            throw status(for: error)
+        }
+    }
+
+    private func readBlocking<T>(_ actor: SessionCore.Actor, _ body: ReadBody<T>) throws(RPCError) -> T {
+        do {
+            return try store.read { repo in try body(SessionEngine(), actor, repo) }
+        } catch {
+            throw status(for: error)
+        }
+    }
+
+    /// Runs blocking work (a store call) on a Dispatch thread, so no task's thread waits for it.
+    func offload<T: Sendable>(_ work: @escaping @Sendable () throws(RPCError) -> T) async throws(RPCError) -> T {
+        let result: Result<T, RPCError> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                do throws(RPCError) { continuation.resume(returning: .success(try work())) } catch { continuation.resume(returning: .failure(error)) }
+            }
+        }
+        return try result.get()
+    }
+
+    /// Fires every timer that is due now and returns once the transitions are durable.
+    func fireDueTimers(sweeper: TimerSweeper) async throws(RPCError) {
+        if let owner {
+            do { try await owner.fireDueNow() } catch { throw status(for: error) }
+            return
+        }
+        _ = try await offload { () throws(RPCError) -> Int in try sweeper.sweepNow() }
+    }
+
+    /// Runs `body` in one store transaction as `actor`, on the calling thread (which may block);
+    /// the path without a state owner (PostgreSQL) and the store-based timer sweeper.
     func write<T>(
         as actor: SessionCore.Actor,
         _ body: (inout SessionEngine, SessionCore.Actor, Timestamp, inout any SessionRepository) throws -> T
@@ -42,19 +118,6 @@ public final class SessionBackend: Sendable {
             }
             hub.notify()
             return result
-        } catch {
-            throw status(for: error)
-        }
-    }
-
-    /// Authenticates, then runs `body` in a read-only snapshot.
-    func read<T>(
-        _ context: RPCServerContext,
-        _ body: (SessionEngine, SessionCore.Actor, any SessionRepository) throws -> T
-    ) throws(RPCError) -> T {
-        let principal = try auth.authenticate(context)
-        do {
-            return try store.read { repo in try body(SessionEngine(), principal.actor, repo) }
         } catch {
             throw status(for: error)
         }

@@ -5,6 +5,7 @@ public import RPC
 import SessionAPI
 import SessionCore
 import SessionStorage
+import SessionState
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -104,6 +105,16 @@ public final class SessionDaemon: Sendable {
             let store = try openStore()
             try backend.clock.loadPersistedState(from: store)  // before any call can read the clock
             gate.attach(store)
+            if let sqlite = store as? SQLiteStore {
+                // The embedded store runs behind a state owner: memory answers, the store is its journal.
+                let backend = self.backend
+                let logger = self.logger
+                let owner = try PartitionOwner(
+                    journal: GatedJournal(sqlite, gate: gate), now: { backend.clock.now() },
+                    onDurable: { _ in backend.hub.notify() },
+                    onTimerError: { error in logger.warning("timer failed", metadata: ["error": "\(error)"]) })
+                backend.attach(owner: owner)
+            }
             try bootstrapAdmin(store: store)
             try writeMarkerIfMissing()
         } catch {
@@ -113,7 +124,7 @@ public final class SessionDaemon: Sendable {
             throw Self.classify(error, dataDirectory: options.dataDirectory, postgres: options.storeURL?.hasPrefix("postgres") == true)
         }
         for name in health.serviceNames { health.setStatus(.serving, for: name) }
-        sweeper.start()
+        if backend.owner == nil { sweeper.start() }  // the owner fires its own timers
     }
 
     private static func classify(_ error: any Error, dataDirectory: String, postgres: Bool) -> SessionDaemonStartupError {
@@ -270,6 +281,7 @@ public final class SessionDaemon: Sendable {
         beginShutdown()
         await server.stopped()
         sweeper.stop()
+        backend.owner?.stop()
         closeStore()
     }
 

@@ -705,7 +705,8 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreKind.allCases)
+    // Not .owner: a state owner runs reads and writes one after the other, never side by side.
+    @Test(arguments: [StoreKind.sqlite, .postgres])
     func readsSeeOneSnapshotWhileAWriteCommits(kind: StoreKind) throws {
         try withContractStore(kind) { store in
             try store.write { try $0.insertChannel(Fixtures.plainChannel("a")) }
@@ -736,6 +737,9 @@ import Testing
             #expect("\(inRead.map { "\($0)" } ?? "")".contains("insertChannel is a write"))
             let nested = #expect(throws: (any Error).self) { try store.write { _ in try store.write { _ in } } }
             #expect("\(nested.map { "\($0)" } ?? "")".contains("was called inside a write closure"))
+            // A state owner runs one command at a time on its own queue: a read cannot run inside
+            // a write, and the repository is the partition itself (there is no transaction to end).
+            if kind == .owner { return }
             // A read inside a write works and sees the state before the write.
             try store.write { repo throws in
                 try repo.insertChannel(Fixtures.plainChannel("a"))

@@ -164,17 +164,29 @@ struct StartupTests {
             shm?.write(Data(repeating: 0, count: Self.fileSize(database + "-shm") ?? 0))
             try shm?.close()
 
+            // Reads are answered from memory; the first write reaches the file and finds it
+            // damaged, and from then on every call is refused, reads included.
             var codes: [RPCStatusCode] = []
-            for _ in 0..<3 {
+            for i in 0..<3 {
                 do {
-                    _ = try await admin.channels.listChannels(.init())
+                    if i == 0 {
+                        var c = SessionsV1.Channel()
+                        c.id = "after-damage"
+                        c.type = .enhancedWebChatV2
+                        c.capacityModel = .tabBased
+                        var request = SessionsV1.ChannelRequest()
+                        request.channel = c
+                        _ = try await admin.channels.createChannel(request)
+                    } else {
+                        _ = try await admin.channels.listChannels(.init())
+                    }
                     codes.append(.ok)
                 } catch let error as RPCError {
                     codes.append(error.code)
                     #expect(error.code == .unavailable, "\(error)")
                 }
             }
-            #expect(codes.last == .unavailable, "\(codes)")
+            #expect(codes == [.unavailable, .unavailable, .unavailable], "\(codes)")
             #expect(try await admin.health.check(.init()).status == .notServing)
             #expect(daemon.logText.contains("the database is damaged: reporting NOT_SERVING"), "the damage was not detected as such")
         }

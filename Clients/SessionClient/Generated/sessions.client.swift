@@ -173,6 +173,11 @@ extension SessionsV1.EventService {
         public func watchEvents(_ request: SessionsV1.WatchEventsRequest = .init(), options: RPCCallOptions = .init()) -> RPCResponseStream<SessionsV1.Event> {
             channel.serverStreaming(SessionsV1.EventService.Method.watchEvents, request: request, options: options)
         }
+
+        /// Calls `/sessions.v1.EventService/GetEventHead`.
+        public func getEventHead(_ request: SessionsV1.GetEventHeadRequest = .init(), options: RPCCallOptions = .init()) async throws(RPCError) -> SessionsV1.EventHead {
+            try await channel.unary(SessionsV1.EventService.Method.getEventHead, request: request, options: options)
+        }
     }
 }
 

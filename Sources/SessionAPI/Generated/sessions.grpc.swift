@@ -23,18 +23,17 @@ extension SessionsV1 {
             public static let all: [RPCMethodDescriptor] = [createSession, getSession, listSessions, postCustomerMessage, postRepMessage, markInactive, endSession, startBusinessInitiated]
         }
 
-        /// What a server implements to host `sessions.v1.SessionService`. Unary methods are
-        /// synchronous and may block (they run on the handler pool unless
-        /// `executionPolicy(for:)` says `.inline`); streaming methods are async.
+        /// What a server implements to host `sessions.v1.SessionService`. Every method is async and
+        /// must not block: a call that waits (for storage) suspends, it never holds a thread.
         public protocol ServiceProtocol: RPCService {
-            func createSession(request: SessionsV1.CreateSessionRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse
-            func getSession(request: SessionsV1.GetSessionRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse
-            func listSessions(request: SessionsV1.ListSessionsRequest, context: RPCServerContext) throws -> SessionsV1.ListSessionsResponse
-            func postCustomerMessage(request: SessionsV1.PostCustomerMessageRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse
-            func postRepMessage(request: SessionsV1.PostRepMessageRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse
-            func markInactive(request: SessionsV1.MarkInactiveRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse
-            func endSession(request: SessionsV1.EndSessionRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse
-            func startBusinessInitiated(request: SessionsV1.StartBusinessInitiatedRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse
+            func createSession(request: SessionsV1.CreateSessionRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse
+            func getSession(request: SessionsV1.GetSessionRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse
+            func listSessions(request: SessionsV1.ListSessionsRequest, context: RPCServerContext) async throws -> SessionsV1.ListSessionsResponse
+            func postCustomerMessage(request: SessionsV1.PostCustomerMessageRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse
+            func postRepMessage(request: SessionsV1.PostRepMessageRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse
+            func markInactive(request: SessionsV1.MarkInactiveRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse
+            func endSession(request: SessionsV1.EndSessionRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse
+            func startBusinessInitiated(request: SessionsV1.StartBusinessInitiatedRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse
         }
     }
 }
@@ -44,29 +43,29 @@ extension SessionsV1.SessionService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(unary: SessionsV1.SessionService.Method.createSession, policy: executionPolicy(for: SessionsV1.SessionService.Method.createSession)) { (request: SessionsV1.CreateSessionRequest, context) -> SessionsV1.SessionResponse in
-                try self.createSession(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.createSession) { (request: SessionsV1.CreateSessionRequest, context) -> SessionsV1.SessionResponse in
+                try await self.createSession(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.SessionService.Method.getSession, policy: executionPolicy(for: SessionsV1.SessionService.Method.getSession)) { (request: SessionsV1.GetSessionRequest, context) -> SessionsV1.SessionResponse in
-                try self.getSession(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.getSession) { (request: SessionsV1.GetSessionRequest, context) -> SessionsV1.SessionResponse in
+                try await self.getSession(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.SessionService.Method.listSessions, policy: executionPolicy(for: SessionsV1.SessionService.Method.listSessions)) { (request: SessionsV1.ListSessionsRequest, context) -> SessionsV1.ListSessionsResponse in
-                try self.listSessions(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.listSessions) { (request: SessionsV1.ListSessionsRequest, context) -> SessionsV1.ListSessionsResponse in
+                try await self.listSessions(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.SessionService.Method.postCustomerMessage, policy: executionPolicy(for: SessionsV1.SessionService.Method.postCustomerMessage)) { (request: SessionsV1.PostCustomerMessageRequest, context) -> SessionsV1.SessionResponse in
-                try self.postCustomerMessage(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.postCustomerMessage) { (request: SessionsV1.PostCustomerMessageRequest, context) -> SessionsV1.SessionResponse in
+                try await self.postCustomerMessage(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.SessionService.Method.postRepMessage, policy: executionPolicy(for: SessionsV1.SessionService.Method.postRepMessage)) { (request: SessionsV1.PostRepMessageRequest, context) -> SessionsV1.SessionResponse in
-                try self.postRepMessage(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.postRepMessage) { (request: SessionsV1.PostRepMessageRequest, context) -> SessionsV1.SessionResponse in
+                try await self.postRepMessage(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.SessionService.Method.markInactive, policy: executionPolicy(for: SessionsV1.SessionService.Method.markInactive)) { (request: SessionsV1.MarkInactiveRequest, context) -> SessionsV1.SessionResponse in
-                try self.markInactive(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.markInactive) { (request: SessionsV1.MarkInactiveRequest, context) -> SessionsV1.SessionResponse in
+                try await self.markInactive(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.SessionService.Method.endSession, policy: executionPolicy(for: SessionsV1.SessionService.Method.endSession)) { (request: SessionsV1.EndSessionRequest, context) -> SessionsV1.SessionResponse in
-                try self.endSession(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.endSession) { (request: SessionsV1.EndSessionRequest, context) -> SessionsV1.SessionResponse in
+                try await self.endSession(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.SessionService.Method.startBusinessInitiated, policy: executionPolicy(for: SessionsV1.SessionService.Method.startBusinessInitiated)) { (request: SessionsV1.StartBusinessInitiatedRequest, context) -> SessionsV1.SessionResponse in
-                try self.startBusinessInitiated(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.startBusinessInitiated) { (request: SessionsV1.StartBusinessInitiatedRequest, context) -> SessionsV1.SessionResponse in
+                try await self.startBusinessInitiated(request: request, context: context)
             },
         ]
     }
@@ -88,16 +87,15 @@ extension SessionsV1 {
             public static let all: [RPCMethodDescriptor] = [createRep, updateRep, getRep, listReps, setPresence, getWorkload]
         }
 
-        /// What a server implements to host `sessions.v1.RepService`. Unary methods are
-        /// synchronous and may block (they run on the handler pool unless
-        /// `executionPolicy(for:)` says `.inline`); streaming methods are async.
+        /// What a server implements to host `sessions.v1.RepService`. Every method is async and
+        /// must not block: a call that waits (for storage) suspends, it never holds a thread.
         public protocol ServiceProtocol: RPCService {
-            func createRep(request: SessionsV1.RepRequest, context: RPCServerContext) throws -> SessionsV1.RepResponse
-            func updateRep(request: SessionsV1.RepRequest, context: RPCServerContext) throws -> SessionsV1.RepResponse
-            func getRep(request: SessionsV1.GetRepRequest, context: RPCServerContext) throws -> SessionsV1.RepResponse
-            func listReps(request: SessionsV1.ListRepsRequest, context: RPCServerContext) throws -> SessionsV1.ListRepsResponse
-            func setPresence(request: SessionsV1.SetPresenceRequest, context: RPCServerContext) throws -> SessionsV1.RepResponse
-            func getWorkload(request: SessionsV1.GetRepRequest, context: RPCServerContext) throws -> SessionsV1.WorkloadResponse
+            func createRep(request: SessionsV1.RepRequest, context: RPCServerContext) async throws -> SessionsV1.RepResponse
+            func updateRep(request: SessionsV1.RepRequest, context: RPCServerContext) async throws -> SessionsV1.RepResponse
+            func getRep(request: SessionsV1.GetRepRequest, context: RPCServerContext) async throws -> SessionsV1.RepResponse
+            func listReps(request: SessionsV1.ListRepsRequest, context: RPCServerContext) async throws -> SessionsV1.ListRepsResponse
+            func setPresence(request: SessionsV1.SetPresenceRequest, context: RPCServerContext) async throws -> SessionsV1.RepResponse
+            func getWorkload(request: SessionsV1.GetRepRequest, context: RPCServerContext) async throws -> SessionsV1.WorkloadResponse
         }
     }
 }
@@ -107,23 +105,23 @@ extension SessionsV1.RepService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(unary: SessionsV1.RepService.Method.createRep, policy: executionPolicy(for: SessionsV1.RepService.Method.createRep)) { (request: SessionsV1.RepRequest, context) -> SessionsV1.RepResponse in
-                try self.createRep(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.createRep) { (request: SessionsV1.RepRequest, context) -> SessionsV1.RepResponse in
+                try await self.createRep(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.RepService.Method.updateRep, policy: executionPolicy(for: SessionsV1.RepService.Method.updateRep)) { (request: SessionsV1.RepRequest, context) -> SessionsV1.RepResponse in
-                try self.updateRep(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.updateRep) { (request: SessionsV1.RepRequest, context) -> SessionsV1.RepResponse in
+                try await self.updateRep(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.RepService.Method.getRep, policy: executionPolicy(for: SessionsV1.RepService.Method.getRep)) { (request: SessionsV1.GetRepRequest, context) -> SessionsV1.RepResponse in
-                try self.getRep(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.getRep) { (request: SessionsV1.GetRepRequest, context) -> SessionsV1.RepResponse in
+                try await self.getRep(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.RepService.Method.listReps, policy: executionPolicy(for: SessionsV1.RepService.Method.listReps)) { (request: SessionsV1.ListRepsRequest, context) -> SessionsV1.ListRepsResponse in
-                try self.listReps(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.listReps) { (request: SessionsV1.ListRepsRequest, context) -> SessionsV1.ListRepsResponse in
+                try await self.listReps(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.RepService.Method.setPresence, policy: executionPolicy(for: SessionsV1.RepService.Method.setPresence)) { (request: SessionsV1.SetPresenceRequest, context) -> SessionsV1.RepResponse in
-                try self.setPresence(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.setPresence) { (request: SessionsV1.SetPresenceRequest, context) -> SessionsV1.RepResponse in
+                try await self.setPresence(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.RepService.Method.getWorkload, policy: executionPolicy(for: SessionsV1.RepService.Method.getWorkload)) { (request: SessionsV1.GetRepRequest, context) -> SessionsV1.WorkloadResponse in
-                try self.getWorkload(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.getWorkload) { (request: SessionsV1.GetRepRequest, context) -> SessionsV1.WorkloadResponse in
+                try await self.getWorkload(request: request, context: context)
             },
         ]
     }
@@ -143,14 +141,13 @@ extension SessionsV1 {
             public static let all: [RPCMethodDescriptor] = [createChannel, updateChannel, getChannel, listChannels]
         }
 
-        /// What a server implements to host `sessions.v1.ChannelService`. Unary methods are
-        /// synchronous and may block (they run on the handler pool unless
-        /// `executionPolicy(for:)` says `.inline`); streaming methods are async.
+        /// What a server implements to host `sessions.v1.ChannelService`. Every method is async and
+        /// must not block: a call that waits (for storage) suspends, it never holds a thread.
         public protocol ServiceProtocol: RPCService {
-            func createChannel(request: SessionsV1.ChannelRequest, context: RPCServerContext) throws -> SessionsV1.ChannelResponse
-            func updateChannel(request: SessionsV1.ChannelRequest, context: RPCServerContext) throws -> SessionsV1.ChannelResponse
-            func getChannel(request: SessionsV1.GetChannelRequest, context: RPCServerContext) throws -> SessionsV1.ChannelResponse
-            func listChannels(request: SessionsV1.ListChannelsRequest, context: RPCServerContext) throws -> SessionsV1.ListChannelsResponse
+            func createChannel(request: SessionsV1.ChannelRequest, context: RPCServerContext) async throws -> SessionsV1.ChannelResponse
+            func updateChannel(request: SessionsV1.ChannelRequest, context: RPCServerContext) async throws -> SessionsV1.ChannelResponse
+            func getChannel(request: SessionsV1.GetChannelRequest, context: RPCServerContext) async throws -> SessionsV1.ChannelResponse
+            func listChannels(request: SessionsV1.ListChannelsRequest, context: RPCServerContext) async throws -> SessionsV1.ListChannelsResponse
         }
     }
 }
@@ -160,17 +157,17 @@ extension SessionsV1.ChannelService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(unary: SessionsV1.ChannelService.Method.createChannel, policy: executionPolicy(for: SessionsV1.ChannelService.Method.createChannel)) { (request: SessionsV1.ChannelRequest, context) -> SessionsV1.ChannelResponse in
-                try self.createChannel(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.createChannel) { (request: SessionsV1.ChannelRequest, context) -> SessionsV1.ChannelResponse in
+                try await self.createChannel(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.ChannelService.Method.updateChannel, policy: executionPolicy(for: SessionsV1.ChannelService.Method.updateChannel)) { (request: SessionsV1.ChannelRequest, context) -> SessionsV1.ChannelResponse in
-                try self.updateChannel(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.updateChannel) { (request: SessionsV1.ChannelRequest, context) -> SessionsV1.ChannelResponse in
+                try await self.updateChannel(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.ChannelService.Method.getChannel, policy: executionPolicy(for: SessionsV1.ChannelService.Method.getChannel)) { (request: SessionsV1.GetChannelRequest, context) -> SessionsV1.ChannelResponse in
-                try self.getChannel(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.getChannel) { (request: SessionsV1.GetChannelRequest, context) -> SessionsV1.ChannelResponse in
+                try await self.getChannel(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.ChannelService.Method.listChannels, policy: executionPolicy(for: SessionsV1.ChannelService.Method.listChannels)) { (request: SessionsV1.ListChannelsRequest, context) -> SessionsV1.ListChannelsResponse in
-                try self.listChannels(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.listChannels) { (request: SessionsV1.ListChannelsRequest, context) -> SessionsV1.ListChannelsResponse in
+                try await self.listChannels(request: request, context: context)
             },
         ]
     }
@@ -190,14 +187,13 @@ extension SessionsV1 {
             public static let all: [RPCMethodDescriptor] = [grantPermission, revokePermission, listPermissions, checkPermission]
         }
 
-        /// What a server implements to host `sessions.v1.PermissionService`. Unary methods are
-        /// synchronous and may block (they run on the handler pool unless
-        /// `executionPolicy(for:)` says `.inline`); streaming methods are async.
+        /// What a server implements to host `sessions.v1.PermissionService`. Every method is async and
+        /// must not block: a call that waits (for storage) suspends, it never holds a thread.
         public protocol ServiceProtocol: RPCService {
-            func grantPermission(request: SessionsV1.PermissionChangeRequest, context: RPCServerContext) throws -> SessionsV1.PermissionsResponse
-            func revokePermission(request: SessionsV1.PermissionChangeRequest, context: RPCServerContext) throws -> SessionsV1.PermissionsResponse
-            func listPermissions(request: SessionsV1.ListPermissionsRequest, context: RPCServerContext) throws -> SessionsV1.PermissionsResponse
-            func checkPermission(request: SessionsV1.CheckPermissionRequest, context: RPCServerContext) throws -> SessionsV1.CheckPermissionResponse
+            func grantPermission(request: SessionsV1.PermissionChangeRequest, context: RPCServerContext) async throws -> SessionsV1.PermissionsResponse
+            func revokePermission(request: SessionsV1.PermissionChangeRequest, context: RPCServerContext) async throws -> SessionsV1.PermissionsResponse
+            func listPermissions(request: SessionsV1.ListPermissionsRequest, context: RPCServerContext) async throws -> SessionsV1.PermissionsResponse
+            func checkPermission(request: SessionsV1.CheckPermissionRequest, context: RPCServerContext) async throws -> SessionsV1.CheckPermissionResponse
         }
     }
 }
@@ -207,17 +203,17 @@ extension SessionsV1.PermissionService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(unary: SessionsV1.PermissionService.Method.grantPermission, policy: executionPolicy(for: SessionsV1.PermissionService.Method.grantPermission)) { (request: SessionsV1.PermissionChangeRequest, context) -> SessionsV1.PermissionsResponse in
-                try self.grantPermission(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.grantPermission) { (request: SessionsV1.PermissionChangeRequest, context) -> SessionsV1.PermissionsResponse in
+                try await self.grantPermission(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.PermissionService.Method.revokePermission, policy: executionPolicy(for: SessionsV1.PermissionService.Method.revokePermission)) { (request: SessionsV1.PermissionChangeRequest, context) -> SessionsV1.PermissionsResponse in
-                try self.revokePermission(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.revokePermission) { (request: SessionsV1.PermissionChangeRequest, context) -> SessionsV1.PermissionsResponse in
+                try await self.revokePermission(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.PermissionService.Method.listPermissions, policy: executionPolicy(for: SessionsV1.PermissionService.Method.listPermissions)) { (request: SessionsV1.ListPermissionsRequest, context) -> SessionsV1.PermissionsResponse in
-                try self.listPermissions(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.listPermissions) { (request: SessionsV1.ListPermissionsRequest, context) -> SessionsV1.PermissionsResponse in
+                try await self.listPermissions(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.PermissionService.Method.checkPermission, policy: executionPolicy(for: SessionsV1.PermissionService.Method.checkPermission)) { (request: SessionsV1.CheckPermissionRequest, context) -> SessionsV1.CheckPermissionResponse in
-                try self.checkPermission(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.checkPermission) { (request: SessionsV1.CheckPermissionRequest, context) -> SessionsV1.CheckPermissionResponse in
+                try await self.checkPermission(request: request, context: context)
             },
         ]
     }
@@ -232,15 +228,16 @@ extension SessionsV1 {
         public enum Method {
             public static let listEvents = RPCMethodDescriptor(service: "sessions.v1.EventService", method: "ListEvents", kind: .unary)
             public static let watchEvents = RPCMethodDescriptor(service: "sessions.v1.EventService", method: "WatchEvents", kind: .serverStreaming)
-            public static let all: [RPCMethodDescriptor] = [listEvents, watchEvents]
+            public static let getEventHead = RPCMethodDescriptor(service: "sessions.v1.EventService", method: "GetEventHead", kind: .unary)
+            public static let all: [RPCMethodDescriptor] = [listEvents, watchEvents, getEventHead]
         }
 
-        /// What a server implements to host `sessions.v1.EventService`. Unary methods are
-        /// synchronous and may block (they run on the handler pool unless
-        /// `executionPolicy(for:)` says `.inline`); streaming methods are async.
+        /// What a server implements to host `sessions.v1.EventService`. Every method is async and
+        /// must not block: a call that waits (for storage) suspends, it never holds a thread.
         public protocol ServiceProtocol: RPCService {
-            func listEvents(request: SessionsV1.ListEventsRequest, context: RPCServerContext) throws -> SessionsV1.ListEventsResponse
+            func listEvents(request: SessionsV1.ListEventsRequest, context: RPCServerContext) async throws -> SessionsV1.ListEventsResponse
             func watchEvents(request: SessionsV1.WatchEventsRequest, writer: RPCServerStreamWriter<SessionsV1.Event>, context: RPCServerContext) async throws
+            func getEventHead(request: SessionsV1.GetEventHeadRequest, context: RPCServerContext) async throws -> SessionsV1.EventHead
         }
     }
 }
@@ -250,11 +247,14 @@ extension SessionsV1.EventService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(unary: SessionsV1.EventService.Method.listEvents, policy: executionPolicy(for: SessionsV1.EventService.Method.listEvents)) { (request: SessionsV1.ListEventsRequest, context) -> SessionsV1.ListEventsResponse in
-                try self.listEvents(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.EventService.Method.listEvents) { (request: SessionsV1.ListEventsRequest, context) -> SessionsV1.ListEventsResponse in
+                try await self.listEvents(request: request, context: context)
             },
             RPCMethodHandler(serverStreaming: SessionsV1.EventService.Method.watchEvents, policy: executionPolicy(for: SessionsV1.EventService.Method.watchEvents)) { (request: SessionsV1.WatchEventsRequest, writer: RPCServerStreamWriter<SessionsV1.Event>, context) in
                 try await self.watchEvents(request: request, writer: writer, context: context)
+            },
+            RPCMethodHandler(asyncUnary: SessionsV1.EventService.Method.getEventHead) { (request: SessionsV1.GetEventHeadRequest, context) -> SessionsV1.EventHead in
+                try await self.getEventHead(request: request, context: context)
             },
         ]
     }
@@ -274,14 +274,13 @@ extension SessionsV1 {
             public static let all: [RPCMethodDescriptor] = [issueToken, listTokens, revokeToken, whoAmI]
         }
 
-        /// What a server implements to host `sessions.v1.TokenService`. Unary methods are
-        /// synchronous and may block (they run on the handler pool unless
-        /// `executionPolicy(for:)` says `.inline`); streaming methods are async.
+        /// What a server implements to host `sessions.v1.TokenService`. Every method is async and
+        /// must not block: a call that waits (for storage) suspends, it never holds a thread.
         public protocol ServiceProtocol: RPCService {
-            func issueToken(request: SessionsV1.IssueTokenRequest, context: RPCServerContext) throws -> SessionsV1.IssueTokenResponse
-            func listTokens(request: SessionsV1.ListTokensRequest, context: RPCServerContext) throws -> SessionsV1.ListTokensResponse
-            func revokeToken(request: SessionsV1.RevokeTokenRequest, context: RPCServerContext) throws -> SessionsV1.TokenInfo
-            func whoAmI(request: SessionsV1.WhoAmIRequest, context: RPCServerContext) throws -> SessionsV1.TokenInfo
+            func issueToken(request: SessionsV1.IssueTokenRequest, context: RPCServerContext) async throws -> SessionsV1.IssueTokenResponse
+            func listTokens(request: SessionsV1.ListTokensRequest, context: RPCServerContext) async throws -> SessionsV1.ListTokensResponse
+            func revokeToken(request: SessionsV1.RevokeTokenRequest, context: RPCServerContext) async throws -> SessionsV1.TokenInfo
+            func whoAmI(request: SessionsV1.WhoAmIRequest, context: RPCServerContext) async throws -> SessionsV1.TokenInfo
         }
     }
 }
@@ -291,17 +290,17 @@ extension SessionsV1.TokenService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(unary: SessionsV1.TokenService.Method.issueToken, policy: executionPolicy(for: SessionsV1.TokenService.Method.issueToken)) { (request: SessionsV1.IssueTokenRequest, context) -> SessionsV1.IssueTokenResponse in
-                try self.issueToken(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.issueToken) { (request: SessionsV1.IssueTokenRequest, context) -> SessionsV1.IssueTokenResponse in
+                try await self.issueToken(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.TokenService.Method.listTokens, policy: executionPolicy(for: SessionsV1.TokenService.Method.listTokens)) { (request: SessionsV1.ListTokensRequest, context) -> SessionsV1.ListTokensResponse in
-                try self.listTokens(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.listTokens) { (request: SessionsV1.ListTokensRequest, context) -> SessionsV1.ListTokensResponse in
+                try await self.listTokens(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.TokenService.Method.revokeToken, policy: executionPolicy(for: SessionsV1.TokenService.Method.revokeToken)) { (request: SessionsV1.RevokeTokenRequest, context) -> SessionsV1.TokenInfo in
-                try self.revokeToken(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.revokeToken) { (request: SessionsV1.RevokeTokenRequest, context) -> SessionsV1.TokenInfo in
+                try await self.revokeToken(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.TokenService.Method.whoAmI, policy: executionPolicy(for: SessionsV1.TokenService.Method.whoAmI)) { (request: SessionsV1.WhoAmIRequest, context) -> SessionsV1.TokenInfo in
-                try self.whoAmI(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.whoAmI) { (request: SessionsV1.WhoAmIRequest, context) -> SessionsV1.TokenInfo in
+                try await self.whoAmI(request: request, context: context)
             },
         ]
     }
@@ -319,12 +318,11 @@ extension SessionsV1 {
             public static let all: [RPCMethodDescriptor] = [getTime, advanceClock]
         }
 
-        /// What a server implements to host `sessions.v1.ClockService`. Unary methods are
-        /// synchronous and may block (they run on the handler pool unless
-        /// `executionPolicy(for:)` says `.inline`); streaming methods are async.
+        /// What a server implements to host `sessions.v1.ClockService`. Every method is async and
+        /// must not block: a call that waits (for storage) suspends, it never holds a thread.
         public protocol ServiceProtocol: RPCService {
-            func getTime(request: SessionsV1.GetTimeRequest, context: RPCServerContext) throws -> SessionsV1.ClockResponse
-            func advanceClock(request: SessionsV1.AdvanceClockRequest, context: RPCServerContext) throws -> SessionsV1.ClockResponse
+            func getTime(request: SessionsV1.GetTimeRequest, context: RPCServerContext) async throws -> SessionsV1.ClockResponse
+            func advanceClock(request: SessionsV1.AdvanceClockRequest, context: RPCServerContext) async throws -> SessionsV1.ClockResponse
         }
     }
 }
@@ -334,11 +332,11 @@ extension SessionsV1.ClockService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(unary: SessionsV1.ClockService.Method.getTime, policy: executionPolicy(for: SessionsV1.ClockService.Method.getTime)) { (request: SessionsV1.GetTimeRequest, context) -> SessionsV1.ClockResponse in
-                try self.getTime(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.ClockService.Method.getTime) { (request: SessionsV1.GetTimeRequest, context) -> SessionsV1.ClockResponse in
+                try await self.getTime(request: request, context: context)
             },
-            RPCMethodHandler(unary: SessionsV1.ClockService.Method.advanceClock, policy: executionPolicy(for: SessionsV1.ClockService.Method.advanceClock)) { (request: SessionsV1.AdvanceClockRequest, context) -> SessionsV1.ClockResponse in
-                try self.advanceClock(request: request, context: context)
+            RPCMethodHandler(asyncUnary: SessionsV1.ClockService.Method.advanceClock) { (request: SessionsV1.AdvanceClockRequest, context) -> SessionsV1.ClockResponse in
+                try await self.advanceClock(request: request, context: context)
             },
         ]
     }

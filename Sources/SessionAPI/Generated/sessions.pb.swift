@@ -613,6 +613,23 @@ extension SessionsV1 {
 }
 
 extension SessionsV1 {
+    /// Proto message `sessions.v1.GetEventHeadRequest`.
+    public struct GetEventHeadRequest: Sendable, Hashable {
+
+        public init() {}
+    }
+}
+
+extension SessionsV1 {
+    /// Proto message `sessions.v1.EventHead`.
+    public struct EventHead: Sendable, Hashable {
+        public var cursor: Int64 = 0
+
+        public init() {}
+    }
+}
+
+extension SessionsV1 {
     /// Proto message `sessions.v1.WatchEventsRequest`.
     public struct WatchEventsRequest: Sendable, Hashable {
         public var afterCursor: Int64 = 0
@@ -1999,6 +2016,60 @@ extension SessionsV1.ListEventsResponse: ProtoJSONEncodable {
     public func jsonObject() -> ProtoJSON {
         var o: [(String, ProtoJSON)] = []
         if !self.events.isEmpty { o.append(("events", .array(self.events.map { ProtoJSON($0) }))) }
+        return .object(o)
+    }
+}
+
+extension SessionsV1.GetEventHeadRequest: ProtoCMessage {
+    public typealias CMessage = Sessions__V1__GetEventHeadRequest
+
+    public init(cMessage c: UnsafePointer<Sessions__V1__GetEventHeadRequest>) throws(ProtoDecodingError) {
+        self.init()
+    }
+
+    public func fill(_ c: UnsafeMutablePointer<Sessions__V1__GetEventHeadRequest>, arena: ProtoArena) {
+        sessions__v1__get_event_head_request__init(c)
+    }
+
+    public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__GetEventHeadRequest>? {
+        sessions__v1__get_event_head_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__GetEventHeadRequest>) { sessions__v1__get_event_head_request__free_unpacked(c, &protoUnpackAllocator) }
+    public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__GetEventHeadRequest>) -> Int { sessions__v1__get_event_head_request__get_packed_size(c) }
+    public static func cPack(_ c: UnsafePointer<Sessions__V1__GetEventHeadRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__get_event_head_request__pack(c, out) }
+}
+
+extension SessionsV1.GetEventHeadRequest: ProtoJSONEncodable {
+    public func jsonObject() -> ProtoJSON {
+        .object([])
+    }
+}
+
+extension SessionsV1.EventHead: ProtoCMessage {
+    public typealias CMessage = Sessions__V1__EventHead
+
+    public init(cMessage c: UnsafePointer<Sessions__V1__EventHead>) throws(ProtoDecodingError) {
+        self.init()
+        self.cursor = c.pointee.cursor
+    }
+
+    public func fill(_ c: UnsafeMutablePointer<Sessions__V1__EventHead>, arena: ProtoArena) {
+        sessions__v1__event_head__init(c)
+        c.pointee.cursor = self.cursor
+    }
+
+    public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__EventHead>? {
+        sessions__v1__event_head__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__EventHead>) { sessions__v1__event_head__free_unpacked(c, &protoUnpackAllocator) }
+    public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__EventHead>) -> Int { sessions__v1__event_head__get_packed_size(c) }
+    public static func cPack(_ c: UnsafePointer<Sessions__V1__EventHead>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__event_head__pack(c, out) }
+}
+
+extension SessionsV1.EventHead: ProtoJSONEncodable {
+    public func jsonObject() -> ProtoJSON {
+        var o: [(String, ProtoJSON)] = []
+        o.append(("cursor", ProtoJSON(String(self.cursor))))
         return .object(o)
     }
 }

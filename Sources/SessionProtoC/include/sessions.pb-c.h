@@ -49,6 +49,8 @@ typedef struct Sessions__V1__CheckPermissionRequest Sessions__V1__CheckPermissio
 typedef struct Sessions__V1__CheckPermissionResponse Sessions__V1__CheckPermissionResponse;
 typedef struct Sessions__V1__ListEventsRequest Sessions__V1__ListEventsRequest;
 typedef struct Sessions__V1__ListEventsResponse Sessions__V1__ListEventsResponse;
+typedef struct Sessions__V1__GetEventHeadRequest Sessions__V1__GetEventHeadRequest;
+typedef struct Sessions__V1__EventHead Sessions__V1__EventHead;
 typedef struct Sessions__V1__WatchEventsRequest Sessions__V1__WatchEventsRequest;
 typedef struct Sessions__V1__IssueTokenRequest Sessions__V1__IssueTokenRequest;
 typedef struct Sessions__V1__TokenInfo Sessions__V1__TokenInfo;
@@ -691,6 +693,29 @@ struct  Sessions__V1__ListEventsResponse
 #define SESSIONS__V1__LIST_EVENTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__list_events_response__descriptor) \
     , 0,NULL }
+
+
+struct  Sessions__V1__GetEventHeadRequest
+{
+  ProtobufCMessage base;
+};
+#define SESSIONS__V1__GET_EVENT_HEAD_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__get_event_head_request__descriptor) \
+     }
+
+
+struct  Sessions__V1__EventHead
+{
+  ProtobufCMessage base;
+  /*
+   * The cursor of the newest event (0 when the log is empty). A watch with
+   * after_cursor = cursor shows only the events that happen from now on.
+   */
+  int64_t cursor;
+};
+#define SESSIONS__V1__EVENT_HEAD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__event_head__descriptor) \
+    , 0 }
 
 
 struct  Sessions__V1__WatchEventsRequest
@@ -1482,6 +1507,44 @@ Sessions__V1__ListEventsResponse *
 void   sessions__v1__list_events_response__free_unpacked
                      (Sessions__V1__ListEventsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Sessions__V1__GetEventHeadRequest methods */
+void   sessions__v1__get_event_head_request__init
+                     (Sessions__V1__GetEventHeadRequest         *message);
+size_t sessions__v1__get_event_head_request__get_packed_size
+                     (const Sessions__V1__GetEventHeadRequest   *message);
+size_t sessions__v1__get_event_head_request__pack
+                     (const Sessions__V1__GetEventHeadRequest   *message,
+                      uint8_t             *out);
+size_t sessions__v1__get_event_head_request__pack_to_buffer
+                     (const Sessions__V1__GetEventHeadRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Sessions__V1__GetEventHeadRequest *
+       sessions__v1__get_event_head_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   sessions__v1__get_event_head_request__free_unpacked
+                     (Sessions__V1__GetEventHeadRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Sessions__V1__EventHead methods */
+void   sessions__v1__event_head__init
+                     (Sessions__V1__EventHead         *message);
+size_t sessions__v1__event_head__get_packed_size
+                     (const Sessions__V1__EventHead   *message);
+size_t sessions__v1__event_head__pack
+                     (const Sessions__V1__EventHead   *message,
+                      uint8_t             *out);
+size_t sessions__v1__event_head__pack_to_buffer
+                     (const Sessions__V1__EventHead   *message,
+                      ProtobufCBuffer     *buffer);
+Sessions__V1__EventHead *
+       sessions__v1__event_head__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   sessions__v1__event_head__free_unpacked
+                     (Sessions__V1__EventHead *message,
+                      ProtobufCAllocator *allocator);
 /* Sessions__V1__WatchEventsRequest methods */
 void   sessions__v1__watch_events_request__init
                      (Sessions__V1__WatchEventsRequest         *message);
@@ -1795,6 +1858,12 @@ typedef void (*Sessions__V1__ListEventsRequest_Closure)
 typedef void (*Sessions__V1__ListEventsResponse_Closure)
                  (const Sessions__V1__ListEventsResponse *message,
                   void *closure_data);
+typedef void (*Sessions__V1__GetEventHeadRequest_Closure)
+                 (const Sessions__V1__GetEventHeadRequest *message,
+                  void *closure_data);
+typedef void (*Sessions__V1__EventHead_Closure)
+                 (const Sessions__V1__EventHead *message,
+                  void *closure_data);
 typedef void (*Sessions__V1__WatchEventsRequest_Closure)
                  (const Sessions__V1__WatchEventsRequest *message,
                   void *closure_data);
@@ -2089,6 +2158,10 @@ struct Sessions__V1__EventService_Service
                        const Sessions__V1__WatchEventsRequest *input,
                        Sessions__V1__Event_Closure closure,
                        void *closure_data);
+  void (*get_event_head)(Sessions__V1__EventService_Service *service,
+                         const Sessions__V1__GetEventHeadRequest *input,
+                         Sessions__V1__EventHead_Closure closure,
+                         void *closure_data);
 };
 typedef void (*Sessions__V1__EventService_ServiceDestroy)(Sessions__V1__EventService_Service *);
 void sessions__v1__event_service__init (Sessions__V1__EventService_Service *service,
@@ -2098,7 +2171,8 @@ void sessions__v1__event_service__init (Sessions__V1__EventService_Service *serv
 #define SESSIONS__V1__EVENT_SERVICE__INIT(function_prefix__) \
     { SESSIONS__V1__EVENT_SERVICE__BASE_INIT,\
       function_prefix__ ## list_events,\
-      function_prefix__ ## watch_events  }
+      function_prefix__ ## watch_events,\
+      function_prefix__ ## get_event_head  }
 void sessions__v1__event_service__list_events(ProtobufCService *service,
                                               const Sessions__V1__ListEventsRequest *input,
                                               Sessions__V1__ListEventsResponse_Closure closure,
@@ -2107,6 +2181,10 @@ void sessions__v1__event_service__watch_events(ProtobufCService *service,
                                                const Sessions__V1__WatchEventsRequest *input,
                                                Sessions__V1__Event_Closure closure,
                                                void *closure_data);
+void sessions__v1__event_service__get_event_head(ProtobufCService *service,
+                                                 const Sessions__V1__GetEventHeadRequest *input,
+                                                 Sessions__V1__EventHead_Closure closure,
+                                                 void *closure_data);
 typedef struct Sessions__V1__TokenService_Service Sessions__V1__TokenService_Service;
 struct Sessions__V1__TokenService_Service
 {
@@ -2231,6 +2309,8 @@ extern const ProtobufCMessageDescriptor sessions__v1__check_permission_request__
 extern const ProtobufCMessageDescriptor sessions__v1__check_permission_response__descriptor;
 extern const ProtobufCMessageDescriptor sessions__v1__list_events_request__descriptor;
 extern const ProtobufCMessageDescriptor sessions__v1__list_events_response__descriptor;
+extern const ProtobufCMessageDescriptor sessions__v1__get_event_head_request__descriptor;
+extern const ProtobufCMessageDescriptor sessions__v1__event_head__descriptor;
 extern const ProtobufCMessageDescriptor sessions__v1__watch_events_request__descriptor;
 extern const ProtobufCMessageDescriptor sessions__v1__issue_token_request__descriptor;
 extern const ProtobufCMessageDescriptor sessions__v1__token_info__descriptor;

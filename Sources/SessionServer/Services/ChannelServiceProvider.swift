@@ -14,26 +14,26 @@ public struct ChannelServiceProvider: SessionsV1.ChannelService.ServiceProtocol 
         return r
     }
 
-    public func createChannel(request: SessionsV1.ChannelRequest, context: RPCServerContext) throws -> SessionsV1.ChannelResponse {
+    public func createChannel(request: SessionsV1.ChannelRequest, context: RPCServerContext) async throws -> SessionsV1.ChannelResponse {
         guard let channel = try request.channel?.domain() else { throw RPCError(.invalidArgument, "channel is required") }
-        return try backend.write(context) { engine, actor, now, repo in
+        return try await backend.write(context) { engine, actor, now, repo in
             response(try engine.createChannel(channel, by: actor, at: now, in: &repo))
         }
     }
 
-    public func updateChannel(request: SessionsV1.ChannelRequest, context: RPCServerContext) throws -> SessionsV1.ChannelResponse {
+    public func updateChannel(request: SessionsV1.ChannelRequest, context: RPCServerContext) async throws -> SessionsV1.ChannelResponse {
         guard let channel = try request.channel?.domain() else { throw RPCError(.invalidArgument, "channel is required") }
-        return try backend.write(context) { engine, actor, now, repo in
+        return try await backend.write(context) { engine, actor, now, repo in
             response(try engine.updateChannel(channel, by: actor, at: now, in: &repo).channel)
         }
     }
 
-    public func getChannel(request: SessionsV1.GetChannelRequest, context: RPCServerContext) throws -> SessionsV1.ChannelResponse {
-        try backend.read(context) { engine, actor, repo in response(try engine.getChannel(request.channelId, by: actor, in: repo)) }
+    public func getChannel(request: SessionsV1.GetChannelRequest, context: RPCServerContext) async throws -> SessionsV1.ChannelResponse {
+        try await backend.read(context) { engine, actor, repo in response(try engine.getChannel(request.channelId, by: actor, in: repo)) }
     }
 
-    public func listChannels(request: SessionsV1.ListChannelsRequest, context: RPCServerContext) throws -> SessionsV1.ListChannelsResponse {
-        try backend.read(context) { engine, actor, repo in
+    public func listChannels(request: SessionsV1.ListChannelsRequest, context: RPCServerContext) async throws -> SessionsV1.ListChannelsResponse {
+        try await backend.read(context) { engine, actor, repo in
             var channels: [SessionCore.Channel] = []
             var token: String?
             repeat {

@@ -21,12 +21,12 @@ public struct ClockServiceProvider: SessionsV1.ClockService.ServiceProtocol {
         return r
     }
 
-    public func getTime(request: SessionsV1.GetTimeRequest, context: RPCServerContext) throws -> SessionsV1.ClockResponse {
+    public func getTime(request: SessionsV1.GetTimeRequest, context: RPCServerContext) async throws -> SessionsV1.ClockResponse {
         _ = try backend.auth.authenticate(context)
         return response()
     }
 
-    public func advanceClock(request: SessionsV1.AdvanceClockRequest, context: RPCServerContext) throws -> SessionsV1.ClockResponse {
+    public func advanceClock(request: SessionsV1.AdvanceClockRequest, context: RPCServerContext) async throws -> SessionsV1.ClockResponse {
         let principal = try backend.auth.authenticate(context)
         guard principal.token.role == .admin else {
             throw RPCError(.permissionDenied, "only an admin may advance the clock")
@@ -38,7 +38,7 @@ public struct ClockServiceProvider: SessionsV1.ClockService.ServiceProtocol {
             throw RPCError(.invalidArgument, "by_ms must be between 1 and \(Self.maxAdvanceMs) (30 days)")
         }
         do { try backend.clock.advance(byMilliseconds: request.byMs) } catch { throw backend.status(for: error) }
-        try sweeper.sweepNow()
+        try await backend.fireDueTimers(sweeper: sweeper)
         return response()
     }
 }

@@ -12,14 +12,22 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
 
     public init(backend: SessionBackend) { self.backend = backend }
 
-    public func listEvents(request: SessionsV1.ListEventsRequest, context: RPCServerContext) throws -> SessionsV1.ListEventsResponse {
-        try backend.read(context) { engine, actor, repo in
+    public func listEvents(request: SessionsV1.ListEventsRequest, context: RPCServerContext) async throws -> SessionsV1.ListEventsResponse {
+        try await backend.read(context) { engine, actor, repo in
             var r = SessionsV1.ListEventsResponse()
             r.events = try engine.listEvents(
                 sessionId: request.sessionId, afterSequence: request.afterSequence,
                 pageSize: request.limit == 0 ? Self.defaultListLimit : Int(request.limit), by: actor, in: repo
             ).map(SessionsV1.Event.init)
             return r
+        }
+    }
+
+    public func getEventHead(request: SessionsV1.GetEventHeadRequest, context: RPCServerContext) async throws -> SessionsV1.EventHead {
+        try await backend.read(context) { engine, actor, repo in
+            var head = SessionsV1.EventHead()
+            head.cursor = try engine.eventHead(by: actor, in: repo)
+            return head
         }
     }
 
@@ -33,7 +41,7 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
         let sessionId = request.sessionId.isEmpty ? nil : request.sessionId
         // Authorize once, up front: a session watch needs read access to that
         // session; the global feed needs a service or admin role.
-        try backend.read(context) { engine, actor, repo in
+        try await backend.read(context) { engine, actor, repo in
             if let sessionId {
                 _ = try engine.getSession(sessionId, by: actor, in: repo)
             } else {

@@ -15,22 +15,22 @@ public struct PermissionServiceProvider: SessionsV1.PermissionService.ServicePro
         return r
     }
 
-    public func grantPermission(request: SessionsV1.PermissionChangeRequest, context: RPCServerContext) throws -> SessionsV1.PermissionsResponse {
+    public func grantPermission(request: SessionsV1.PermissionChangeRequest, context: RPCServerContext) async throws -> SessionsV1.PermissionsResponse {
         let permission = try request.permission.domain()
-        return try backend.write(context) { engine, actor, now, repo in
+        return try await backend.write(context) { engine, actor, now, repo in
             response(try engine.grantPermission(permission, to: request.repId, by: actor, at: now, in: &repo).rep)
         }
     }
 
-    public func revokePermission(request: SessionsV1.PermissionChangeRequest, context: RPCServerContext) throws -> SessionsV1.PermissionsResponse {
+    public func revokePermission(request: SessionsV1.PermissionChangeRequest, context: RPCServerContext) async throws -> SessionsV1.PermissionsResponse {
         let permission = try request.permission.domain()
-        return try backend.write(context) { engine, actor, now, repo in
+        return try await backend.write(context) { engine, actor, now, repo in
             response(try engine.revokePermission(permission, from: request.repId, by: actor, at: now, in: &repo).rep)
         }
     }
 
-    public func listPermissions(request: SessionsV1.ListPermissionsRequest, context: RPCServerContext) throws -> SessionsV1.PermissionsResponse {
-        try backend.read(context) { engine, actor, repo in
+    public func listPermissions(request: SessionsV1.ListPermissionsRequest, context: RPCServerContext) async throws -> SessionsV1.PermissionsResponse {
+        try await backend.read(context) { engine, actor, repo in
             var r = SessionsV1.PermissionsResponse()
             r.repId = request.repId
             r.permissions = try engine.permissions(of: request.repId, by: actor, in: repo).map(SessionsV1.Permission.init)
@@ -38,8 +38,8 @@ public struct PermissionServiceProvider: SessionsV1.PermissionService.ServicePro
         }
     }
 
-    public func checkPermission(request: SessionsV1.CheckPermissionRequest, context: RPCServerContext) throws -> SessionsV1.CheckPermissionResponse {
-        try backend.read(context) { engine, actor, repo in
+    public func checkPermission(request: SessionsV1.CheckPermissionRequest, context: RPCServerContext) async throws -> SessionsV1.CheckPermissionResponse {
+        try await backend.read(context) { engine, actor, repo in
             let check = try engine.checkPermissions(repId: request.repId, channelId: request.channelId, by: actor, in: repo)
             var r = SessionsV1.CheckPermissionResponse()
             r.allowed = check.allowed

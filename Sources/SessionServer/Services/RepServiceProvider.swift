@@ -14,35 +14,34 @@ public struct RepServiceProvider: SessionsV1.RepService.ServiceProtocol {
         return r
     }
 
-    public func createRep(request: SessionsV1.RepRequest, context: RPCServerContext) throws -> SessionsV1.RepResponse {
+    public func createRep(request: SessionsV1.RepRequest, context: RPCServerContext) async throws -> SessionsV1.RepResponse {
         guard let rep = request.rep else { throw RPCError(.invalidArgument, "rep is required") }
-        var permissions = Set<SessionCore.Permission>()
-        for p in rep.permissions { permissions.insert(try p.domain()) }
+        let permissions = Set(try rep.permissions.map { try $0.domain() })
         let presence = rep.presence == .unspecified ? .offline : (rep.presence.domain() ?? .offline)
-        return try backend.write(context) { engine, actor, now, repo in
+        return try await backend.write(context) { engine, actor, now, repo in
             response(try engine.createRep(
                 id: rep.id, displayName: rep.displayName, capacity: Int(rep.capacity),
                 permissions: permissions, presence: presence, by: actor, at: now, in: &repo).rep)
         }
     }
 
-    public func updateRep(request: SessionsV1.RepRequest, context: RPCServerContext) throws -> SessionsV1.RepResponse {
+    public func updateRep(request: SessionsV1.RepRequest, context: RPCServerContext) async throws -> SessionsV1.RepResponse {
         guard let rep = request.rep else { throw RPCError(.invalidArgument, "rep is required") }
         let update = RepUpdate(
             displayName: rep.displayName.isEmpty ? nil : rep.displayName,
             capacity: rep.capacity == 0 ? nil : Int(rep.capacity))
-        return try backend.write(context) { engine, actor, now, repo in
+        return try await backend.write(context) { engine, actor, now, repo in
             response(try engine.updateRep(id: rep.id, update, by: actor, at: now, in: &repo).rep)
         }
     }
 
-    public func getRep(request: SessionsV1.GetRepRequest, context: RPCServerContext) throws -> SessionsV1.RepResponse {
-        try backend.read(context) { engine, actor, repo in response(try engine.getRep(request.repId, by: actor, in: repo)) }
+    public func getRep(request: SessionsV1.GetRepRequest, context: RPCServerContext) async throws -> SessionsV1.RepResponse {
+        try await backend.read(context) { engine, actor, repo in response(try engine.getRep(request.repId, by: actor, in: repo)) }
     }
 
-    public func listReps(request: SessionsV1.ListRepsRequest, context: RPCServerContext) throws -> SessionsV1.ListRepsResponse {
+    public func listReps(request: SessionsV1.ListRepsRequest, context: RPCServerContext) async throws -> SessionsV1.ListRepsResponse {
         let wanted = request.presence.domain()
-        return try backend.read(context) { engine, actor, repo in
+        return try await backend.read(context) { engine, actor, repo in
             var reps: [SessionCore.Rep] = []
             var token: String?
             repeat {
@@ -56,17 +55,17 @@ public struct RepServiceProvider: SessionsV1.RepService.ServiceProtocol {
         }
     }
 
-    public func setPresence(request: SessionsV1.SetPresenceRequest, context: RPCServerContext) throws -> SessionsV1.RepResponse {
+    public func setPresence(request: SessionsV1.SetPresenceRequest, context: RPCServerContext) async throws -> SessionsV1.RepResponse {
         guard let presence = request.presence.domain() else {
             throw RPCError(.invalidArgument, "presence is required (AVAILABLE, BUSY or OFFLINE)")
         }
-        return try backend.write(context) { engine, actor, now, repo in
+        return try await backend.write(context) { engine, actor, now, repo in
             response(try engine.setPresence(repId: request.repId, presence, by: actor, at: now, in: &repo).rep)
         }
     }
 
-    public func getWorkload(request: SessionsV1.GetRepRequest, context: RPCServerContext) throws -> SessionsV1.WorkloadResponse {
-        try backend.read(context) { engine, actor, repo in
+    public func getWorkload(request: SessionsV1.GetRepRequest, context: RPCServerContext) async throws -> SessionsV1.WorkloadResponse {
+        try await backend.read(context) { engine, actor, repo in
             let workload = try engine.workload(repId: request.repId, by: actor, in: repo)
             var r = SessionsV1.WorkloadResponse()
             r.rep = SessionsV1.Rep(workload.rep)

@@ -10,8 +10,8 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
 
     public init(backend: SessionBackend) { self.backend = backend }
 
-    public func createSession(request: SessionsV1.CreateSessionRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
-        try backend.write(context) { engine, actor, now, repo in
+    public func createSession(request: SessionsV1.CreateSessionRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
+        try await backend.write(context) { engine, actor, now, repo in
             SessionsV1.SessionResponse(try engine.createSession(
                 conversationId: request.conversationId, channelId: request.channelId,
                 firstMessage: incomingMessage(id: request.messageId, text: request.text),
@@ -19,19 +19,19 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
         }
     }
 
-    public func getSession(request: SessionsV1.GetSessionRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
-        try backend.read(context) { engine, actor, repo in
+    public func getSession(request: SessionsV1.GetSessionRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
+        try await backend.read(context) { engine, actor, repo in
             SessionsV1.SessionResponse(try engine.getSession(request.sessionId, by: actor, in: repo))
         }
     }
 
-    public func listSessions(request: SessionsV1.ListSessionsRequest, context: RPCServerContext) throws -> SessionsV1.ListSessionsResponse {
+    public func listSessions(request: SessionsV1.ListSessionsRequest, context: RPCServerContext) async throws -> SessionsV1.ListSessionsResponse {
         let filter = SessionFilter(
             status: request.status.domain(),
             repId: request.repId.isEmpty ? nil : request.repId,
             channelId: request.channelId.isEmpty ? nil : request.channelId,
             conversationId: request.conversationId.isEmpty ? nil : request.conversationId)
-        return try backend.read(context) { engine, actor, repo in
+        return try await backend.read(context) { engine, actor, repo in
             let page = try engine.listSessions(
                 filter, pageSize: request.pageSize == 0 ? Self.defaultListPageSize : Int(request.pageSize), pageToken: request.pageToken.isEmpty ? nil : request.pageToken,
                 by: actor, in: repo)
@@ -42,8 +42,8 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
         }
     }
 
-    public func postCustomerMessage(request: SessionsV1.PostCustomerMessageRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
-        try backend.write(context) { engine, actor, now, repo in
+    public func postCustomerMessage(request: SessionsV1.PostCustomerMessageRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
+        try await backend.write(context) { engine, actor, now, repo in
             SessionsV1.SessionResponse(try engine.postCustomerMessage(
                 IncomingMessage(messageId: request.messageId, text: request.text),
                 to: .conversation(id: request.conversationId, channelId: request.channelId),
@@ -51,28 +51,28 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
         }
     }
 
-    public func postRepMessage(request: SessionsV1.PostRepMessageRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
-        try backend.write(context) { engine, actor, now, repo in
+    public func postRepMessage(request: SessionsV1.PostRepMessageRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
+        try await backend.write(context) { engine, actor, now, repo in
             SessionsV1.SessionResponse(try engine.postRepMessage(
                 IncomingMessage(messageId: request.messageId, text: request.text), sessionId: request.sessionId,
                 by: actor, at: now, in: &repo))
         }
     }
 
-    public func markInactive(request: SessionsV1.MarkInactiveRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
-        try backend.write(context) { engine, actor, now, repo in
+    public func markInactive(request: SessionsV1.MarkInactiveRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
+        try await backend.write(context) { engine, actor, now, repo in
             SessionsV1.SessionResponse(try engine.markInactive(sessionId: request.sessionId, by: actor, at: now, in: &repo))
         }
     }
 
-    public func endSession(request: SessionsV1.EndSessionRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
-        try backend.write(context) { engine, actor, now, repo in
+    public func endSession(request: SessionsV1.EndSessionRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
+        try await backend.write(context) { engine, actor, now, repo in
             SessionsV1.SessionResponse(try engine.endSession(sessionId: request.sessionId, by: actor, at: now, in: &repo))
         }
     }
 
-    public func startBusinessInitiated(request: SessionsV1.StartBusinessInitiatedRequest, context: RPCServerContext) throws -> SessionsV1.SessionResponse {
-        try backend.write(context) { engine, actor, now, repo in
+    public func startBusinessInitiated(request: SessionsV1.StartBusinessInitiatedRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
+        try await backend.write(context) { engine, actor, now, repo in
             // A retry of a call whose first message is already recorded changes
             // nothing and answers replayed (SessionResponse.replayed), instead of
             // FAILED_PRECONDITION for the session the first attempt opened.

@@ -28,7 +28,7 @@ public struct TokenServiceProvider: SessionsV1.TokenService.ServiceProtocol {
         return i
     }
 
-    public func issueToken(request: SessionsV1.IssueTokenRequest, context: RPCServerContext) throws -> SessionsV1.IssueTokenResponse {
+    public func issueToken(request: SessionsV1.IssueTokenRequest, context: RPCServerContext) async throws -> SessionsV1.IssueTokenResponse {
         _ = try requireAdmin(context, to: "issue tokens")
         guard !request.name.isEmpty, request.name.count <= 128 else {
             throw RPCError(.invalidArgument, "name is required (1 to 128 characters)")
@@ -39,7 +39,7 @@ public struct TokenServiceProvider: SessionsV1.TokenService.ServiceProtocol {
         if role == .rep {
             guard !request.repId.isEmpty else { throw RPCError(.invalidArgument, "a REP token needs rep_id") }
             do { try IdentifierRules.validateResourceID(request.repId, what: "rep id") } catch { throw backend.status(for: error) }
-            let exists = try backend.read(context) { _, _, repo in try repo.rep(id: request.repId) != nil }
+            let exists = try await backend.read(context) { _, _, repo in try repo.rep(id: request.repId) != nil }
             guard exists else { throw RPCError(.notFound, "rep \(request.repId) does not exist") }
         } else if !request.repId.isEmpty {
             throw RPCError(.invalidArgument, "only REP tokens carry a rep_id")
@@ -48,38 +48,47 @@ public struct TokenServiceProvider: SessionsV1.TokenService.ServiceProtocol {
         let token = APIToken(
             hash: TokenAuthenticator.hash(secret: secret), role: role, repId: role == .rep ? request.repId : nil,
             name: request.name, createdAt: backend.clock.now())
-        do { try backend.store.insertToken(token) } catch { throw backend.status(for: error) }
+        let store = backend.store
+        try await backend.offload { () throws(RPCError) in
+            do { try store.insertToken(token) } catch { throw self.backend.status(for: error) }
+        }
         var r = SessionsV1.IssueTokenResponse()
         r.info = Self.info(token)
         r.token = secret
         return r
     }
 
-    public func listTokens(request: SessionsV1.ListTokensRequest, context: RPCServerContext) throws -> SessionsV1.ListTokensResponse {
+    public func listTokens(request: SessionsV1.ListTokensRequest, context: RPCServerContext) async throws -> SessionsV1.ListTokensResponse {
         _ = try requireAdmin(context, to: "list tokens")
         var r = SessionsV1.ListTokensResponse()
-        do { r.tokens = try backend.store.listTokens().map(Self.info) } catch { throw backend.status(for: error) }
+        let store = backend.store
+        r.tokens = try await backend.offload { () throws(RPCError) in
+            do { return try store.listTokens().map(Self.info) } catch { throw self.backend.status(for: error) }
+        }
         return r
     }
 
-    public func revokeToken(request: SessionsV1.RevokeTokenRequest, context: RPCServerContext) throws -> SessionsV1.TokenInfo {
+    public func revokeToken(request: SessionsV1.RevokeTokenRequest, context: RPCServerContext) async throws -> SessionsV1.TokenInfo {
         _ = try requireAdmin(context, to: "revoke tokens")
         guard !request.id.isEmpty, request.id.utf8.count <= TokenAuthenticator.maxTokenIDLength else {
             throw RPCError(.invalidArgument, "token id must be 1 to \(TokenAuthenticator.maxTokenIDLength) characters (as ListTokens shows it)")
         }
-        do {
-            guard let token = try backend.store.listTokens().first(where: { TokenAuthenticator.tokenID(hash: $0.hash) == request.id }) else {
-                throw RPCError(.notFound, "token \(request.id) does not exist")
+        let backend = self.backend
+        return try await backend.offload { () throws(RPCError) in
+            do {
+                guard let token = try backend.store.listTokens().first(where: { TokenAuthenticator.tokenID(hash: $0.hash) == request.id }) else {
+                    throw RPCError(.notFound, "token \(request.id) does not exist")
+                }
+                let revoked = token.isActive ? try backend.store.revokeToken(hash: token.hash, at: backend.clock.now()) : token
+                backend.auth.invalidate()
+                return Self.info(revoked)
+            } catch {
+                throw backend.status(for: error)
             }
-            let revoked = token.isActive ? try backend.store.revokeToken(hash: token.hash, at: backend.clock.now()) : token
-            backend.auth.invalidate()
-            return Self.info(revoked)
-        } catch {
-            throw backend.status(for: error)
         }
     }
 
-    public func whoAmI(request: SessionsV1.WhoAmIRequest, context: RPCServerContext) throws -> SessionsV1.TokenInfo {
+    public func whoAmI(request: SessionsV1.WhoAmIRequest, context: RPCServerContext) async throws -> SessionsV1.TokenInfo {
         Self.info(try backend.auth.authenticate(context).token)
     }
 }

@@ -48,7 +48,7 @@ extension SQLiteRepository {
             "SELECT \(Self.channelColumns) FROM channels ORDER BY id LIMIT ?", [Self.limit(limit)], Self.decodeChannel)
     }
 
-    private static func channelValues(_ channel: Channel) -> [any SQLiteBindable] {
+    static func channelValues(_ channel: Channel) -> [any SQLiteBindable] {
         [
             channel.id, channel.type.rawValue, channel.capacityModel.rawValue, channel.capacityWeight,
             channel.customerInactivityTimeout, channel.inactiveAutoEndAfter, channel.inactivateActionVisible,

@@ -178,7 +178,7 @@ extension SQLiteRepository {
 
     // MARK: Helpers
 
-    private static func sessionValues(_ session: Session) -> [any SQLiteBindable] {
+    static func sessionValues(_ session: Session) -> [any SQLiteBindable] {
         [
             session.id, session.conversationId, session.channelId, session.status.rawValue, session.repId,
             session.createdAt, session.updatedAt, session.queuedAt, session.inactivityDeadline,

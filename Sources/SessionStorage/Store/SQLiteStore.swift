@@ -47,8 +47,8 @@ public final class SQLiteStore: @unchecked Sendable {
     /// The options the store was opened with.
     public let options: Options
 
-    private let writer: SQLiteConnection
-    private let writerQueue: DispatchQueue
+    let writer: SQLiteConnection
+    let writerQueue: DispatchQueue
     private let readers: SQLiteReaderPool
     private let queue = Mutex(WriteQueue())
     /// Marks `writerQueue` so that a nested `write` is recognised.

@@ -1,6 +1,7 @@
 import PostgresTestSupport
 import Foundation
 import SessionCore
+import SessionState
 import Testing
 
 @testable import SessionStorage
@@ -9,6 +10,8 @@ import Testing
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite
     case postgres
+    /// A state owner in memory, journaled to SQLite (what sessiond runs on the embedded store).
+    case owner
 
     var testDescription: String { rawValue }
 }
@@ -109,6 +112,42 @@ func withContractStore<T>(_ kind: StoreKind, _ body: (any ContractStore) throws 
         return try withStore { store, _ in try body(SQLiteContractStore(store: store)) }
     case .postgres:
         return try body(try PostgresContractStore(url: try PostgresTestServer.makeDatabase()))
+    case .owner:
+        return try withStore { store, _ in try body(try OwnerContractStore(store: store)) }
+    }
+}
+
+/// The contract through a ``PartitionOwner``: every write a command on the owner, answered once
+/// durable; every read from memory (with the journal's reads behind it).
+struct OwnerContractStore: ContractStore {
+    let store: SQLiteStore
+    let owner: PartitionOwner
+    var kind: StoreKind { .owner }
+
+    init(store: SQLiteStore) throws {
+        self.store = store
+        owner = try PartitionOwner(journal: store, now: { Timestamp(millisecondsSinceEpoch: 0) })
+    }
+
+    func write<T>(_ body: (inout any SessionRepository) throws -> T) throws -> T {
+        try owner.performAndWait { state in
+            var erased: any SessionRepository = state
+            return try body(&erased)
+        }
+    }
+
+    func read<T>(_ body: (any SessionRepository) throws -> T) throws -> T {
+        try owner.performAndWait(readOnly: true) { state in try body(state) }
+    }
+
+    func latestEventCursor() throws -> Int64 { try owner.performAndWait { $0.headCursor } }
+    func insertToken(_ token: APIToken) throws { try store.insertToken(token) }
+    func token(hash: [UInt8]) throws -> APIToken? { try store.token(hash: hash) }
+    func listTokens() throws -> [APIToken] { try store.listTokens() }
+    func revokeToken(hash: [UInt8], at time: Timestamp) throws -> APIToken { try store.revokeToken(hash: hash, at: time) }
+
+    func reopened() throws -> any ContractStore {
+        try OwnerContractStore(store: try SQLiteStore(path: store.path, options: store.options))
     }
 }
 

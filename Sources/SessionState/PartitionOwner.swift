@@ -1,0 +1,330 @@
+public import Dispatch
+import Synchronization
+public import SessionCore
+public import SessionStorage
+
+/// The single writer of one partition: a serial executor that owns the partition's state in
+/// memory and a group-committed journal behind it.
+///
+/// Every command (a write or a read) runs on the owner's queue against ``PartitionState``. A
+/// command that changed something joins the open batch; while one batch is being made durable
+/// (one store transaction, fsynced under `--durability full`), the next one fills. A command is
+/// answered only once the batch holding its changes is durable; a command that changed nothing
+/// (a read, a replayed retry, a refused change) is answered once everything it could have seen is
+/// durable, so no answer ever shows a change that a crash could still take back. If a batch fails,
+/// its commands and every later one are undone in memory, newest first, and answered with the
+/// error: memory never runs ahead of the store.
+///
+/// Timers live in memory too: the owner fires due sessions itself, each as a command of its own,
+/// at the earliest deadline (re-checked at least once a second, so a test-clock advance is seen).
+public final class PartitionOwner: @unchecked Sendable {
+    public typealias Completion<T> = @Sendable (Result<T, any Error>) -> Void
+
+    /// The owner's serial executor: everything below is touched only on it.
+    public let queue: DispatchQueue
+    private let journalQueue: DispatchQueue
+    private let state: PartitionState
+    private let journal: any PartitionJournal
+    private let now: @Sendable () -> Timestamp
+    private let onDurable: @Sendable (JournalBatch) -> Void
+    private let onTimerError: @Sendable (any Error) -> Void
+
+    private let ownerKey = DispatchSpecificKey<ObjectIdentifier>()
+    private var open = Pending()
+    private var inFlight: Pending?
+    private var timer: (any DispatchSourceTimer)?
+    private var timerDeadline: Timestamp?
+    private var stopped = false
+
+    /// Timers fired per turn of the queue before other commands get their turn.
+    static let timerSlice = 256
+    /// The longest the owner sleeps before looking at the clock again.
+    static let maxTimerSleepMillis: Int64 = 1000
+
+    private final class FirstError: Sendable {
+        private let error = Mutex<(any Error)?>(nil)
+        func set(_ e: any Error) { error.withLock { if $0 == nil { $0 = e } } }
+        func get() -> (any Error)? { error.withLock { $0 } }
+    }
+
+    private struct Pending {
+        var batch = JournalBatch()
+        var records: [PartitionState.CommandRecord] = []
+        var waiters: [@Sendable (Result<Void, any Error>) -> Void] = []
+        var hasChanges: Bool { !records.isEmpty }
+    }
+
+    /// Loads the partition from `journal` (on the calling thread) and starts its timers.
+    /// `onDurable` is called on the owner's queue with each batch once it is durable, in order.
+    public init(
+        journal: any PartitionJournal, label: String = "partition",
+        now: @escaping @Sendable () -> Timestamp,
+        onDurable: @escaping @Sendable (JournalBatch) -> Void = { _ in },
+        onTimerError: @escaping @Sendable (any Error) -> Void = { _ in }
+    ) throws {
+        let snapshot = try journal.loadPartition()
+        self.journal = journal
+        self.state = PartitionState(snapshot: snapshot, journal: journal)
+        self.queue = DispatchQueue(label: "sessiond.owner.\(label)")
+        self.journalQueue = DispatchQueue(label: "sessiond.journal.\(label)")
+        self.now = now
+        self.onDurable = onDurable
+        self.onTimerError = onTimerError
+        queue.setSpecific(key: ownerKey, value: ObjectIdentifier(self))
+        queue.async { self.armTimer() }
+    }
+
+    /// Runs `body` on the owner against the partition's state; `completion` gets its result once
+    /// it is safe to show (see the type's documentation). A body that throws changes nothing.
+    public func perform<T: Sendable>(
+        readOnly: Bool = false, _ body: @escaping @Sendable (PartitionState) throws -> T, completion: @escaping Completion<T>
+    ) {
+        queue.async { self.run(readOnly: readOnly, body, completion) }
+    }
+
+    /// `perform` for async callers.
+    public func perform<T: Sendable>(readOnly: Bool = false, _ body: @escaping @Sendable (PartitionState) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            perform(readOnly: readOnly, body) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// The blocking form, for tools and tests (never for a request path): runs `body` on the
+    /// owner and waits until its result may be shown.
+    public func performAndWait<T>(readOnly: Bool = false, _ body: (PartitionState) throws -> T) throws -> T {
+        if DispatchQueue.getSpecific(key: ownerKey) == ObjectIdentifier(self) { throw PartitionStateError.nestedCommand }
+        let done = DispatchSemaphore(value: 0)
+        let result = ResultBox<T>()
+        withoutActuallyEscaping(body) { body in
+            let unchecked = UncheckedBody(body: body)
+            queue.sync {
+                run(readOnly: readOnly, { state in try unchecked.body(state) }, { r in
+                    result.value = r
+                    done.signal()
+                })
+            }
+        }
+        done.wait()
+        return try result.value!.get()
+    }
+
+    private final class ResultBox<T>: @unchecked Sendable { var value: Result<T, any Error>? }
+    private struct UncheckedBody<T>: @unchecked Sendable { let body: (PartitionState) throws -> T }
+
+    /// Stops the timers; commands already queued still run. Waits for in-flight batches.
+    public func stop() {
+        let group = DispatchGroup()
+        group.enter()
+        queue.async {
+            self.stopped = true
+            self.timer?.cancel()
+            self.timer = nil
+            self.whenIdle { group.leave() }
+        }
+        group.wait()
+    }
+
+    private var idleWaiters: [() -> Void] = []
+
+    private func whenIdle(_ done: @escaping () -> Void) {
+        if inFlight == nil && !open.hasChanges { done() } else { idleWaiters.append(done) }
+    }
+
+    // MARK: Commands
+
+    private func run<T>(readOnly: Bool = false, _ body: (PartitionState) throws -> T, _ completion: @escaping Completion<T>) {
+        state.begin(readOnly: readOnly)
+        let outcome: Result<T, any Error>
+        do {
+            outcome = .success(try body(state))
+        } catch {
+            state.rollback()
+            outcome = .failure(error)
+        }
+        let answer = Outcome(result: outcome, completion: completion)
+        if case .success = outcome {
+            let record = state.commit()
+            if !record.changes.isEmpty {
+                add(record)
+                open.waiters.append(answer.whenDurable)
+                kick()
+                armTimer()
+                return
+            }
+        }
+        // Nothing changed: answer once what it saw is durable.
+        if open.hasChanges {
+            open.waiters.append(answer.whenDurable)
+        } else if inFlight != nil {
+            // Joins the next batch's answer: it may have seen the batch being written.
+            open.waiters.append(answer.whenDurable)
+        } else {
+            answer.whenDurable(.success(()))
+        }
+    }
+
+    /// A command's result, held until it may be shown (touched on the owner's queue only).
+    private struct Outcome<T>: @unchecked Sendable {
+        let result: Result<T, any Error>
+        let completion: Completion<T>
+        func whenDurable(_ durable: Result<Void, any Error>) { completion(durable.flatMap { result }) }
+    }
+
+    private func add(_ record: PartitionState.CommandRecord) {
+        for change in record.changes {
+            switch change {
+            case .channel(let c): open.batch.record(c)
+            case .rep(let r): open.batch.record(r)
+            case .session(let s): open.batch.record(s)
+            case .event(let e): open.batch.record(e)
+            case .message(let m): open.batch.record(m)
+            case let .setting(key, value): open.batch.record(setting: key, value)
+            }
+        }
+        open.records.append(record)
+    }
+
+    /// Starts writing the open batch unless one is already being written (group commit).
+    private func kick() {
+        guard inFlight == nil, open.hasChanges else { return }
+        let writing = open
+        open = Pending()
+        inFlight = writing
+        let batch = writing.batch
+        journalQueue.async { [journal] in
+            let result = Result<Void, any Error> { try journal.commit(batch) }
+            self.queue.async { self.written(result) }
+        }
+    }
+
+    private func written(_ result: Result<Void, any Error>) {
+        guard let done = inFlight else { preconditionFailure("a batch was written that was not in flight") }
+        inFlight = nil
+        switch result {
+        case .success:
+            state.settle(done.batch)
+            onDurable(done.batch)
+            for waiter in done.waiters { waiter(.success(())) }
+            if !open.hasChanges {
+                // Only commands that changed nothing wait here: what they saw is durable now.
+                let waiters = open.waiters
+                open.waiters = []
+                for waiter in waiters { waiter(.success(())) }
+            }
+            kick()
+        case .failure(let error):
+            // Later commands built on the failed ones: take all of them back, newest first.
+            for record in open.records.reversed() { state.revert(record) }
+            for record in done.records.reversed() { state.revert(record) }
+            let waiters = done.waiters + open.waiters
+            open = Pending()
+            for waiter in waiters { waiter(.failure(error)) }
+            // Timers that were fired in these batches are due again: not before a pause.
+            if !retryBackoff {
+                retryBackoff = true
+                queue.asyncAfter(deadline: .now() + .milliseconds(Int(Self.maxTimerSleepMillis))) {
+                    self.retryBackoff = false
+                    self.armTimer()
+                }
+            }
+        }
+        armTimer()
+        if inFlight == nil && !open.hasChanges {
+            let waiters = idleWaiters
+            idleWaiters = []
+            for waiter in waiters { waiter() }
+        }
+    }
+
+    // MARK: Timers
+
+    private var retryBackoff = false
+
+    private func armTimer() {
+        guard !stopped, !retryBackoff else { return }
+        guard let next = state.nextDeadline else {
+            timer?.cancel()
+            timer = nil
+            timerDeadline = nil
+            return
+        }
+        if timer != nil, let scheduled = timerDeadline, scheduled <= next { return }
+        timer?.cancel()
+        let delay = max(0, min(next.millisecondsSinceEpoch - now().millisecondsSinceEpoch, Self.maxTimerSleepMillis))
+        let source = DispatchSource.makeTimerSource(queue: queue)
+        source.schedule(deadline: .now() + .milliseconds(Int(delay)), leeway: .milliseconds(Int(min(10, delay / 10 + 1))))
+        source.setEventHandler { [weak self] in self?.timerFired() }
+        timer = source
+        timerDeadline = next
+        source.resume()
+    }
+
+    private func timerFired() {
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
+        guard !stopped else { return }
+        let at = now()
+        let due = state.takeDue(at: at, limit: Self.timerSlice)
+        let versions = due.map { state.memoryVersion(of: $0) }
+        for sessionId in due {
+            run({ state -> ChangeSet in
+                var repo = state
+                return try SessionEngine().fireTimer(sessionId: sessionId, at: at, in: &repo)
+            }, { [onTimerError] result in
+                if case .failure(let error) = result { onTimerError(error) }
+            })
+        }
+        // A fire that threw left its session unchanged and due: put it back, and wait a while
+        // before trying again (a store that fails every batch must not spin the owner).
+        var failed = false
+        for (sessionId, version) in zip(due, versions) {
+            state.rearmIfDue(sessionId, at: at)
+            if version != nil, state.memoryVersion(of: sessionId) == version, state.isDue(sessionId, at: at) { failed = true }
+        }
+        if failed {
+            retryBackoff = true
+            queue.asyncAfter(deadline: .now() + .milliseconds(Int(Self.maxTimerSleepMillis))) {
+                self.retryBackoff = false
+                self.armTimer()
+            }
+        } else if due.count == Self.timerSlice {
+            // More may be due: let queued commands run first, then continue.
+            queue.async { self.timerFired() }
+        } else {
+            armTimer()
+        }
+    }
+
+    /// Fires every timer due now (after a test-clock advance) and returns once the transitions
+    /// are durable; the first failure, if any, is thrown.
+    public func fireDueNow() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            queue.async {
+                let at = self.now()
+                let firstError = FirstError()
+                var fired: [String] = []
+                while true {
+                    let due = self.state.takeDue(at: at, limit: Self.timerSlice)
+                    if due.isEmpty { break }
+                    fired += due
+                    for sessionId in due {
+                        self.run({ state -> ChangeSet in
+                            var repo = state
+                            return try SessionEngine().fireTimer(sessionId: sessionId, at: at, in: &repo)
+                        }, { result in
+                            if case .failure(let error) = result { firstError.set(error) }
+                        })
+                    }
+                }
+                // A fire that threw left its deadline: back in the heap, for the next turn.
+                for sessionId in fired { self.state.rearmIfDue(sessionId, at: at) }
+                self.armTimer()
+                // Everything fired is in the open or in-flight batch: answer when it is durable.
+                self.run({ _ in () }, { result in
+                    if let error = firstError.get() { continuation.resume(throwing: error) } else { continuation.resume(with: result) }
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,540 @@
+public import SessionCore
+public import SessionStorage
+
+/// One partition's state in memory, indexed for every query the engine makes, as a
+/// `SessionRepository`. Only its owner (``PartitionOwner``) touches it, from one thread at a time.
+///
+/// Memory holds every channel, rep and open session, the routing queue, the timers, each open
+/// session's last event sequence and the global cursor. What grows without bound stays in the store
+/// and is read through the journal: ended sessions (kept in memory until their end is durable),
+/// events, and message bodies (a fingerprint of every message key is in memory, so a new message
+/// id is known new without a read).
+///
+/// Each command runs between ``begin()`` and ``commit()``/``rollback()``: every mutation records
+/// the rows it changed (for the journal) and how to undo it (a command that throws leaves nothing,
+/// and a batch that fails to become durable is undone command by command).
+public final class PartitionState: SessionRepository {
+    private let journal: any PartitionJournal
+
+    private var channelsByID: [String: Channel] = [:]
+    private var repsByID: [String: Rep] = [:]
+    /// Ids of `AVAILABLE` reps, sorted (the routing candidates, in the order the contract wants).
+    private var availableRepIDs: [String] = []
+    private var sessionsByID: [String: Session] = [:]
+    private var openByConversation: [String: String] = [:]
+    /// `WAITING` sessions in queue order.
+    private var queue: [QueuePosition] = []
+    private var byRepStatus: [RepStatus: Set<String>] = [:]
+    private var timers = DeadlineHeap()
+    private var liveDeadlines = 0
+    private var lastSequence: [String: Int64] = [:]
+    public private(set) var headCursor: Int64 = 0
+    private var settings: [String: Int64] = [:]
+    private var fingerprints: Set<UInt64> = []
+    /// Messages not yet durable (the store answers for the others).
+    private var pendingMessages: [MessageKey: Message] = [:]
+    /// Sessions changed by a command whose batch is not yet durable: id → the version last written.
+    private var pendingVersions: [String: Int64] = [:]
+
+    // The command being run.
+    private var changes: [Change] = []
+    private var undo: [Undo] = []
+    private var inCommand = false
+    private var readOnly = false
+
+    private struct RepStatus: Hashable {
+        var repId: String
+        var status: SessionStatus
+    }
+
+    private struct MessageKey: Hashable {
+        var channelId: String
+        var messageId: String
+    }
+
+    /// A row a command changed.
+    public enum Change: Sendable {
+        case channel(Channel)
+        case rep(Rep)
+        case session(Session)
+        case event(Event)
+        case message(Message)
+        case setting(String, Int64)
+    }
+
+    /// How to take one mutation back.
+    public enum Undo: Sendable {
+        case channel(String, Channel?)
+        case rep(String, Rep?)
+        case session(String, Session?, pendingVersion: Int64?)
+        case event(sessionId: String, lastSequence: Int64?, head: Int64)
+        case message(channelId: String, messageId: String)
+        case setting(String, Int64?)
+    }
+
+    /// What one command did: the rows for the journal, and its undo log (newest last).
+    public struct CommandRecord: Sendable {
+        public var changes: [Change]
+        public var undo: [Undo]
+    }
+
+    public init(snapshot: PartitionSnapshot, journal: any PartitionJournal) {
+        self.journal = journal
+        for channel in snapshot.channels { channelsByID[channel.id] = channel }
+        for rep in snapshot.reps { putRep(rep) }
+        for session in snapshot.openSessions { putSession(session, replacing: nil) }
+        settings = snapshot.settings
+        headCursor = snapshot.headCursor
+        fingerprints = Set(snapshot.messageFingerprints)
+    }
+
+    // MARK: Commands
+
+    /// Starts recording a command; a read-only one refuses every change.
+    public func begin(readOnly: Bool = false) {
+        precondition(!inCommand, "a command is already running on this partition")
+        inCommand = true
+        self.readOnly = readOnly
+        changes = []
+        undo = []
+    }
+
+    /// Ends the command and hands over what it recorded.
+    public func commit() -> CommandRecord {
+        precondition(inCommand, "no command is running")
+        inCommand = false
+        defer { changes = []; undo = [] }
+        return CommandRecord(changes: changes, undo: undo)
+    }
+
+    /// Ends the command, taking back everything it changed.
+    public func rollback() {
+        precondition(inCommand, "no command is running")
+        inCommand = false
+        let log = undo
+        changes = []
+        undo = []
+        revert(log)
+    }
+
+    /// Takes back a committed command (its batch failed to become durable). Commands must be
+    /// reverted newest first.
+    public func revert(_ record: CommandRecord) {
+        revert(record.undo)
+    }
+
+    private func revert(_ log: [Undo]) {
+        for entry in log.reversed() {
+            switch entry {
+            case let .channel(id, old):
+                channelsByID[id] = old
+            case let .rep(id, old):
+                if let old { putRep(old) } else if let current = repsByID.removeValue(forKey: id), current.presence == .available {
+                    removeAvailable(id)
+                }
+            case let .session(id, old, pendingVersion):
+                let current = sessionsByID[id]
+                if let old {
+                    putSession(old, replacing: current)
+                } else if let current {
+                    unindex(current)
+                    sessionsByID[id] = nil
+                }
+                pendingVersions[id] = pendingVersion
+            case let .event(sessionId, previous, head):
+                lastSequence[sessionId] = previous
+                headCursor = head
+            case let .message(channelId, messageId):
+                // The fingerprint stays: a false match only costs a store read.
+                pendingMessages[MessageKey(channelId: channelId, messageId: messageId)] = nil
+            case let .setting(key, old):
+                settings[key] = old
+            }
+        }
+    }
+
+    /// A batch became durable: what it wrote no longer needs memory's overlay, and sessions it
+    /// ended leave memory (the store answers for them from now on).
+    public func settle(_ batch: JournalBatch) {
+        for session in batch.sessions where pendingVersions[session.id] == session.version {
+            pendingVersions[session.id] = nil
+            if let current = sessionsByID[session.id], current.status == .ended, current.version == session.version {
+                unindex(current)
+                sessionsByID[session.id] = nil
+                lastSequence[session.id] = nil
+            }
+        }
+        for message in batch.messages {
+            pendingMessages[MessageKey(channelId: message.channelId, messageId: message.messageId)] = nil
+        }
+    }
+
+    // MARK: Timers
+
+    /// The earliest deadline in memory (possibly of a session that no longer has it), or nil.
+    public var nextDeadline: Timestamp? { timers.peek?.deadline }
+
+    /// Removes and returns the ids of sessions with a deadline `<= now`, earliest first (each once).
+    public func takeDue(at now: Timestamp, limit: Int) -> [String] {
+        var due: [String] = []
+        var seen: Set<String> = []
+        while due.count < limit, let top = timers.peek, top.deadline <= now {
+            timers.pop()
+            guard let session = sessionsByID[top.sessionId], session.nextDeadline == top.deadline,
+                  seen.insert(top.sessionId).inserted else { continue }
+            due.append(top.sessionId)
+        }
+        compactTimersIfSparse()
+        return due
+    }
+
+    /// Puts a session back in the heap if it is still due at `now` (its fire threw, or left it due).
+    public func rearmIfDue(_ sessionId: String, at now: Timestamp) {
+        if let deadline = sessionsByID[sessionId]?.nextDeadline, deadline <= now { timers.push(deadline, sessionId) }
+    }
+
+    /// The version of a session held in memory, or nil.
+    public func memoryVersion(of sessionId: String) -> Int64? { sessionsByID[sessionId]?.version }
+
+    /// Whether a session in memory has a deadline `<= now`.
+    public func isDue(_ sessionId: String, at now: Timestamp) -> Bool {
+        sessionsByID[sessionId]?.nextDeadline.map { $0 <= now } ?? false
+    }
+
+    private func compactTimersIfSparse() {
+        guard timers.count > 1024, timers.count > 4 * liveDeadlines else { return }
+        var rebuilt = DeadlineHeap()
+        for session in sessionsByID.values { if let deadline = session.nextDeadline { rebuilt.push(deadline, session.id) } }
+        timers = rebuilt
+    }
+
+    /// Open sessions in memory (for tests and metrics).
+    public var sessionCount: Int { sessionsByID.count }
+
+    // MARK: Indexes
+
+    private func putRep(_ rep: Rep) {
+        let old = repsByID[rep.id]
+        repsByID[rep.id] = rep
+        let was = old?.presence == .available
+        let isNow = rep.presence == .available
+        if was && !isNow { removeAvailable(rep.id) }
+        if !was && isNow { insertAvailable(rep.id) }
+    }
+
+    private func insertAvailable(_ id: String) {
+        let i = lowerBound(availableRepIDs, id)
+        if i == availableRepIDs.count || availableRepIDs[i] != id { availableRepIDs.insert(id, at: i) }
+    }
+
+    private func removeAvailable(_ id: String) {
+        let i = lowerBound(availableRepIDs, id)
+        if i < availableRepIDs.count, availableRepIDs[i] == id { availableRepIDs.remove(at: i) }
+    }
+
+    private func putSession(_ session: Session, replacing old: Session?) {
+        if let old { unindex(old) }
+        sessionsByID[session.id] = session
+        if session.status.isOpen { openByConversation[session.conversationId] = session.id }
+        if session.status == .waiting {
+            let key = Self.queueKey(session)
+            queue.insert(key, at: lowerBound(queue, key))
+        }
+        if let repId = session.repId { byRepStatus[RepStatus(repId: repId, status: session.status), default: []].insert(session.id) }
+        if let deadline = session.nextDeadline {
+            liveDeadlines += 1
+            if old?.nextDeadline != deadline { timers.push(deadline, session.id) }
+        }
+    }
+
+    private func unindex(_ session: Session) {
+        if session.status.isOpen, openByConversation[session.conversationId] == session.id {
+            openByConversation[session.conversationId] = nil
+        }
+        if session.status == .waiting {
+            let key = Self.queueKey(session)
+            let i = lowerBound(queue, key)
+            if i < queue.count, queue[i] == key { queue.remove(at: i) }
+        }
+        if let repId = session.repId {
+            let key = RepStatus(repId: repId, status: session.status)
+            byRepStatus[key]?.remove(session.id)
+            if byRepStatus[key]?.isEmpty == true { byRepStatus[key] = nil }
+        }
+        if session.nextDeadline != nil { liveDeadlines -= 1 }
+    }
+
+    private static func queueKey(_ session: Session) -> QueuePosition {
+        QueuePosition(queuedAt: session.queuedAt ?? session.updatedAt, sessionId: session.id)
+    }
+
+    private func record(_ change: Change, _ undoEntry: Undo, _ operation: String) throws {
+        precondition(inCommand, "a partition is changed only inside a command")
+        if readOnly { throw PartitionStateError.writeInRead(operation) }
+        changes.append(change)
+        undo.append(undoEntry)
+    }
+
+    private func recordSession(_ session: Session, old: Session?, _ operation: String) throws {
+        try record(.session(session), .session(session.id, old, pendingVersion: pendingVersions[session.id]), operation)
+        pendingVersions[session.id] = session.version
+    }
+
+    // MARK: SessionRepository — channels
+
+    public func channel(id: String) throws -> Channel? { channelsByID[id] }
+
+    public func insertChannel(_ channel: Channel) throws {
+        guard channelsByID[channel.id] == nil else { throw DomainError.alreadyExists("channel \(channel.id) already exists") }
+        try record(.channel(channel), .channel(channel.id, nil), "insertChannel")
+        channelsByID[channel.id] = channel
+    }
+
+    public func updateChannel(_ channel: Channel) throws {
+        guard let old = channelsByID[channel.id] else { throw DomainError.notFound("channel \(channel.id) does not exist") }
+        try record(.channel(channel), .channel(channel.id, old), "updateChannel")
+        channelsByID[channel.id] = channel
+    }
+
+    public func channels(after: String?, limit: Int) throws -> [Channel] {
+        Array(channelsByID.keys.filter { after == nil || $0 > after! }.sorted().prefix(max(0, limit)).map { channelsByID[$0]! })
+    }
+
+    // MARK: Reps
+
+    public func rep(id: String) throws -> Rep? { repsByID[id] }
+
+    public func upsertRep(_ rep: Rep) throws {
+        try record(.rep(rep), .rep(rep.id, repsByID[rep.id]), "upsertRep")
+        putRep(rep)
+    }
+
+    public func reps(after: String?, limit: Int) throws -> [Rep] {
+        Array(repsByID.keys.filter { after == nil || $0 > after! }.sorted().prefix(max(0, limit)).map { repsByID[$0]! })
+    }
+
+    public func availableReps() throws -> [Rep] { availableRepIDs.map { repsByID[$0]! } }
+
+    // MARK: Sessions
+
+    public func session(id: String) throws -> Session? {
+        if let session = sessionsByID[id] { return session }
+        return try journal.readDurable { try $0.session(id: id) }
+    }
+
+    public func openSession(conversationId: String) throws -> Session? {
+        openByConversation[conversationId].flatMap { sessionsByID[$0] }
+    }
+
+    public func insertSession(_ session: Session) throws {
+        guard sessionsByID[session.id] == nil else { throw DomainError.alreadyExists("session \(session.id) already exists") }
+        if session.status.isOpen, let open = openByConversation[session.conversationId] {
+            throw DomainError.alreadyExists("conversation \(session.conversationId) already has open session \(open)")
+        }
+        try requireReferences(of: session)
+        try recordSession(session, old: nil, "insertSession")
+        putSession(session, replacing: nil)
+    }
+
+    public func updateSession(_ session: Session) throws {
+        let stored: Session
+        if let inMemory = sessionsByID[session.id] {
+            stored = inMemory
+        } else if let durable = try journal.readDurable({ try $0.session(id: session.id) }) {
+            stored = durable
+        } else {
+            throw DomainError.notFound("session \(session.id) does not exist")
+        }
+        guard stored.version == session.version - 1 else {
+            throw DomainError.aborted(
+                "session \(session.id) was changed concurrently (stored version \(stored.version), update expected \(session.version - 1)); retry")
+        }
+        guard stored.conversationId == session.conversationId else {
+            throw DomainError.invalidArgument("session \(session.id) cannot move to another conversation")
+        }
+        if session.status.isOpen, let open = openByConversation[session.conversationId], open != session.id {
+            throw DomainError.alreadyExists("conversation \(session.conversationId) already has open session \(open)")
+        }
+        try requireReferences(of: session)
+        let inMemory = sessionsByID[session.id]
+        try recordSession(session, old: inMemory, "updateSession")
+        putSession(session, replacing: inMemory)
+    }
+
+    /// The store's foreign keys, checked in memory (every channel and rep is in memory).
+    private func requireReferences(of session: Session) throws {
+        guard channelsByID[session.channelId] != nil else { throw DomainError.notFound("channel \(session.channelId) does not exist") }
+        if let repId = session.repId, repsByID[repId] == nil { throw DomainError.notFound("rep \(repId) does not exist") }
+    }
+
+    private func requireSessionExists(_ id: String) throws {
+        if sessionsByID[id] != nil { return }
+        guard try journal.readDurable({ try $0.session(id: id) }) != nil else {
+            throw DomainError.notFound("session \(id) does not exist")
+        }
+    }
+
+    /// From the store, overlaid with the sessions whose latest state is not yet durable.
+    public func sessions(matching filter: SessionFilter, after: String?, limit: Int) throws -> [Session] {
+        let limit = max(0, limit)
+        let pending = pendingVersions
+        let durable = try journal.readDurable { try $0.sessions(matching: filter, after: after, limit: limit + pending.count) }
+        var merged = durable.filter { pending[$0.id] == nil }
+        for id in pending.keys {
+            guard let session = sessionsByID[id], filter.matches(session), after.map({ id > $0 }) ?? true else { continue }
+            merged.append(session)
+        }
+        merged.sort { $0.id < $1.id }
+        return Array(merged.prefix(limit))
+    }
+
+    public func waitingSessions(after position: QueuePosition?, limit: Int) throws -> [Session] {
+        var start = 0
+        if let position {
+            start = lowerBound(queue, position)
+            if start < queue.count, queue[start] == position { start += 1 }
+        }
+        let end = min(queue.count, start + max(0, limit))
+        guard start < end else { return [] }
+        return queue[start..<end].map { sessionsByID[$0.sessionId]! }
+    }
+
+    public func sessions(repId: String, status: SessionStatus) throws -> [Session] {
+        if status == .ended {
+            return try journal.readDurable { try $0.sessions(repId: repId, status: .ended) }
+                .filter { pendingVersions[$0.id] == nil }
+                + (byRepStatus[RepStatus(repId: repId, status: .ended)] ?? []).compactMap { sessionsByID[$0] }
+                .sorted { $0.id < $1.id }
+        }
+        return (byRepStatus[RepStatus(repId: repId, status: status)] ?? []).sorted().map { sessionsByID[$0]! }
+    }
+
+    /// Memory's sessions, and ended ones from the store (the engine clears an ended session's
+    /// deadlines, but the contract covers any session). Not on the owner's path: it fires from
+    /// its heap (``takeDue(at:limit:)``).
+    public func sessionsWithDueDeadline(at now: Timestamp, limit: Int) throws -> [Session] {
+        let durable = try journal.readDurable { try $0.sessionsWithDueDeadline(at: now, limit: limit + sessionsByID.count) }
+        let candidates = durable.filter { sessionsByID[$0.id] == nil } + Array(sessionsByID.values)
+        let due = candidates.compactMap { s -> (Timestamp, Session)? in
+            guard let d = [s.inactivityDeadline, s.autoEndDeadline].compactMap({ $0 }).filter({ $0 <= now }).min() else { return nil }
+            return (d, s)
+        }
+        return Array(due.sorted { ($0.0, $0.1.id) < ($1.0, $1.1.id) }.prefix(max(0, limit)).map(\.1))
+    }
+
+    // MARK: Events
+
+    public func appendEvent(_ event: Event) throws -> Event {
+        try requireSessionExists(event.sessionId)
+        let previous = lastSequence[event.sessionId]
+        let last: Int64
+        if let previous { last = previous } else { last = try journal.lastSequence(sessionId: event.sessionId) }
+        var stored = event
+        stored.sequence = last + 1
+        stored.cursor = headCursor + 1
+        try record(.event(stored), .event(sessionId: event.sessionId, lastSequence: previous, head: headCursor), "appendEvent")
+        lastSequence[event.sessionId] = stored.sequence
+        headCursor = stored.cursor
+        return stored
+    }
+
+    /// Durable events only (a batch being written shows once it is durable).
+    public func events(sessionId: String, afterSequence: Int64, limit: Int) throws -> [Event] {
+        try journal.readDurable { try $0.events(sessionId: sessionId, afterSequence: afterSequence, limit: limit) }
+    }
+
+    public func events(afterCursor: Int64, limit: Int) throws -> [Event] {
+        try journal.readDurable { try $0.events(afterCursor: afterCursor, limit: limit) }
+    }
+
+    public func latestEventCursor() throws -> Int64 { headCursor }
+
+    // MARK: Messages
+
+    public func message(channelId: String, id: String) throws -> Message? {
+        if let pending = pendingMessages[MessageKey(channelId: channelId, messageId: id)] { return pending }
+        guard fingerprints.contains(MessageFingerprint.of(channelId: channelId, messageId: id)) else { return nil }
+        return try journal.readDurable { try $0.message(channelId: channelId, id: id) }
+    }
+
+    public func insertMessage(_ message: Message) throws {
+        if try self.message(channelId: message.channelId, id: message.messageId) != nil {
+            throw DomainError.alreadyExists("message \(message.messageId) already exists on channel \(message.channelId)")
+        }
+        try requireSessionExists(message.sessionId)
+        try record(.message(message), .message(channelId: message.channelId, messageId: message.messageId), "insertMessage")
+        pendingMessages[MessageKey(channelId: message.channelId, messageId: message.messageId)] = message
+        fingerprints.insert(MessageFingerprint.of(channelId: message.channelId, messageId: message.messageId))
+    }
+
+    // MARK: Settings
+
+    public func setting(_ key: String) throws -> Int64? { settings[key] }
+
+    public func setSetting(_ key: String, _ value: Int64) throws {
+        try record(.setting(key, value), .setting(key, settings[key]), "setSetting")
+        settings[key] = value
+    }
+}
+
+/// Misuse of a partition, reported instead of corrupting it.
+public enum PartitionStateError: Error, CustomStringConvertible {
+    case writeInRead(String)
+    case nestedCommand
+
+    public var description: String {
+        switch self {
+        case .writeInRead(let operation): "\(operation) is a write, called inside a read (a read-only command)"
+        case .nestedCommand: "a blocking command was called inside a write closure (a command on the same owner); it would wait for itself"
+        }
+    }
+}
+
+private func lowerBound<T: Comparable>(_ array: [T], _ value: T) -> Int {
+    var low = 0, high = array.count
+    while low < high {
+        let mid = (low + high) / 2
+        if array[mid] < value { low = mid + 1 } else { high = mid }
+    }
+    return low
+}
+
+/// A binary min-heap of (deadline, session id); entries go stale when a session's deadline changes
+/// and are dropped when they reach the top.
+struct DeadlineHeap {
+    private var items: [(deadline: Timestamp, sessionId: String)] = []
+
+    var count: Int { items.count }
+    var peek: (deadline: Timestamp, sessionId: String)? { items.first }
+
+    private static func less(_ a: (deadline: Timestamp, sessionId: String), _ b: (deadline: Timestamp, sessionId: String)) -> Bool {
+        a.deadline != b.deadline ? a.deadline < b.deadline : a.sessionId < b.sessionId
+    }
+
+    mutating func push(_ deadline: Timestamp, _ sessionId: String) {
+        items.append((deadline, sessionId))
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard Self.less(items[i], items[parent]) else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count, Self.less(items[l], items[m]) { m = l }
+            if r < items.count, Self.less(items[r], items[m]) { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            i = m
+        }
+    }
+}

@@ -1,0 +1,90 @@
+public import SessionCore
+
+/// The SQLite side of a partition: the tables of the schema are the journal. A batch is one
+/// `BEGIN IMMEDIATE … COMMIT` on the writer connection holding only the rows that changed, so
+/// `sqlite3` and backups see the same tables as before, and a crash leaves each batch whole or
+/// absent (SQLite's WAL; fsynced at COMMIT under `--durability full`).
+extension SQLiteStore: PartitionJournal {
+    public func loadPartition() throws -> PartitionSnapshot {
+        try read { (repo: SQLiteRepository) throws -> PartitionSnapshot in
+            let db = repo.connection
+            var snapshot = PartitionSnapshot()
+            snapshot.channels = try db.query("SELECT \(SQLiteRepository.channelColumns) FROM channels", [], SQLiteRepository.decodeChannel)
+            snapshot.reps = try db.query("SELECT \(SQLiteRepository.repColumns) FROM reps", [], SQLiteRepository.decodeRep)
+            snapshot.openSessions = try db.query(
+                "SELECT \(SQLiteRepository.sessionColumns) FROM sessions WHERE status IN ('NEW', 'WAITING', 'ACTIVE', 'INACTIVE')",
+                [], SQLiteRepository.decodeSession)
+            for (key, value) in try db.query("SELECT key, value FROM settings", [], { (try $0.string(0), try $0.int64(1)) }) {
+                snapshot.settings[key] = value
+            }
+            // AUTOINCREMENT's counter never goes back, even if the newest events were deleted.
+            snapshot.headCursor = try db.queryOne(
+                """
+                SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                           coalesce((SELECT max(cursor) FROM events), 0))
+                """, [], { try $0.int64(0) }) ?? 0
+            snapshot.messageFingerprints = try db.query("SELECT channel_id, message_id FROM messages", []) { row in
+                MessageFingerprint.of(channelId: try row.string(0), messageId: try row.string(1))
+            }
+            return snapshot
+        }
+    }
+
+    public func commit(_ batch: JournalBatch) throws {
+        guard !batch.isEmpty else { return }
+        try writerQueue.sync {
+            try writer.transaction(.immediate) {
+                let repo = SQLiteRepository(connection: writer, access: .readWrite)
+                defer { repo.invalidate() }
+                for channel in batch.channels {
+                    try writer.run(
+                        """
+                        INSERT INTO channels (\(SQLiteRepository.channelColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (id) DO UPDATE SET
+                            type = excluded.type, capacity_model = excluded.capacity_model,
+                            capacity_weight = excluded.capacity_weight,
+                            customer_inactivity_timeout_ms = excluded.customer_inactivity_timeout_ms,
+                            inactive_auto_end_after_ms = excluded.inactive_auto_end_after_ms,
+                            inactivate_action_visible = excluded.inactivate_action_visible
+                        """, SQLiteRepository.channelValues(channel))
+                }
+                for rep in batch.reps { try repo.upsertRep(rep) }
+                for session in batch.sessions {
+                    try writer.run(
+                        """
+                        INSERT INTO sessions (\(SQLiteRepository.sessionColumns))
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                        ON CONFLICT (id) DO UPDATE SET
+                            channel_id = ?3, status = ?4, rep_id = ?5, created_at = ?6, updated_at = ?7, queued_at = ?8,
+                            inactivity_deadline = ?9, auto_end_deadline = ?10, awaiting_customer_since = ?11,
+                            held_capacity = ?12, end_reason = ?13, version = ?14
+                        """, SQLiteRepository.sessionValues(session))
+                }
+                for event in batch.events {
+                    try writer.run(
+                        """
+                        INSERT INTO events (cursor, session_id, sequence, time, actor_kind, actor_id, from_status, to_status, rep_id, reason)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                        [
+                            event.cursor, event.sessionId, event.sequence, event.time, event.actor.kind.rawValue, event.actor.id,
+                            event.from?.rawValue, event.to.rawValue, event.repId, event.reason.rawValue,
+                        ])
+                }
+                for message in batch.messages { try repo.insertMessage(message) }
+                for (key, value) in batch.settings.sorted(by: { $0.key < $1.key }) { try repo.setSetting(key, value) }
+            }
+        }
+    }
+
+    public func readDurable<T>(_ body: (any SessionRepository) throws -> T) throws -> T {
+        try read { (repo: SQLiteRepository) throws -> T in try body(repo) }
+    }
+
+    public func lastSequence(sessionId: String) throws -> Int64 {
+        try read { (repo: SQLiteRepository) throws -> Int64 in
+            try repo.connection.queryOne(
+                "SELECT coalesce(max(sequence), 0) FROM events WHERE session_id = ?", [sessionId], { try $0.int64(0) }) ?? 0
+        }
+    }
+}
