@@ -111,7 +111,7 @@ public final class SessionDaemon: Sendable {
                 let logger = self.logger
                 let owner = try PartitionOwner(
                     journal: GatedJournal(sqlite, gate: gate), now: { backend.clock.now() },
-                    onDurable: { _ in backend.hub.notify() },
+                    onDurable: { batch in backend.hub.publish(batch.events) },
                     onTimerError: { error in logger.warning("timer failed", metadata: ["error": "\(error)"]) })
                 backend.attach(owner: owner)
             }

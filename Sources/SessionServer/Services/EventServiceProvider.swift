@@ -32,9 +32,11 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
     }
 
     /// Replays the log after `after_cursor`, then streams new events as they
-    /// are committed. The store is the source of truth: a wake-up (a commit on
-    /// this instance, or a periodic tick for other instances) makes the watcher
-    /// read what follows its cursor, so nothing is skipped or repeated.
+    /// become durable. With a state owner the events come from memory (the
+    /// hub's mailbox) once the watcher has caught up from the store; without
+    /// one, a wake-up (a local commit, or a periodic tick for other instances)
+    /// makes the watcher read what follows its cursor. Either way nothing is
+    /// skipped or repeated: events are emitted in cursor order, each once.
     public func watchEvents(
         request: SessionsV1.WatchEventsRequest, writer: RPCServerStreamWriter<SessionsV1.Event>, context: RPCServerContext
     ) async throws {
@@ -48,12 +50,28 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
                 try engine.requireEventFeedReader(actor)
             }
         }
-        let (wakeups, cancel) = backend.hub.subscribe()
+        // With a state owner, durable events arrive in the watcher's mailbox; the store is read
+        // only to catch up (at the start, and after falling behind).
+        let live = backend.owner != nil
+        let (watcher, wakeups, cancel) = backend.hub.subscribe(sessionId: sessionId, tickMillis: live ? nil : 1000)
         context.onCancel(cancel)
         defer { cancel() }
         var cursor = request.afterCursor
         var sequence: Int64 = 0
+        var caughtUp = false
         for await _ in wakeups {
+            if live && caughtUp {
+                if let events = watcher.take() {
+                    for event in events where event.cursor > cursor {
+                        cursor = event.cursor
+                        sequence = max(sequence, event.sequence)
+                        try await writer.write(SessionsV1.Event(event))
+                    }
+                    if Task.isCancelled || context.isCancelled { break }
+                    continue
+                }
+                // The mailbox overflowed: read what was dropped from the store.
+            }
             while !Task.isCancelled {
                 let batch: [SessionCore.Event]
                 do {
@@ -73,6 +91,11 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
                     try await writer.write(SessionsV1.Event(event))
                 }
                 if batch.count < Self.batchSize { break }
+            }
+            if live {
+                // Events published while catching up are in the mailbox; older ones were read above.
+                caughtUp = true
+                watcher.continuation.yield()
             }
             if Task.isCancelled || context.isCancelled { break }
         }
