@@ -11,12 +11,13 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
     public init(backend: SessionBackend) { self.backend = backend }
 
     public func createSession(request: SessionsV1.CreateSessionRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
-        try await backend.write(context) { engine, actor, now, repo in
-            SessionsV1.SessionResponse(try engine.createSession(
+        // The engine runs on the owner; the response is built here, off it.
+        SessionsV1.SessionResponse(try await backend.write(context) { engine, actor, now, repo in
+            try engine.createSession(
                 conversationId: request.conversationId, channelId: request.channelId,
                 firstMessage: incomingMessage(id: request.messageId, text: request.text),
-                by: actor, at: now, in: &repo))
-        }
+                by: actor, at: now, in: &repo)
+        })
     }
 
     public func getSession(request: SessionsV1.GetSessionRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
@@ -43,32 +44,36 @@ public struct SessionServiceProvider: SessionsV1.SessionService.ServiceProtocol 
     }
 
     public func postCustomerMessage(request: SessionsV1.PostCustomerMessageRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
-        try await backend.write(context) { engine, actor, now, repo in
-            SessionsV1.SessionResponse(try engine.postCustomerMessage(
+        // The engine runs on the owner; the response is built here, off it.
+        SessionsV1.SessionResponse(try await backend.write(context) { engine, actor, now, repo in
+            try engine.postCustomerMessage(
                 IncomingMessage(messageId: request.messageId, text: request.text),
                 to: .conversation(id: request.conversationId, channelId: request.channelId),
-                by: actor, at: now, in: &repo))
-        }
+                by: actor, at: now, in: &repo)
+        })
     }
 
     public func postRepMessage(request: SessionsV1.PostRepMessageRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
-        try await backend.write(context) { engine, actor, now, repo in
-            SessionsV1.SessionResponse(try engine.postRepMessage(
+        // The engine runs on the owner; the response is built here, off it.
+        SessionsV1.SessionResponse(try await backend.write(context) { engine, actor, now, repo in
+            try engine.postRepMessage(
                 IncomingMessage(messageId: request.messageId, text: request.text), sessionId: request.sessionId,
-                by: actor, at: now, in: &repo))
-        }
+                by: actor, at: now, in: &repo)
+        })
     }
 
     public func markInactive(request: SessionsV1.MarkInactiveRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
-        try await backend.write(context) { engine, actor, now, repo in
-            SessionsV1.SessionResponse(try engine.markInactive(sessionId: request.sessionId, by: actor, at: now, in: &repo))
-        }
+        // The engine runs on the owner; the response is built here, off it.
+        SessionsV1.SessionResponse(try await backend.write(context) { engine, actor, now, repo in
+            try engine.markInactive(sessionId: request.sessionId, by: actor, at: now, in: &repo)
+        })
     }
 
     public func endSession(request: SessionsV1.EndSessionRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
-        try await backend.write(context) { engine, actor, now, repo in
-            SessionsV1.SessionResponse(try engine.endSession(sessionId: request.sessionId, by: actor, at: now, in: &repo))
-        }
+        // The engine runs on the owner; the response is built here, off it.
+        SessionsV1.SessionResponse(try await backend.write(context) { engine, actor, now, repo in
+            try engine.endSession(sessionId: request.sessionId, by: actor, at: now, in: &repo)
+        })
     }
 
     public func startBusinessInitiated(request: SessionsV1.StartBusinessInitiatedRequest, context: RPCServerContext) async throws -> SessionsV1.SessionResponse {
