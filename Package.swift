@@ -105,7 +105,7 @@ let package = Package(
         ),
 
         .executableTarget(name: "session-bench", dependencies: ["RPCProtoC", "SessionProtoC"]),
-        .executableTarget(name: "session-sweep-bench", dependencies: ["SessionServer", "SessionStorage", "SessionCore", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .executableTarget(name: "session-sweep-bench", dependencies: ["SessionServer", "SessionState", "SessionStorage", "SessionCore", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
 
         // ---- tests
         .testTarget(name: "RPCTests", dependencies: ["RPC", "SessionAPI", "SessionClient", "SessionServer", "ProtoRuntime"], swiftSettings: swiftSettings),

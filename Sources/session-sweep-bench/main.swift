@@ -7,7 +7,11 @@
 //    after an existing history. `--layout time-ordered` (default) orders ids, rows and deadlines by
 //    creation time like production ids, so the due sessions are the oldest; `--layout spread` makes
 //    every (N/M)-th id due (each fired session then dirties pages of its own: the worst case).
-// 2. Measured: the store is reopened with the daemon's settings (`--durability`, default `full`, like
+// 2. Measured (SQLite, `--engine owner`, the default there: sessiond's path): the store is reopened
+//    with the daemon's settings and loaded into a `PartitionOwner` (timed apart as partition_load_s:
+//    what a restart costs; rss_loaded_mb is memory with every session in it), which fires every due
+//    timer from its heap at once; time = from the owner's start until no due deadline is left.
+//    Measured (PostgreSQL, or `--engine sweeper`): the store is reopened with the daemon's settings (`--durability`, default `full`, like
 //    `sessiond`), a real `TimerSweeper` over a `SessionBackend` is started (it sweeps at once, then
 //    every interval, in batches of `--sweep-batch` sessions per transaction) and the main thread
 //    polls, every few milliseconds, on its own read connection, whether any due deadline is left, and
@@ -38,6 +42,7 @@ import Foundation
 import Logging
 import SessionCore
 import SessionServer
+import SessionState
 import SessionStorage
 
 #if canImport(Glibc)
@@ -65,6 +70,9 @@ struct Options {
     var layout = Population.Layout.timeOrdered
     var timeoutSeconds = 600.0
     var loadMode = LoadMode.bulk
+    /// `owner`: sessiond's SQLite path (the partition loaded into a state owner, timers fired from
+    /// its heap); `sweeper`: the store-polling TimerSweeper (PostgreSQL's path; the only one there).
+    var engine: String?
 
     /// How the PostgreSQL store is loaded (SQLite always goes through its repository).
     enum LoadMode: String {
@@ -76,7 +84,7 @@ struct Options {
         usage: session-sweep-bench [--store sqlite|postgres://USER@HOST:PORT/DB] [--sessions 1000000] [--due 100000]
                                    [--sweep-batch 256] [--interval-ms 1000] [--durability full|process-crash]
                                    [--layout time-ordered|spread] [--load-batch 50000] [--dir DIR] [--keep]
-                                   [--load-only] [--timeout 600] [--load-mode bulk|repository (postgres)]
+                                   [--load-only] [--timeout 600] [--engine owner|sweeper] [--load-mode bulk|repository (postgres)]
         """
 
     static func parse(_ arguments: [String]) -> Options {
@@ -126,6 +134,10 @@ struct Options {
                 default: fail("--layout: time-ordered or spread")
                 }
             case "--timeout": o.timeoutSeconds = Double(value(a)) ?? 600
+            case "--engine":
+                let e = value(a)
+                guard e == "owner" || e == "sweeper" else { fail("--engine is owner or sweeper, not \(e)") }
+                o.engine = e
             case "--load-mode":
                 guard let mode = LoadMode(rawValue: value(a)) else { fail("--load-mode: bulk or repository") }
                 o.loadMode = mode
@@ -582,19 +594,44 @@ do {
         exit(0)
     }
 
-    // ---- measured: a real sweeper over a SessionBackend, as sessiond runs it
-    let store = try benchStore.openForSweep()
-    let backend = SessionBackend(store: store, clock: ServerClock(testClock: false), logger: logger)
-    let sweeper = TimerSweeper(backend: backend, intervalMillis: options.intervalMillis, batchSize: options.sweepBatch)
+    // ---- measured: as sessiond runs it. SQLite: the partition loaded into a state owner, which
+    // fires due timers from its heap at once (the load is timed apart: it is the restart's cost);
+    // PostgreSQL (or --engine sweeper): a real TimerSweeper over a SessionBackend.
+    let useOwner: Bool
+    if case .sqlite = options.store { useOwner = (options.engine ?? "owner") == "owner" } else {
+        if options.engine == "owner" { fail("--engine owner is the embedded store's path; PostgreSQL runs the sweeper") }
+        useOwner = false
+    }
     guard try benchStore.anyDue(at: population.cutoff) || options.due == 0 else {
         fail("no session is due after the load")
     }
     let hwmReset = resetHighWaterMark()
     let before = memory()
     var peakRSS = before.rss
-    note("sweeping (batch \(options.sweepBatch), interval \(options.intervalMillis) ms, durability \(options.durability))…")
-    let start = monotonicSeconds()
-    sweeper.start()
+    var partitionLoadSeconds = 0.0
+    var rssLoaded = before.rss
+    let stopTimers: () -> Void
+    let start: Double
+    if useOwner {
+        note("loading the partition into a state owner (durability \(options.durability)); it fires what is due at once…")
+        let store = try benchStore.openForSweep()
+        guard let journal = store as? SQLiteStore else { fail("the owner needs the SQLite store") }
+        let clock = ServerClock(testClock: false)
+        let loadStart = monotonicSeconds()
+        let owner = try PartitionOwner(journal: journal, now: { clock.now() })
+        start = monotonicSeconds()
+        partitionLoadSeconds = start - loadStart
+        rssLoaded = memory().rss
+        stopTimers = { owner.stop() }
+    } else {
+        let store = try benchStore.openForSweep()
+        let backend = SessionBackend(store: store, clock: ServerClock(testClock: false), logger: logger)
+        let sweeper = TimerSweeper(backend: backend, intervalMillis: options.intervalMillis, batchSize: options.sweepBatch)
+        note("sweeping (batch \(options.sweepBatch), interval \(options.intervalMillis) ms, durability \(options.durability))…")
+        start = monotonicSeconds()
+        sweeper.start()
+        stopTimers = { sweeper.stop() }
+    }
     var finished = false
     var polls = 0
     while monotonicSeconds() - start < options.timeoutSeconds {
@@ -608,7 +645,7 @@ do {
     }
     let seconds = monotonicSeconds() - start
     let during = memory()
-    sweeper.stop()
+    stopTimers()
     peakRSS = max(peakRSS, during.rss)
     usleep(100_000)   // let a sweep in progress see that nothing is due
     let after = memory()
@@ -631,6 +668,7 @@ do {
             + " rss_before_mb=\(mb(before.rss)) rss_peak_during_mb=\(mb(peakRSS)) rss_after_mb=\(mb(after.rss))"
             + " hwm_during_mb=\(hwmReset ? mb(during.hwm) : "n/a") future_untouched=\(v.futureStillInactive)"
             + " load_s=\(String(format: "%.1f", loadSeconds)) load=\(benchStore.loadMethod) sweep_batch=\(options.sweepBatch) layout=\(options.layout.rawValue)"
+            + " engine=\(useOwner ? "owner" : "sweeper") partition_load_s=\(String(format: "%.2f", partitionLoadSeconds)) rss_loaded_mb=\(mb(rssLoaded))"
             + " check=\(problems.isEmpty ? "ok" : "FAILED(" + problems.joined(separator: "; ") + ")")")
     if !options.keep { try? benchStore.remove() } else { note("kept the store (--keep)") }
     exit(problems.isEmpty ? 0 : 1)
