@@ -49,29 +49,29 @@ extension SQLiteStore: PartitionJournal {
                         """, SQLiteRepository.channelValues(channel))
                 }
                 for rep in batch.reps { try repo.upsertRep(rep) }
-                for session in batch.sessions {
-                    try writer.run(
-                        """
-                        INSERT INTO sessions (\(SQLiteRepository.sessionColumns))
-                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-                        ON CONFLICT (id) DO UPDATE SET
-                            channel_id = ?3, status = ?4, rep_id = ?5, created_at = ?6, updated_at = ?7, queued_at = ?8,
-                            inactivity_deadline = ?9, auto_end_deadline = ?10, awaiting_customer_since = ?11,
-                            held_capacity = ?12, end_reason = ?13, version = ?14
-                        """, SQLiteRepository.sessionValues(session))
+                try writer.runEach(
+                    """
+                    INSERT INTO sessions (\(SQLiteRepository.sessionColumns))
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                    ON CONFLICT (id) DO UPDATE SET
+                        channel_id = ?3, status = ?4, rep_id = ?5, created_at = ?6, updated_at = ?7, queued_at = ?8,
+                        inactivity_deadline = ?9, auto_end_deadline = ?10, awaiting_customer_since = ?11,
+                        held_capacity = ?12, end_reason = ?13, version = ?14
+                    """, batch.sessions, SQLiteRepository.sessionValues)
+                try writer.runEach(
+                    """
+                    INSERT INTO events (cursor, session_id, sequence, time, actor_kind, actor_id, from_status, to_status, rep_id, reason)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, batch.events
+                ) { event in
+                    [
+                        event.cursor, event.sessionId, event.sequence, event.time, event.actor.kind.rawValue, event.actor.id,
+                        event.from?.rawValue, event.to.rawValue, event.repId, event.reason.rawValue,
+                    ]
                 }
-                for event in batch.events {
-                    try writer.run(
-                        """
-                        INSERT INTO events (cursor, session_id, sequence, time, actor_kind, actor_id, from_status, to_status, rep_id, reason)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """,
-                        [
-                            event.cursor, event.sessionId, event.sequence, event.time, event.actor.kind.rawValue, event.actor.id,
-                            event.from?.rawValue, event.to.rawValue, event.repId, event.reason.rawValue,
-                        ])
-                }
-                for message in batch.messages { try repo.insertMessage(message) }
+                try writer.runEach(
+                    "INSERT INTO messages (\(SQLiteRepository.messageColumns)) VALUES (?, ?, ?, ?, ?, ?)", batch.messages
+                ) { m in [m.messageId, m.channelId, m.sessionId, m.sender.rawValue, m.text, m.time] }
                 for (key, value) in batch.settings.sorted(by: { $0.key < $1.key }) { try repo.setSetting(key, value) }
             }
         }

@@ -190,6 +190,17 @@ package final class SQLiteConnection {
         }
     }
 
+    /// Runs one statement once per element of `rows`, on one prepared statement (a journal batch).
+    package func runEach<Rows: Sequence>(_ sql: String, _ rows: Rows, _ values: (Rows.Element) -> [any SQLiteBindable]) throws {
+        try withStatement(sql) { statement in
+            for row in rows {
+                try statement.bind(values(row))
+                while try statement.step() {}
+                statement.reset()
+            }
+        }
+    }
+
     /// Runs a query and decodes every row.
     package func query<T>(
         _ sql: String,
