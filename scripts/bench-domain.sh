@@ -14,6 +14,20 @@
 # Sweeper (session-sweep-bench, Sources/session-sweep-bench): SWEEP_SESSIONS INACTIVE sessions with
 # auto-end timers, SWEEP_DUE of them due at once; a real TimerSweeper over a SessionBackend fires them.
 #
+# Comparisons, measured in the same run so that the ratios against them hold on one machine state:
+#   - echo: sessiond's RPC path without the domain: /grpc.testing.TestService/UnaryCall (session-bench's
+#     default echo workload, ECHO_SIZE-byte payload) at ECHO_POINT, same DURATION/WARMUP/REPEATS, median,
+#     on a fresh sessiond started with --test-service (as scripts/bench.sh measures it);
+#   - redis: ../shared/bench-anchors/redis-durable.sh (Redis, appendonly + appendfsync always; its
+#     `lua-route` line is one routed state change: HSET session + HINCRBY rep + XADD event in Lua) at
+#     REDIS_POINTS. redis-benchmark runs a fixed number of requests, not a time window, so per point warmup
+#     runs (not counted; N = max(200, 100 x C x P), grown until one lasts >= WARMUP s, at most 4) size N to
+#     about DURATION seconds of lua-route (REDIS_N fixes it instead), then REPEATS runs, median; each run is one redis-durable.sh invocation with a fresh
+#     redis-server, its AOF in the results directory (the disk sessiond's SQLite uses). Redis is installed
+#     with apt-get if missing (as root); if that fails the Redis rows say so.
+#   - "Ratios": the domain figures against these and against fixed targets, with PASS/MISS verdicts
+#     (lifecycle = SQLite `full`, the acknowledged-durable figure; a lifecycle point with errors is a MISS).
+#
 # PostgreSQL (STORES contains postgres): a throwaway PostgreSQL cluster (the newest
 # /usr/lib/postgresql/*/bin; as root its commands run as the postgres user via runuser) in a temporary
 # directory owned by postgres, on 127.0.0.1 only, a free port, fsync on, synchronous_commit left at its
@@ -46,10 +60,14 @@
 #   PG_LOAD_LIMIT=180  a PostgreSQL sweeper load (bulk, not measured) slower than this many seconds is flagged:
 #                 use a smaller PG_SWEEP_SESSIONS then (the output says so whenever it differs from SQLite's)
 #   PG_BIN=/usr/lib/postgresql/<newest>/bin  PG_PORT=<free>
+#   ECHO=1  ECHO_POINT=8x16  ECHO_SIZE=256                  (ECHO=0 skips the echo comparison)
+#   REDIS=1  REDIS_POINTS="1x1 32x16"  REDIS_N=<sized from the warmup run>  REDIS_PORT=<free>
+#            ANCHORS=../shared/bench-anchors                 (REDIS=0 skips the Redis comparison)
 #   SKIP_BUILD=1  reuse the binaries of an earlier run          BASE_PORT=17151
 #
 # Output: tables on stdout, the "Domain workload" section of BENCHMARKS.md, raw data (points.csv,
-# server logs, client stderr, sweeper output, PostgreSQL logs and profiles) under
+# comparisons.csv, server logs, client stderr, redis-durable.sh output, sweeper output, PostgreSQL logs
+# and profiles) under
 # .build-bench/results/domain-<stamp>/ (not committed).
 # Builds: swift build -c release --scratch-path .build-bench (never .build); one build at a time.
 # Bounds: servers, clients and tools run under `timeout`; an EXIT trap stops what this script started, by PID.
@@ -86,6 +104,14 @@ PG_SWEEP_LAYOUTS=${PG_SWEEP_LAYOUTS:-$SWEEP_LAYOUTS}
 PG_LOAD_LIMIT=${PG_LOAD_LIMIT:-180}
 PG_BIN=${PG_BIN:-}
 PG_PORT=${PG_PORT:-}
+ECHO=${ECHO:-1}
+ECHO_POINT=${ECHO_POINT:-8x16}
+ECHO_SIZE=${ECHO_SIZE:-256}
+REDIS=${REDIS:-1}
+REDIS_POINTS=${REDIS_POINTS:-"1x1 32x16"}
+REDIS_N=${REDIS_N:-}
+REDIS_PORT=${REDIS_PORT:-}
+ANCHORS=${ANCHORS:-$ROOT/../shared/bench-anchors}
 BASE_PORT=${BASE_PORT:-17151}
 HOST=127.0.0.1
 CHANNEL=bench-web
@@ -102,6 +128,8 @@ RAW=$BENCH/results/domain-$STAMP
 mkdir -p "$RAW"
 CSV=$RAW/points.csv
 echo "store,durability,conns,depth,run,rps,p50_us,p99_us,p999_us,errors,cycles,srv_cpu_us_per_req,pg_cpu_us_per_req" > "$CSV"
+CMP_CSV=$RAW/comparisons.csv    # echo and Redis runs, the same columns (depth = pipeline depth P for Redis)
+head -1 "$CSV" > "$CMP_CSV"
 PROFILE=$RAW/pg-profile.csv
 echo "store,durability,conns,depth,write_txns,stmts_per_txn,exec_us_per_txn_without_lock_wait,lock_wait_us_per_txn,wal_flush_us_per_txn,wal_flushes_per_txn,ms_per_wal_flush,waits" > "$PROFILE"
 
@@ -175,10 +203,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # fg CAP OUT ERR CMD...: runs CMD under `timeout -s KILL CAP`, in the background so that a signal to this
-# script is handled at once, and waits for it; returns its status.
-fg() {
-  local cap=$1 out=$2 err=$3; shift 3
-  timeout -s KILL "$cap" "$@" > "$out" 2> "$err" < /dev/null &
+# script is handled at once, and waits for it; returns its status. fg_sig SIG CAP OUT ERR CMD...: the same
+# with another signal (TERM for a script that must run its own EXIT trap, or apt-get).
+fg() { fg_sig KILL "$@"; }
+fg_sig() {
+  local sig=$1 cap=$2 out=$3 err=$4; shift 4
+  local kill_after=(); [[ "$sig" != KILL ]] && kill_after=(-k 30)
+  timeout "${kill_after[@]}" -s "$sig" "$cap" "$@" > "$out" 2> "$err" < /dev/null &
   FG_PID=$!
   local rc=0
   wait "$FG_PID" || rc=$?
@@ -563,6 +594,102 @@ run_sweep() {  # run_sweep STORE LAYOUT SESSIONS DUE
   return 0
 }
 
+# ---------------------------------------------------------------- comparisons: echo and Redis
+# run_echo_point PORT C D RUN: one session-bench echo run (UnaryCall) against the --test-service sessiond
+run_echo_point() {
+  local port=$1 c=$2 d=$3 r=$4 t0 t1 line scpu
+  t0=$(cpu_ticks)
+  CLIENT_PIDS=()
+  timeout -s KILL "$RUN_CAP" "$BIN/session-bench" --host "$HOST" --port "$port" --conns "$c" --depth "$d" \
+    --size "$ECHO_SIZE" --duration "$DURATION" --warmup "$WARMUP" --threads "$CLIENT_THREADS" \
+    > "$RAW/echo-client.out" 2>> "$RAW/echo.client.err" < /dev/null &
+  CLIENT_PIDS+=("$!")
+  wait "${CLIENT_PIDS[0]}" || true
+  CLIENT_PIDS=()
+  t1=$(cpu_ticks)
+  line=$(grep '^rps=' "$RAW/echo-client.out" | tail -1 || true)
+  if [[ -z "$line" ]]; then
+    log "echo C=$c D=$d run $r: FAILED (the client printed no result; see $RAW/echo.client.err)"
+    echo "echo UnaryCall,-,$c,$d,$r,0,nan,nan,nan,fail,0,nan,nan" >> "$CMP_CSV"
+    return 0
+  fi
+  scpu=$(per_req_us "$(ticks_s $((t1 - t0)))" "$(kv n "$line")")
+  log "echo C=$c D=$d run $r: $line srv_cpu_us/req=$scpu"
+  echo "echo UnaryCall,-,$c,$d,$r,$(kv rps "$line"),$(kv p50_us "$line"),$(kv p99_us "$line"),$(kv p999_us "$line"),$(kv errors "$line"),0,$scpu,nan" >> "$CMP_CSV"
+  return 0
+}
+
+REDIS_NOTE=""       # why Redis was not measured, if it was not
+REDIS_VERSION=""
+REDIS_SIZING=()     # "CxP N=..." per point, for the record
+redis_ready() {  # redis_ready: redis-server, redis-cli, redis-benchmark present (installed via apt-get if not)
+  local t
+  have_redis() { for t in redis-server redis-cli redis-benchmark; do command -v "$t" > /dev/null || return 1; done; }
+  if [[ ! -r "$ANCHORS/redis-durable.sh" ]]; then REDIS_NOTE="no $ANCHORS/redis-durable.sh"; return 1; fi
+  if ! have_redis; then
+    if [[ $(id -u) != 0 ]]; then REDIS_NOTE="redis-server/redis-tools are not installed and this is not root"; return 1; fi
+    log "redis: apt-get update && apt-get install -y redis-server redis-tools"
+    if ! fg_sig TERM 900 "$RAW/redis-apt.out" "$RAW/redis-apt.err" \
+        env DEBIAN_FRONTEND=noninteractive sh -c 'apt-get update && apt-get install -y redis-server redis-tools'; then
+      tail -5 "$RAW/redis-apt.err" >&2
+      REDIS_NOTE="apt-get install -y redis-server redis-tools failed (see redis-apt.err)"; return 1
+    fi
+    have_redis || { REDIS_NOTE="apt-get install -y redis-server redis-tools left no redis-server/redis-benchmark"; return 1; }
+  fi
+  REDIS_VERSION=$(redis-server --version 2>/dev/null | sed -n 's/.* v=\([^ ]*\).*/\1/p' || true)
+  [[ -n "$REDIS_PORT" ]] || REDIS_PORT=$(free_port)
+  return 0
+}
+# redis_once C P N RUN: one redis-durable.sh run of one point (its own fresh redis-server; AOF under $RAW);
+# records both of its lines (lua-route: the comparison; incr: for reference) unless RUN is "warmup";
+# sets REDIS_LAST_RPS to the lua-route rps (empty if it failed). (Not called in $(...): FG_PID must be
+# this shell's, for the EXIT trap.)
+REDIS_LAST_RPS=""
+redis_once() {
+  local c=$1 p=$2 n=$3 r=$4 out=$RAW/redis-${1}x$2-$4.out kind line rps p50
+  if port_busy "$REDIS_PORT"; then log "redis: port $REDIS_PORT is in use; set REDIS_PORT"; return 0; fi
+  mkdir -p "$RAW/redis-tmp"
+  # redis-durable.sh stops its redis-server in its EXIT trap: TERM (never KILL first) lets it run
+  fg_sig TERM 330 "$out" "$out.err" \
+    env TMPDIR="$RAW/redis-tmp" PORT="$REDIS_PORT" N="$n" POINTS="${c}x$p" bash "$ANCHORS/redis-durable.sh" || true
+  if port_busy "$REDIS_PORT"; then log "redis: something still listens on $REDIS_PORT after redis-durable.sh"; fi
+  for kind in lua-route incr; do
+    line=$(grep "^redis-durable $kind " "$out" | tail -1 || true)
+    rps=$(kv rps "$line"); p50=$(kv p50_ms "$line")
+    log "redis $kind C=$c P=$p N=$n run $r: ${line:-FAILED (see $out.err)}${rps:+ (~$(awk -v n="$n" -v e="$rps" 'BEGIN{printf "%.1f", n / e}') s)}"
+    [[ "$r" == warmup ]] && continue
+    if [[ -n "$rps" && -n "$p50" ]]; then
+      echo "redis $kind,appendfsync always,$c,$p,$r,$rps,$(awk -v m="$p50" 'BEGIN{printf "%.1f", m * 1000}'),nan,nan,0,0,nan,nan" >> "$CMP_CSV"
+    else
+      echo "redis $kind,appendfsync always,$c,$p,$r,0,nan,nan,nan,fail,0,nan,nan" >> "$CMP_CSV"
+    fi
+  done
+  REDIS_LAST_RPS=$(kv rps "$(grep '^redis-durable lua-route ' "$out" | tail -1 || true)")
+  return 0
+}
+run_redis_point() {  # run_redis_point C P
+  local c=$1 p=$2 n0 est n r i
+  n0=$(( c * p * 100 )); (( n0 < 200 )) && n0=200
+  # warmup = calibration: until a warmup run lasted at least WARMUP s (at most 4 runs), each sized by the last
+  for i in 1 2 3 4; do
+    redis_once "$c" "$p" "$n0" warmup; est=$REDIS_LAST_RPS
+    [[ -n "$est" ]] || break
+    awk -v n="$n0" -v e="$est" -v w="$WARMUP" 'BEGIN{ exit !(n / e >= 0.8 * w) }' && break
+    n0=$(awk -v n="$n0" -v e="$est" -v w="$WARMUP" 'BEGIN{ m = int(e * w * 1.25); if (m < 2 * n) m = 2 * n; if (m > 5000000) m = 5000000; print m }')
+  done
+  if [[ -n "$REDIS_N" ]]; then
+    n=$REDIS_N
+  elif [[ -n "$est" ]]; then
+    # the slower of the two lines of a run (incr, lua-route) is about as fast: N ~ DURATION seconds of lua-route
+    n=$(awk -v e="$est" -v d="$DURATION" -v m=$(( c * p * 4 )) 'BEGIN{ n = int(e * d); if (n < m) n = m; if (n > 5000000) n = 5000000; print n }')
+  else
+    n=$(( n0 * 10 ))
+  fi
+  REDIS_SIZING+=("${c}x$p N=$n")
+  for r in $(seq 1 "$REPEATS"); do redis_once "$c" "$p" "$n" "$r"; done
+  return 0
+}
+
 # ---------------------------------------------------------------- the runs
 port=$BASE_PORT
 if has_store sqlite; then
@@ -587,6 +714,25 @@ if has_store sqlite; then
   fi
 fi
 
+if [[ "$ECHO" == 1 ]]; then
+  data=$RAW/data-echo
+  log "sessiond --test-service on $HOST:$port (echo: UnaryCall at $ECHO_POINT, ${ECHO_SIZE}-byte payload)"
+  start_sessiond "$RAW/echo.server.log" "$port" "$data" --test-service
+  for r in $(seq 1 "$REPEATS"); do run_echo_point "$port" "${ECHO_POINT%x*}" "${ECHO_POINT#*x}" "$r"; done
+  stop_servers
+  rm -rf "$data"
+  port=$((port + 1))
+fi
+
+if [[ "$REDIS" == 1 ]]; then
+  if redis_ready; then
+    log "redis: $ANCHORS/redis-durable.sh (Redis ${REDIS_VERSION:-?}, appendfsync always) at $REDIS_POINTS on port $REDIS_PORT"
+    for pt in $REDIS_POINTS; do run_redis_point "${pt%x*}" "${pt#*x}"; done
+  else
+    log "redis: not measured: $REDIS_NOTE"
+  fi
+fi
+
 if has_store postgres; then
   pg_start
   for dur in $PG_DURABILITIES; do
@@ -600,15 +746,15 @@ if has_store postgres; then
 fi
 
 # ---------------------------------------------------------------- summary
-SUMMARY=$RAW/summary.csv
-echo "store,durability,conns,depth,runs_ok,runs,rps,rps_min,rps_max,p50_us,p99_us,p999_us,srv_cpu_us_per_req,errors,cycles,pg_cpu_us_per_req,runs_without_completions" > "$SUMMARY"
-awk -F, 'NR>1 {
+# summarize POINTS_CSV: one row per (store, durability, C, D): medians of the runs with a result
+summarize() {
+  awk -F, 'NR>1 {
     key=$1","$2","$3","$4; if (!(key in seen)) { order[++nk]=key; seen[key]=1 }
     runs[key]++
     if ($10 != "fail" && $6 + 0 <= 0) zero[key]++        # the client ran, but no call completed in the window
     if ($10 == "fail" || $6 + 0 <= 0) next
     n[key]++; k=n[key]
-    rps[key, k]=$6; p50[key, k]=$7; p99[key, k]=$8; p999[key, k]=($9 == "nan" ? 0 : $9)
+    rps[key, k]=$6; p50[key, k]=$7; p99[key, k]=($8 == "nan" ? 0 : $8); p999[key, k]=($9 == "nan" ? 0 : $9)
     cpu[key, k]=($12 == "nan" ? 0 : $12); err[key]+=$10; cyc[key, k]=$11; pg[key, k]=($13 == "nan" ? 0 : $13)
   }
   function med(arr, key, cnt,   i, j, t, v) {
@@ -621,12 +767,18 @@ awk -F, 'NR>1 {
       key=order[q]; c=n[key]
       if (c == 0) { printf "%s,0,%d,0,0,0,nan,nan,nan,nan,0,0,nan,%d\n", key, runs[key], zero[key]; continue }
       r=med(rps, key, c); rmin=MIN; rmax=MAX
-      printf "%s,%d,%d,%d,%d,%d,%.1f,%.1f,%.1f,%s,%d,%d,%s,%d\n", key, c, runs[key], r, rmin, rmax,
-        med(p50, key, c), med(p99, key, c), med(p999, key, c),
+      printf "%s,%d,%d,%d,%d,%d,%.1f,%s,%.1f,%s,%d,%d,%s,%d\n", key, c, runs[key], r, rmin, rmax,
+        med(p50, key, c), (med(p99, key, c) == 0 ? "nan" : sprintf("%.1f", med(p99, key, c))), med(p999, key, c),
         (med(cpu, key, c) == 0 ? "nan" : sprintf("%.1f", med(cpu, key, c))), err[key], med(cyc, key, c),
         (med(pg, key, c) == 0 ? "nan" : sprintf("%.1f", med(pg, key, c))), zero[key] + 0
     }
-  }' "$CSV" >> "$SUMMARY"
+  }' "$1"
+}
+SUMMARY_HEADER="store,durability,conns,depth,runs_ok,runs,rps,rps_min,rps_max,p50_us,p99_us,p999_us,srv_cpu_us_per_req,errors,cycles,pg_cpu_us_per_req,runs_without_completions"
+SUMMARY=$RAW/summary.csv
+{ echo "$SUMMARY_HEADER"; summarize "$CSV"; } > "$SUMMARY"
+CMP_SUMMARY=$RAW/comparisons-summary.csv
+{ echo "$SUMMARY_HEADER"; summarize "$CMP_CSV"; } > "$CMP_SUMMARY"
 
 render_table() {
   echo "| store | durability | C | D | runs | state changes/s (median) | min-max | p50 us | p99 us | p99.9 us | srv CPU us/RPC | PG CPU us/RPC | cycles/s | errors |"
@@ -653,8 +805,9 @@ best() {
     END { print line }' "$SUMMARY"
 }
 field() { kv "$1" "$SWEEP_LINE"; }
-pgbench_tps() {  # pgbench_tps tpcb|select
-  sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$RAW/pgbench-$1.out" 2>/dev/null | head -1 | awk '{printf "%.0f", $1}'
+pgbench_tps() {  # pgbench_tps tpcb|select -> tps, empty if pgbench did not run (PGBENCH=0) or failed
+  [[ -f "$RAW/pgbench-$1.out" ]] || return 0     # (a failing sed would end the script: set -e, pipefail)
+  sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$RAW/pgbench-$1.out" | head -1 | awk '{printf "%.0f", $1}'
 }
 
 targets() {
@@ -778,6 +931,97 @@ why() {
   return 0
 }
 
+# ---------------------------------------------------------------- comparisons and ratios
+# sum_col SUMMARY STORE DURABILITY C D COL -> that column of the row, if the point has a run with a result
+# (columns: 7 rps, 10 p50_us, 11 p99_us, 13 srv CPU us/req, 14 errors)
+sum_col() {
+  awk -F, -v st="$2" -v dur="$3" -v c="$4" -v d="$5" -v f="$6" \
+    '$1 == st && $2 == dur && $3 == c && $4 == d && $5 > 0 { print $f }' "$1"
+}
+render_comparisons() {
+  echo "| comparison | C | D (Redis: pipeline P) | runs | req/s (median) | min-max | p50 us | p99 us | p99.9 us | srv CPU us/req | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  awk -F, 'function na(v) { return (v == "nan" || v + 0 == 0) ? "n/a" : v }
+    NR>1 {
+      name = ($1 == "echo UnaryCall") ? "sessiond UnaryCall echo (`--test-service`)" : $1 " (" $2 ")"
+      if ($5 == 0) { printf "| %s | %s | %s | 0/%s | FAILED | | | | | | |\n", name, $3, $4, $6; next }
+      printf "| %s | %s | %s | %s/%s | %d | %d-%d | %s | %s | %s | %s | %s |\n", name, $3, $4, $5, $6, $7, $8, $9,
+        $10, na($11), na($12), na($13), ($1 ~ /^redis/ ? "n/a" : $14)
+    }' "$CMP_SUMMARY"
+}
+# verdict VALUE OP TARGET [ERRORS]: PASS/MISS (MISS if the lifecycle point behind it had errors)
+verdict() {
+  awk -v v="$1" -v op="$2" -v t="$3" -v e="${4:-0}" 'BEGIN{
+    ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0)
+    if (e + 0 > 0) print "MISS (" e " errors)"; else print (ok ? "PASS" : "MISS") }'
+}
+lc_missing() {  # lc_missing CxD: why the SQLite `full` lifecycle point has no result
+  if ! has_store sqlite || [[ " $DURABILITIES " != *" full "* ]]; then echo "not measured (STORES without sqlite or DURABILITIES without full)"
+  elif [[ " $MATRIX " != *" $1 "* ]]; then echo "not measured ($1 not in MATRIX)"
+  else echo "no result (see sqlite-full.client.err, sqlite-full.server.log)"; fi
+}
+div() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN{ if (b + 0 > 0) printf f, a / b; else print "nan" }'; }
+ratio_rows() {
+  local b="" rps="" c="" d="" p50="" p99="" err="" cpu e ec=${ECHO_POINT%x*} ed=${ECHO_POINT#*x} v lr le rr lp rp
+  local no_echo="not measured (ECHO=0)" no_redis="not measured (REDIS=0)" no_lc="not measured (STORES without sqlite or DURABILITIES without full)"
+  [[ "$ECHO" == 1 ]] && no_echo="no echo result at $ECHO_POINT (see echo.client.err, echo.server.log)"
+  [[ "$REDIS" == 1 ]] && no_redis="no Redis result${REDIS_NOTE:+: $REDIS_NOTE}"
+  has_store sqlite && [[ " $DURABILITIES " == *" full "* ]] && no_lc="no result (see sqlite-full.client.err, sqlite-full.server.log)"
+  echo "| ratio (medians; lifecycle = SQLite \`full\`) | measured | target | verdict |"
+  echo "|---|---|---:|---|"
+  b=$(best sqlite full)
+  [[ -n "$b" ]] && read -r rps c d p50 p99 err <<<"$b"
+  if [[ -n "$b" ]]; then
+    echo "| lifecycle state changes/s, best error-free point (C=$c D=$d) | $rps/s | >= 50000/s | $(verdict "$rps" ">=" 50000) |"
+  else
+    echo "| lifecycle state changes/s, best error-free point | ${no_lc/no result/no error-free point} | >= 50000/s | n/a |"
+  fi
+  e=$(sum_col "$CMP_SUMMARY" "echo UnaryCall" - "$ec" "$ed" 7)
+  if [[ -n "$b" && -n "$e" ]]; then
+    v=$(div "$rps" "$e" %.3f)
+    echo "| lifecycle best / sessiond UnaryCall echo $ECHO_POINT ($rps / $e req/s) | $v | >= 0.08 | $(verdict "$v" ">=" 0.08 "$(sum_col "$CMP_SUMMARY" "echo UnaryCall" - "$ec" "$ed" 14)") |"
+  else
+    echo "| lifecycle best / sessiond UnaryCall echo $ECHO_POINT | $( [[ -z "$b" ]] && echo "lifecycle: ${no_lc/no result/no error-free point}" || echo "echo: $no_echo") | >= 0.08 | n/a |"
+  fi
+  lr=$(sum_col "$SUMMARY" sqlite full 32 16 7); le=$(sum_col "$SUMMARY" sqlite full 32 16 14)
+  rr=$(sum_col "$CMP_SUMMARY" "redis lua-route" "appendfsync always" 32 16 7)
+  if [[ -n "$lr" && -n "$rr" ]]; then
+    v=$(div "$lr" "$rr")
+    echo "| lifecycle 32x16 / Redis lua-route 32x16 ($lr / $rr per s) | $v | >= 0.5 | $(verdict "$v" ">=" 0.5 "$le") |"
+  else
+    echo "| lifecycle 32x16 / Redis lua-route 32x16 | $( [[ -z "$lr" ]] && echo "lifecycle 32x16: $(lc_missing 32x16)" || echo "Redis 32x16: $no_redis") | >= 0.5 | n/a |"
+  fi
+  if [[ -n "$b" ]]; then
+    cpu=$(srv_cpu_at sqlite full "$c" "$d")
+    if [[ -n "$cpu" && "$cpu" != nan ]]; then
+      echo "| sessiond CPU us per state change at the best point (C=$c D=$d) | $cpu us | <= 20 us | $(verdict "$cpu" "<=" 20) |"
+    else
+      echo "| sessiond CPU us per state change at the best point (C=$c D=$d) | not measured (no CPU figure) | <= 20 us | n/a |"
+    fi
+  else
+    echo "| sessiond CPU us per state change at the best point | ${no_lc/no result/no error-free point} | <= 20 us | n/a |"
+  fi
+  lp=$(sum_col "$SUMMARY" sqlite full 1 1 10); le=$(sum_col "$SUMMARY" sqlite full 1 1 14)
+  rp=$(sum_col "$CMP_SUMMARY" "redis lua-route" "appendfsync always" 1 1 10)
+  if [[ -n "$lp" && -n "$rp" ]]; then
+    v=$(div "$lp" "$rp")
+    echo "| lifecycle 1x1 p50 / Redis lua-route 1x1 p50 ($lp / $rp us) | $v | <= 1 (lifecycle p50 <= Redis p50) | $(verdict "$lp" "<=" "$rp" "$le") |"
+  else
+    echo "| lifecycle 1x1 p50 <= Redis lua-route 1x1 p50 | $( [[ -z "$lp" ]] && echo "lifecycle 1x1: $(lc_missing 1x1)" || echo "Redis 1x1: $no_redis") | <= 1 | n/a |"
+  fi
+  if has_store postgres; then
+    local pb tps_b
+    pb=$(best "postgres (1 sessiond)" full | cut -d' ' -f1); tps_b=$(pgbench_tps tpcb)
+    if [[ -n "$pb" && -n "$tps_b" ]]; then
+      v=$(div "$pb" "$tps_b")
+      echo "| PostgreSQL (1 sessiond) lifecycle best / pgbench TPC-B-like tps ($pb / $tps_b) | $v | >= 3 | $(verdict "$v" ">=" 3) |"
+    else
+      echo "| PostgreSQL (1 sessiond) lifecycle best / pgbench TPC-B-like tps | not measured ($( [[ -z "$pb" ]] && echo "no error-free PostgreSQL \`full\` point" || echo "no pgbench result: PGBENCH=0 or it failed")) | >= 3 | n/a |"
+    fi
+  fi
+  return 0
+}
+
 git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -n "$(git status --porcelain 2>/dev/null | head -1)" ]] && git_rev="$git_rev + uncommitted changes"
 SECTION=$RAW/domain.md
@@ -786,7 +1030,9 @@ SECTION=$RAW/domain.md
   echo
   echo "Written by \`scripts/bench-domain.sh\` (knobs: DURATION, WARMUP, REPEATS, MATRIX, DURABILITIES, CLIENT_THREADS,"
   echo "REPS, REP_CAPACITY, SWEEP_SESSIONS, SWEEP_DUE, SWEEP_BATCH, SWEEP_LAYOUTS, SWEEP=0, STORES, PG_MATRIX, PG_INSTANCES,"
-  echo "PG_DURABILITIES, PG_PROFILE, PGBENCH*, PG_SWEEP_*, SKIP_BUILD=1, BASE_PORT); it replaces only this section."
+  echo "PG_DURABILITIES, PG_PROFILE, PGBENCH*, PG_SWEEP_*, ECHO=0, ECHO_POINT, ECHO_SIZE, REDIS=0, REDIS_POINTS, REDIS_N,"
+  echo "SKIP_BUILD=1, BASE_PORT); it replaces only this section. The comparisons (sessiond's UnaryCall echo, Redis with"
+  echo "appendfsync always) are measured in the same run, so the ratios below hold on one machine state."
   echo
   echo "### Run $STAMP"
   echo
@@ -870,6 +1116,27 @@ SECTION=$RAW/domain.md
     for l in "${SWEEP_LINES[@]}"; do echo "    $l"; done
     echo
   fi
+  if [[ "$ECHO" == 1 || "$REDIS" == 1 ]]; then
+    echo "### Comparisons (same run)"
+    echo
+    echo "sessiond UnaryCall echo: \`session-bench\` (default echo workload: /grpc.testing.TestService/UnaryCall, SimpleRequest"
+    echo "with a ${ECHO_SIZE}-byte body and response_size=${ECHO_SIZE}) at $ECHO_POINT, DURATION=${DURATION}s WARMUP=${WARMUP}s, $REPEATS run(s),"
+    echo "median, against a fresh \`sessiond --test-service\` (no store work: sessiond's RPC path alone)."
+    echo "Redis: \`../shared/bench-anchors/redis-durable.sh\` (Redis ${REDIS_VERSION:-n/a}, appendonly yes, appendfsync always, its"
+    echo "AOF in the results directory on the same disk as sessiond's data; \`redis-benchmark -q\`, which gives p50 only"
+    echo "and does not count error replies). lua-route = one routed state change in a Lua script (HSET session, HINCRBY"
+    echo "rep, XADD event); incr = a plain durable INCR, for reference. redis-benchmark sends N requests rather than"
+    echo "running for a time: per point warmup runs (not counted, until one lasted >= ${WARMUP} s) sized N to ~${DURATION} s of lua-route$( [[ -n "$REDIS_N" ]] && echo " (overridden: REDIS_N=$REDIS_N)")"
+    echo "(${REDIS_SIZING[*]:-n/a}), then $REPEATS run(s), median, each with a fresh redis-server. Client and server share the 2 cores."
+    [[ -n "$REDIS_NOTE" ]] && { echo; echo "Redis not measured: $REDIS_NOTE."; }
+    echo
+    render_comparisons
+    echo
+  fi
+  echo "### Ratios"
+  echo
+  ratio_rows
+  echo
   echo "### Targets"
   echo
   targets
