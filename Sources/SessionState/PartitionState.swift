@@ -139,6 +139,7 @@ public final class PartitionState: SessionRepository {
                 } else if let current {
                     unindex(current)
                     sessionsByID[id] = nil
+                    lastSequence[id] = nil
                 }
                 pendingVersions[id] = pendingVersion
             case let .event(sessionId, previous, head):
@@ -334,6 +335,8 @@ public final class PartitionState: SessionRepository {
         try requireReferences(of: session)
         try recordSession(session, old: nil, "insertSession")
         putSession(session, replacing: nil)
+        // A new session has no events yet: its first append needs no store read.
+        lastSequence[session.id] = 0
     }
 
     public func updateSession(_ session: Session) throws {
