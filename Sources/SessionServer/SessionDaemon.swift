@@ -6,6 +6,7 @@ import SessionAPI
 import SessionCore
 import SessionStorage
 import SessionState
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,6 +49,7 @@ public final class SessionDaemon: Sendable {
     public let options: Options
     public let server: RPCServer
     public let health: HealthProvider
+    private let journaled = Mutex<JournaledSQLiteStore?>(nil)
     public let backend: SessionBackend
     public let sweeper: TimerSweeper
     private let gate: GatedStore
@@ -109,8 +111,17 @@ public final class SessionDaemon: Sendable {
                 // The embedded store runs behind a state owner: memory answers, the store is its journal.
                 let backend = self.backend
                 let logger = self.logger
+                // Batches are durable in the journal files; the tables follow in the background.
+                let journaled = JournaledSQLiteStore(store: sqlite, directory: options.dataDirectory, syncs: options.synchronousCommits)
+                self.journaled.withLock { $0 = journaled }
+                let gate = self.gate
+                journaled.onFailure { error in
+                    // A damaged database closes the gate (NOT_SERVING); any other failure is logged.
+                    if StoreErrorKind.of(error) != .damaged { logger.error("the journal failed; writes are refused until a restart", metadata: ["error": "\(error)"]) }
+                    _ = gate.failure(error)
+                }
                 let owner = try PartitionOwner(
-                    journal: GatedJournal(sqlite, gate: gate), now: { backend.clock.now() },
+                    journal: GatedJournal(journaled, gate: gate), now: { backend.clock.now() },
                     onDurable: { batch in backend.hub.publish(batch.events) },
                     onTimerError: { error in logger.warning("timer failed", metadata: ["error": "\(error)"]) })
                 backend.attach(owner: owner)
@@ -289,6 +300,12 @@ public final class SessionDaemon: Sendable {
     /// `sessions.sqlite` alone holds everything after a clean stop.
     private func closeStore() {
         guard let sqlite = gate.underlying as? SQLiteStore else { return }
+        if let journaled = journaled.withLock({ $0 }) {
+            // Everything the journal holds goes to the tables: after a clean stop the database alone holds it all.
+            do { try journaled.flush() } catch {
+                logger.warning("writing the journal to the tables at shutdown failed; it is replayed at the next start", metadata: ["error": "\(error)"])
+            }
+        }
         do {
             try sqlite.checkpoint()
         } catch {

@@ -71,6 +71,13 @@ public final class PartitionOwner: @unchecked Sendable {
         self.onDurable = onDurable
         self.onTimerError = onTimerError
         queue.setSpecific(key: ownerKey, value: ObjectIdentifier(self))
+        if !journal.settlesOnCommit {
+            // The tables catch up later: memory answers for what they do not hold until then.
+            journal.onSettled { [weak self] batches in
+                guard let self else { return }
+                self.queue.async { for batch in batches { self.state.settle(batch) } }
+            }
+        }
         queue.async { self.armTimer() }
     }
 
@@ -202,7 +209,7 @@ public final class PartitionOwner: @unchecked Sendable {
         inFlight = nil
         switch result {
         case .success:
-            state.settle(done.batch)
+            if journal.settlesOnCommit { state.settle(done.batch) }
             onDurable(done.batch)
             for waiter in done.waiters { waiter(.success(())) }
             if !open.hasChanges {

@@ -33,7 +33,9 @@ public final class PartitionState: SessionRepository {
     private var fingerprints: Set<UInt64> = []
     /// Messages not yet durable (the store answers for the others).
     private var pendingMessages: [MessageKey: Message] = [:]
-    /// Sessions changed by a command whose batch is not yet durable: id → the version last written.
+    /// Events whose batch the store's tables do not hold yet, in cursor order.
+    private var pendingEvents: [Event] = []
+    /// Sessions changed by a command whose batch the store's tables do not hold yet: id → the version last written.
     private var pendingVersions: [String: Int64] = [:]
 
     // The command being run.
@@ -145,6 +147,7 @@ public final class PartitionState: SessionRepository {
             case let .event(sessionId, previous, head):
                 lastSequence[sessionId] = previous
                 headCursor = head
+                while let last = pendingEvents.last, last.cursor > head { pendingEvents.removeLast() }
             case let .message(channelId, messageId):
                 // The fingerprint stays: a false match only costs a store read.
                 pendingMessages[MessageKey(channelId: channelId, messageId: messageId)] = nil
@@ -154,9 +157,14 @@ public final class PartitionState: SessionRepository {
         }
     }
 
-    /// A batch became durable: what it wrote no longer needs memory's overlay, and sessions it
-    /// ended leave memory (the store answers for them from now on).
+    /// The store's tables hold `batch` now: what it wrote no longer needs memory's overlay, and
+    /// sessions it ended leave memory (the store answers for them from now on).
     public func settle(_ batch: JournalBatch) {
+        if let newest = batch.events.last?.cursor {
+            var k = 0
+            while k < pendingEvents.count, pendingEvents[k].cursor <= newest { k += 1 }
+            pendingEvents.removeFirst(k)
+        }
         for session in batch.sessions where pendingVersions[session.id] == session.version {
             pendingVersions[session.id] = nil
             if let current = sessionsByID[session.id], current.status == .ended, current.version == session.version {
@@ -438,16 +446,25 @@ public final class PartitionState: SessionRepository {
         try record(.event(stored), .event(sessionId: event.sessionId, lastSequence: previous, head: headCursor), "appendEvent")
         lastSequence[event.sessionId] = stored.sequence
         headCursor = stored.cursor
+        pendingEvents.append(stored)
         return stored
     }
 
-    /// Durable events only (a batch being written shows once it is durable).
+    /// The store's events, then the ones it does not hold yet.
     public func events(sessionId: String, afterSequence: Int64, limit: Int) throws -> [Event] {
-        try journal.readDurable { try $0.events(sessionId: sessionId, afterSequence: afterSequence, limit: limit) }
+        var events = try journal.readDurable { try $0.events(sessionId: sessionId, afterSequence: afterSequence, limit: limit) }
+        let after = events.last?.sequence ?? afterSequence
+        for event in pendingEvents where events.count < limit && event.sessionId == sessionId && event.sequence > after {
+            events.append(event)
+        }
+        return events
     }
 
     public func events(afterCursor: Int64, limit: Int) throws -> [Event] {
-        try journal.readDurable { try $0.events(afterCursor: afterCursor, limit: limit) }
+        var events = try journal.readDurable { try $0.events(afterCursor: afterCursor, limit: limit) }
+        let after = events.last?.cursor ?? afterCursor
+        for event in pendingEvents where events.count < limit && event.cursor > after { events.append(event) }
+        return events
     }
 
     public func latestEventCursor() throws -> Int64 { headCursor }

@@ -1,3 +1,4 @@
+import Foundation
 import RPC
 import SessionAPI
 import SessionClient
@@ -38,4 +39,15 @@ func openSessions(_ client: SessionClient, conversation: String) async throws ->
     var l = SessionsV1.ListSessionsRequest()
     l.conversationId = conversation
     return try await client.sessions.listSessions(l).sessions
+}
+
+/// Polls `condition` every 20 ms until it holds or `seconds` passed: a wait for a state the
+/// server reaches by itself (no fixed sleep decides the outcome).
+func waitUntil(seconds: Double, _ condition: () async -> Bool) async -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return await condition()
 }

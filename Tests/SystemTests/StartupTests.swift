@@ -64,7 +64,7 @@ struct StartupTests {
         #expect(try String(contentsOfFile: blocker, encoding: .utf8) == "x")
     }
 
-    @Test("Under umask 000: data dir 0700, admin-token, marker and sessions.sqlite(-wal,-shm) 0600")
+    @Test("Under umask 000: data dir 0700, admin-token, marker, journal and sessions.sqlite(-wal,-shm) 0600")
     func ownerOnlyModes() async throws {
         let parent = makeTemporaryDirectory()
         defer { removeDirectory(parent) }
@@ -76,7 +76,8 @@ struct StartupTests {
             defer { admin.close() }
             try await setUpChannelAndReps(admin, reps: 1)  // writes: -wal and -shm exist now
             let running = Self.modes(dir)
-            #expect(Set(running.keys) == [".", "admin-token", "sessiond.marker", "sessions.sqlite", "sessions.sqlite-wal", "sessions.sqlite-shm"], "\(running)")
+            #expect(Set(running.keys.filter { !$0.hasPrefix("journal-") }) == [".", "admin-token", "sessiond.marker", "sessions.sqlite", "sessions.sqlite-wal", "sessions.sqlite-shm"], "\(running)")
+            #expect(running.keys.contains { $0.hasPrefix("journal-") && $0.hasSuffix(".log") }, "the writes left no journal file: \(running)")
             #expect(running["."] == 0o700, "\(running)")
             for (name, mode) in running where name != "." { #expect(mode == 0o600, "\(name) is \(String(mode, radix: 8))") }
         }
@@ -164,8 +165,20 @@ struct StartupTests {
             shm?.write(Data(repeating: 0, count: Self.fileSize(database + "-shm") ?? 0))
             try shm?.close()
 
-            // Reads are answered from memory; the first write reaches the file and finds it
-            // damaged, and from then on every call is refused, reads included.
+            // Reads are answered from memory and a write is durable in the journal; the tables
+            // behind it are written moments later, which finds the file damaged, and from then on
+            // every call is refused, reads included.
+            var c = SessionsV1.Channel()
+            c.id = "after-damage"
+            c.type = .enhancedWebChatV2
+            c.capacityModel = .tabBased
+            var create = SessionsV1.ChannelRequest()
+            create.channel = c
+            _ = try? await admin.channels.createChannel(create)
+            let refused = await waitUntil(seconds: 30) {
+                do { _ = try await admin.channels.listChannels(.init()); return false } catch { return true }
+            }
+            #expect(refused, "calls were still answered 30 s after the database was damaged")
             var codes: [RPCStatusCode] = []
             for i in 0..<3 {
                 do {

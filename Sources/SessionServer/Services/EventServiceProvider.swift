@@ -74,12 +74,19 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
             }
             while !Task.isCancelled {
                 let batch: [SessionCore.Event]
+                let (afterSequence, afterCursor) = (sequence, cursor)
+                let read: @Sendable (any SessionRepository) throws -> [SessionCore.Event] = { repo in
+                    if let sessionId {
+                        return try repo.events(sessionId: sessionId, afterSequence: afterSequence, limit: Self.batchSize)
+                    }
+                    return try repo.events(afterCursor: afterCursor, limit: Self.batchSize)
+                }
                 do {
-                    batch = try backend.store.read { repo in
-                        if let sessionId {
-                            return try repo.events(sessionId: sessionId, afterSequence: sequence, limit: Self.batchSize)
-                        }
-                        return try repo.events(afterCursor: cursor, limit: Self.batchSize)
+                    // Through the owner: the store's tables may lag its journal by a moment.
+                    if let owner = backend.owner {
+                        batch = try await owner.perform(readOnly: true) { state in try read(state) }
+                    } else {
+                        batch = try backend.store.read { repo in try read(repo) }
                     }
                 } catch {
                     throw backend.status(for: error)

@@ -47,6 +47,16 @@ public struct JournalBatch: Sendable {
         }
     }
 
+    /// Adds a later batch: its final states replace this one's, its events and messages follow.
+    public mutating func merge(_ later: JournalBatch) {
+        for c in later.channels { record(c) }
+        for r in later.reps { record(r) }
+        for s in later.sessions { record(s) }
+        events.append(contentsOf: later.events)
+        messages.append(contentsOf: later.messages)
+        for (key, value) in later.settings { settings[key] = value }
+    }
+
     public mutating func record(_ event: Event) { events.append(event) }
     public mutating func record(_ message: Message) { messages.append(message) }
     public mutating func record(setting key: String, _ value: Int64) { settings[key] = value }
@@ -97,4 +107,15 @@ public protocol PartitionJournal: Sendable {
     func readDurable<T>(_ body: (any SessionRepository) throws -> T) throws -> T
     /// The highest sequence of `sessionId`'s stored events (0 when none).
     func lastSequence(sessionId: String) throws -> Int64
+    /// Whether `commit` also writes the tables that `readDurable` reads. When it does not (the
+    /// batch is durable in a log first), the journal calls the `onSettled` handler once the tables
+    /// hold a run of batches, and memory keeps answering for them until then.
+    var settlesOnCommit: Bool { get }
+    /// Registers the handler for batches that reached the tables (in commit order).
+    func onSettled(_ handler: @escaping @Sendable ([JournalBatch]) -> Void)
+}
+
+extension PartitionJournal {
+    public var settlesOnCommit: Bool { true }
+    public func onSettled(_ handler: @escaping @Sendable ([JournalBatch]) -> Void) {}
 }

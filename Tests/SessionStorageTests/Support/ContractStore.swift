@@ -10,8 +10,10 @@ import Testing
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite
     case postgres
-    /// A state owner in memory, journaled to SQLite (what sessiond runs on the embedded store).
+    /// A state owner in memory whose batches commit straight to the SQLite tables.
     case owner
+    /// A state owner journaled to an append-only file, the tables written behind it (what sessiond runs).
+    case journaled
 
     var testDescription: String { rawValue }
 }
@@ -114,6 +116,8 @@ func withContractStore<T>(_ kind: StoreKind, _ body: (any ContractStore) throws 
         return try body(try PostgresContractStore(url: try PostgresTestServer.makeDatabase()))
     case .owner:
         return try withStore { store, _ in try body(try OwnerContractStore(store: store)) }
+    case .journaled:
+        return try withStore { store, directory in try body(try OwnerContractStore(store: store, journalDirectory: directory.path)) }
     }
 }
 
@@ -122,11 +126,15 @@ func withContractStore<T>(_ kind: StoreKind, _ body: (any ContractStore) throws 
 struct OwnerContractStore: ContractStore {
     let store: SQLiteStore
     let owner: PartitionOwner
-    var kind: StoreKind { .owner }
+    let journalDirectory: String?
+    let journaled: JournaledSQLiteStore?
+    var kind: StoreKind { journalDirectory == nil ? .owner : .journaled }
 
-    init(store: SQLiteStore) throws {
+    init(store: SQLiteStore, journalDirectory: String? = nil) throws {
         self.store = store
-        owner = try PartitionOwner(journal: store, now: { Timestamp(millisecondsSinceEpoch: 0) })
+        self.journalDirectory = journalDirectory
+        journaled = journalDirectory.map { JournaledSQLiteStore(store: store, directory: $0, syncs: false) }
+        owner = try PartitionOwner(journal: journaled ?? store, now: { Timestamp(millisecondsSinceEpoch: 0) })
     }
 
     func write<T>(_ body: (inout any SessionRepository) throws -> T) throws -> T {
@@ -147,7 +155,9 @@ struct OwnerContractStore: ContractStore {
     func revokeToken(hash: [UInt8], at time: Timestamp) throws -> APIToken { try store.revokeToken(hash: hash, at: time) }
 
     func reopened() throws -> any ContractStore {
-        try OwnerContractStore(store: try SQLiteStore(path: store.path, options: store.options))
+        owner.stop()
+        try journaled?.flush()  // as at a clean stop: the old store's tables hold everything
+        return try OwnerContractStore(store: try SQLiteStore(path: store.path, options: store.options), journalDirectory: journalDirectory)
     }
 }
 
