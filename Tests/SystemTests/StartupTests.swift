@@ -183,13 +183,9 @@ struct StartupTests {
             for i in 0..<3 {
                 do {
                     if i == 0 {
-                        var c = SessionsV1.Channel()
-                        c.id = "after-damage"
-                        c.type = .enhancedWebChatV2
-                        c.capacityModel = .tabBased
-                        var request = SessionsV1.ChannelRequest()
-                        request.channel = c
-                        _ = try await admin.channels.createChannel(request)
+                        c.id = "after-damage-2"
+                        create.channel = c
+                        _ = try await admin.channels.createChannel(create)
                     } else {
                         _ = try await admin.channels.listChannels(.init())
                     }
