@@ -522,7 +522,7 @@ def gen_service_server(f, s, types, out: list[str]):
             out.append(f"                try await self.{method_lower(meth.name)}(request: request, writer: writer, context: context)")
             out.append("            },")
         elif is_async:
-            out.append(f"            RPCMethodHandler(asyncUnary: {desc}) {{ (request: {req}, context) -> {res} in")
+            out.append(f"            replacementHandler(for: {desc}) ?? RPCMethodHandler(asyncUnary: {desc}) {{ (request: {req}, context) -> {res} in")
             out.append(f"                try await self.{method_lower(meth.name)}(request: request, context: context)")
             out.append("            },")
         else:

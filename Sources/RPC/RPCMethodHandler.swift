@@ -7,12 +7,15 @@ public struct RPCMethodHandler: Sendable {
     package typealias PreparedUnary = @Sendable (RPCServerContext) throws -> [UInt8]
     /// A decoded async unary call, ready to run: returns the serialized response.
     package typealias PreparedAsyncUnary = @Sendable (RPCServerContext) async throws -> [UInt8]
+    /// A decoded deferred unary call, ready to start: answers through the responder, from any thread.
+    package typealias PreparedDeferred = @Sendable (RPCServerContext, RPCRawResponder) -> Void
     /// A decoded server-streaming call, ready to run.
     package typealias PreparedStream = @Sendable (RPCServerContext, any RPCRawStreamSink) async throws -> Void
 
     package enum Body: Sendable {
         case unary(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedUnary)
         case asyncUnary(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedAsyncUnary)
+        case deferred(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedDeferred)
         case serverStreaming(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedStream)
     }
 
@@ -48,6 +51,22 @@ public struct RPCMethodHandler: Sendable {
         }
     }
 
+    /// A deferred unary method: `handler` is called on the connection's queue right after the
+    /// request is decoded, must return at once, and answers later through `RPCResponder` from any
+    /// thread (no task, no thread waits). For handlers that hand the call to another executor (a
+    /// state owner) and get a callback when it is done.
+    public init<Request: ProtoCMessage, Response: ProtoCMessage>(
+        deferredUnary descriptor: RPCMethodDescriptor,
+        handler: @escaping @Sendable (Request, RPCServerContext, RPCResponder<Response>) -> Void
+    ) {
+        self.descriptor = descriptor
+        self.policy = .inline
+        self.body = .deferred { bytes throws(RPCError) in
+            let request = try decodeRequest(Request.self, bytes, descriptor)
+            return { context, raw in handler(request, context, RPCResponder(raw: raw)) }
+        }
+    }
+
     /// A server-streaming method.
     public init<Request: ProtoCMessage, Response: ProtoCMessage>(
         serverStreaming descriptor: RPCMethodDescriptor,
@@ -70,5 +89,28 @@ private func decodeRequest<M: ProtoCMessage>(_ type: M.Type, _ bytes: UnsafeRawB
         return try M(serializedBytes: bytes)
     } catch {
         throw RPCError(.invalidArgument, "request of \(method.path) could not be decoded: \(error)")
+    }
+}
+
+/// The answer of a deferred call, to be given exactly once (later answers are ignored).
+package struct RPCRawResponder: Sendable {
+    /// Runs `produce` on the connection's queue and sends what it returns (or the error it throws).
+    package let complete: @Sendable (Result<@Sendable () throws -> [UInt8], RPCError>) -> Void
+}
+
+/// Answers a deferred call. The response is built by `complete(_:)`'s closure on the connection's
+/// queue, not on the thread that answers, so that a single-threaded executor answering many calls
+/// does not also serialize every response.
+public struct RPCResponder<Response: ProtoCMessage>: Sendable {
+    let raw: RPCRawResponder
+
+    /// Answers with what `build` returns, run on the connection's queue; an error it throws is
+    /// the call's status (an `RPCError` as it is, anything else INTERNAL).
+    public func complete(_ build: @escaping @Sendable () throws -> Response) {
+        raw.complete(.success({ try build().serializedBytes() }))
+    }
+
+    public func fail(_ error: RPCError) {
+        raw.complete(.failure(error))
     }
 }

@@ -21,8 +21,12 @@ public protocol RPCService: Sendable {
     func methodHandlers() -> [RPCMethodHandler]
     /// Where each unary method runs; `.pool` unless overridden.
     func executionPolicy(for method: RPCMethodDescriptor) -> RPCExecutionPolicy
+    /// A handler that serves `method` instead of the generated one (for example a deferred one,
+    /// `RPCMethodHandler(deferredUnary:)`); nil, the default, keeps the generated handler.
+    func replacementHandler(for method: RPCMethodDescriptor) -> RPCMethodHandler?
 }
 
 extension RPCService {
     public func executionPolicy(for method: RPCMethodDescriptor) -> RPCExecutionPolicy { .pool }
+    public func replacementHandler(for method: RPCMethodDescriptor) -> RPCMethodHandler? { nil }
 }

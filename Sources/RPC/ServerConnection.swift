@@ -323,6 +323,29 @@ package final class ServerConnection: @unchecked Sendable {
                 }
                 queue.async { self.finish(call, result) }
             }
+        case .deferred(let prepare):
+            let start: RPCMethodHandler.PreparedDeferred
+            do { start = try prepare(payload) } catch { return refuse(callID, error.code, error.message) }
+            let call = ServerCall(id: callID, context: context)
+            calls[callID] = call
+            armDeadline(call, timeoutMicros: timeoutMicros)
+            call.reservedBytes = answerEstimate
+            reservedOutBytes += answerEstimate
+            let responder = RPCRawResponder { [weak self] outcome in
+                guard let self else { return }
+                self.queue.async {
+                    guard !call.finished else { return }
+                    let result: Result<[UInt8]?, RPCError>
+                    switch outcome {
+                    case .success(let produce):
+                        do { result = self.checkedSize(try produce()) } catch { result = .failure(self.mapError(error, context)) }
+                    case .failure(let error):
+                        result = .failure(error)
+                    }
+                    self.finish(call, result)
+                }
+            }
+            start(context, responder)
         case .serverStreaming(let prepare):
             let run: RPCMethodHandler.PreparedStream
             do { run = try prepare(payload) } catch { return refuse(callID, error.code, error.message) }

@@ -39,7 +39,10 @@ public enum IdentifierRules {
         if id.utf8.count > maxExternalIDLength {
             throw .invalidArgument("\(what) is \(id.utf8.count) bytes long; at most \(maxExternalIDLength) are allowed")
         }
-        if id.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) {
+        // ASCII ids (nearly all) are checked byte by byte; only others need Unicode's properties.
+        let ascii = id.utf8.allSatisfy { $0 < 0x80 }
+        if ascii ? id.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F })
+            : id.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) {
             throw .invalidArgument("\(what) must not contain whitespace or control characters")
         }
     }

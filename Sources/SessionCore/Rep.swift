@@ -50,6 +50,15 @@ public struct Rep: Sendable, Hashable {
         family.requiredPermissions.filter { !permissions.contains($0) }
     }
 
+    /// Whether the rep holds every permission `family` requires (routing asks this of every
+    /// candidate, so it allocates nothing).
+    public func holdsPermissions(for family: ChannelFamily) -> Bool {
+        switch family {
+        case .enhancedChat: permissions.contains(.enhancedChatUser) && permissions.contains(.enhancedChatRep)
+        case .enhancedMessaging, .bringYourOwnChannel, .standard: permissions.contains(.messagingAgent)
+        }
+    }
+
     /// Checks id, display name and capacity; throws `INVALID_ARGUMENT` naming the rep.
     public func validate() throws(DomainError) {
         try IdentifierRules.validateResourceID(id, what: "rep id")

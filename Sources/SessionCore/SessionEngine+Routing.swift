@@ -63,7 +63,7 @@ extension SessionEngine {
         for (index, rep) in reps.enumerated() {
             guard rep.presence == .available,
                   rep.freeCapacity >= channel.capacityWeight,
-                  rep.missingPermissions(for: channel.family).isEmpty
+                  rep.holdsPermissions(for: channel.family)
             else { continue }
             if let current = best, !isPreferred(rep, over: reps[current]) { continue }
             best = index

@@ -1,6 +1,7 @@
 import Dispatch
 public import Logging
 import RPC
+import ProtoRuntime
 import SessionCore
 public import SessionState
 import SessionStorage
@@ -59,6 +60,42 @@ public final class SessionBackend: Sendable {
         } catch {
             throw status(for: error)
         }
+    }
+
+    /// `write(_:_:)` for a deferred call: no task and no waiting thread. Authenticates on the
+    /// calling (connection) thread, runs `body` on the owner, and answers `respond` once durable;
+    /// `map` builds the response on the connection's queue.
+    func write<T: Sendable, Response: ProtoCMessage>(
+        _ context: RPCServerContext, answer respond: RPCResponder<Response>,
+        map: @escaping @Sendable (T) throws -> Response, _ body: @escaping WriteBody<T>
+    ) {
+        let principal: Principal
+        do { principal = try auth.authenticate(context) } catch { return respond.fail(error) }
+        guard let owner else {
+            // The transaction-per-call path blocks: on a Dispatch thread, never the connection's.
+            DispatchQueue.global().async {
+                do throws(RPCError) {
+                    let value = try self.write(as: principal.actor, body)
+                    respond.complete { try map(value) }
+                } catch {
+                    respond.fail(error)
+                }
+            }
+            return
+        }
+        do { try (store as? GatedStore)?.checkUsable() } catch { return respond.fail(status(for: error)) }
+        let clock = self.clock
+        let actor = principal.actor
+        owner.perform({ state in
+            var engine = SessionEngine()
+            var repo: any SessionRepository = state
+            return try body(&engine, actor, clock.now(), &repo)
+        }, completion: { result in
+            switch result {
+            case .success(let value): respond.complete { try map(value) }
+            case .failure(let error): respond.fail(self.status(for: error))
+            }
+        })
     }
 
     /// Authenticates, then runs `body` as a read: on the owner (answered once what it saw is

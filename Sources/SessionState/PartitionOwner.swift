@@ -198,9 +198,13 @@ public final class PartitionOwner: @unchecked Sendable {
         open = Pending()
         inFlight = writing
         let batch = writing.batch
+        let waiters = writing.waiters
         journalQueue.async { [journal] in
             let result = Result<Void, any Error> { try journal.commit(batch) }
             self.queue.async { self.written(result) }
+            // Durable: answer from here, without waiting for the owner's turn (bookkeeping, queued
+            // first above, runs there; a failure is answered there, after memory is undone).
+            if case .success = result { for waiter in waiters { waiter(.success(())) } }
         }
     }
 
@@ -211,7 +215,6 @@ public final class PartitionOwner: @unchecked Sendable {
         case .success:
             if journal.settlesOnCommit { state.settle(done.batch) }
             onDurable(done.batch)
-            for waiter in done.waiters { waiter(.success(())) }
             if !open.hasChanges {
                 // Only commands that changed nothing wait here: what they saw is durable now.
                 let waiters = open.waiters

@@ -20,6 +20,11 @@ final class ProbeService: RPCService {
     /// Unary, on the handler pool (as domain handlers run): like `sized`.
     static let sizedOnPool = RPCMethodDescriptor(service: serviceName, method: "SizedOnPool", kind: .unary)
 
+    /// Deferred unary: answers `response_size` bytes from another thread after as many ms as the
+    /// request's payload has bytes, then answers again (that second answer must be ignored); fails
+    /// with NOT_FOUND when `response_size` is negative.
+    static let later = RPCMethodDescriptor(service: serviceName, method: "Later", kind: .unary)
+
     struct Counts: Sendable, Equatable {
         var started = 0
         var cancelled = 0
@@ -52,6 +57,18 @@ final class ProbeService: RPCService {
                 }
                 try context.checkCancellation()
                 return GrpcTesting.Empty()
+            },
+            RPCMethodHandler(deferredUnary: Self.later) { (request: GrpcTesting.SimpleRequest, _, respond: RPCResponder<GrpcTesting.SimpleResponse>) in
+                // The delay in ms rides in the payload's length; the answer is built on the connection's queue.
+                let delay = request.payload?.body.count ?? 0
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(delay)) {
+                    if request.responseSize < 0 {
+                        respond.fail(RPCError(.notFound, "nothing later"))
+                    } else {
+                        respond.complete { Self.response(of: request.responseSize) }
+                    }
+                    respond.complete { Self.response(of: 1) }  // a second answer: ignored
+                }
             },
             RPCMethodHandler(serverStreaming: Self.ticks) {
                 [self] (_: GrpcTesting.Empty, writer: RPCServerStreamWriter<GrpcTesting.Empty>, context) in

@@ -152,3 +152,15 @@ struct ModelTests {
         }
     }
 }
+
+@Test("holdsPermissions (routing's check) agrees with missingPermissions for every family and permission set")
+func holdsPermissionsAgrees() {
+    let all = Permission.allCases
+    for family in [ChannelFamily.enhancedChat, .enhancedMessaging, .bringYourOwnChannel, .standard] {
+        for mask in 0..<(1 << all.count) {
+            let held = Set(all.indices.filter { mask & (1 << $0) != 0 }.map { all[$0] })
+            let rep = Rep(id: "r", displayName: "R", capacity: 1, permissions: held, idleSince: .epoch)
+            #expect(rep.holdsPermissions(for: family) == rep.missingPermissions(for: family).isEmpty, "\(family) \(held)")
+        }
+    }
+}

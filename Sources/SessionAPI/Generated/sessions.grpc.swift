@@ -43,28 +43,28 @@ extension SessionsV1.SessionService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.createSession) { (request: SessionsV1.CreateSessionRequest, context) -> SessionsV1.SessionResponse in
+            replacementHandler(for: SessionsV1.SessionService.Method.createSession) ?? RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.createSession) { (request: SessionsV1.CreateSessionRequest, context) -> SessionsV1.SessionResponse in
                 try await self.createSession(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.getSession) { (request: SessionsV1.GetSessionRequest, context) -> SessionsV1.SessionResponse in
+            replacementHandler(for: SessionsV1.SessionService.Method.getSession) ?? RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.getSession) { (request: SessionsV1.GetSessionRequest, context) -> SessionsV1.SessionResponse in
                 try await self.getSession(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.listSessions) { (request: SessionsV1.ListSessionsRequest, context) -> SessionsV1.ListSessionsResponse in
+            replacementHandler(for: SessionsV1.SessionService.Method.listSessions) ?? RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.listSessions) { (request: SessionsV1.ListSessionsRequest, context) -> SessionsV1.ListSessionsResponse in
                 try await self.listSessions(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.postCustomerMessage) { (request: SessionsV1.PostCustomerMessageRequest, context) -> SessionsV1.SessionResponse in
+            replacementHandler(for: SessionsV1.SessionService.Method.postCustomerMessage) ?? RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.postCustomerMessage) { (request: SessionsV1.PostCustomerMessageRequest, context) -> SessionsV1.SessionResponse in
                 try await self.postCustomerMessage(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.postRepMessage) { (request: SessionsV1.PostRepMessageRequest, context) -> SessionsV1.SessionResponse in
+            replacementHandler(for: SessionsV1.SessionService.Method.postRepMessage) ?? RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.postRepMessage) { (request: SessionsV1.PostRepMessageRequest, context) -> SessionsV1.SessionResponse in
                 try await self.postRepMessage(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.markInactive) { (request: SessionsV1.MarkInactiveRequest, context) -> SessionsV1.SessionResponse in
+            replacementHandler(for: SessionsV1.SessionService.Method.markInactive) ?? RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.markInactive) { (request: SessionsV1.MarkInactiveRequest, context) -> SessionsV1.SessionResponse in
                 try await self.markInactive(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.endSession) { (request: SessionsV1.EndSessionRequest, context) -> SessionsV1.SessionResponse in
+            replacementHandler(for: SessionsV1.SessionService.Method.endSession) ?? RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.endSession) { (request: SessionsV1.EndSessionRequest, context) -> SessionsV1.SessionResponse in
                 try await self.endSession(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.startBusinessInitiated) { (request: SessionsV1.StartBusinessInitiatedRequest, context) -> SessionsV1.SessionResponse in
+            replacementHandler(for: SessionsV1.SessionService.Method.startBusinessInitiated) ?? RPCMethodHandler(asyncUnary: SessionsV1.SessionService.Method.startBusinessInitiated) { (request: SessionsV1.StartBusinessInitiatedRequest, context) -> SessionsV1.SessionResponse in
                 try await self.startBusinessInitiated(request: request, context: context)
             },
         ]
@@ -105,22 +105,22 @@ extension SessionsV1.RepService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.createRep) { (request: SessionsV1.RepRequest, context) -> SessionsV1.RepResponse in
+            replacementHandler(for: SessionsV1.RepService.Method.createRep) ?? RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.createRep) { (request: SessionsV1.RepRequest, context) -> SessionsV1.RepResponse in
                 try await self.createRep(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.updateRep) { (request: SessionsV1.RepRequest, context) -> SessionsV1.RepResponse in
+            replacementHandler(for: SessionsV1.RepService.Method.updateRep) ?? RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.updateRep) { (request: SessionsV1.RepRequest, context) -> SessionsV1.RepResponse in
                 try await self.updateRep(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.getRep) { (request: SessionsV1.GetRepRequest, context) -> SessionsV1.RepResponse in
+            replacementHandler(for: SessionsV1.RepService.Method.getRep) ?? RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.getRep) { (request: SessionsV1.GetRepRequest, context) -> SessionsV1.RepResponse in
                 try await self.getRep(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.listReps) { (request: SessionsV1.ListRepsRequest, context) -> SessionsV1.ListRepsResponse in
+            replacementHandler(for: SessionsV1.RepService.Method.listReps) ?? RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.listReps) { (request: SessionsV1.ListRepsRequest, context) -> SessionsV1.ListRepsResponse in
                 try await self.listReps(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.setPresence) { (request: SessionsV1.SetPresenceRequest, context) -> SessionsV1.RepResponse in
+            replacementHandler(for: SessionsV1.RepService.Method.setPresence) ?? RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.setPresence) { (request: SessionsV1.SetPresenceRequest, context) -> SessionsV1.RepResponse in
                 try await self.setPresence(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.getWorkload) { (request: SessionsV1.GetRepRequest, context) -> SessionsV1.WorkloadResponse in
+            replacementHandler(for: SessionsV1.RepService.Method.getWorkload) ?? RPCMethodHandler(asyncUnary: SessionsV1.RepService.Method.getWorkload) { (request: SessionsV1.GetRepRequest, context) -> SessionsV1.WorkloadResponse in
                 try await self.getWorkload(request: request, context: context)
             },
         ]
@@ -157,16 +157,16 @@ extension SessionsV1.ChannelService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.createChannel) { (request: SessionsV1.ChannelRequest, context) -> SessionsV1.ChannelResponse in
+            replacementHandler(for: SessionsV1.ChannelService.Method.createChannel) ?? RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.createChannel) { (request: SessionsV1.ChannelRequest, context) -> SessionsV1.ChannelResponse in
                 try await self.createChannel(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.updateChannel) { (request: SessionsV1.ChannelRequest, context) -> SessionsV1.ChannelResponse in
+            replacementHandler(for: SessionsV1.ChannelService.Method.updateChannel) ?? RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.updateChannel) { (request: SessionsV1.ChannelRequest, context) -> SessionsV1.ChannelResponse in
                 try await self.updateChannel(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.getChannel) { (request: SessionsV1.GetChannelRequest, context) -> SessionsV1.ChannelResponse in
+            replacementHandler(for: SessionsV1.ChannelService.Method.getChannel) ?? RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.getChannel) { (request: SessionsV1.GetChannelRequest, context) -> SessionsV1.ChannelResponse in
                 try await self.getChannel(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.listChannels) { (request: SessionsV1.ListChannelsRequest, context) -> SessionsV1.ListChannelsResponse in
+            replacementHandler(for: SessionsV1.ChannelService.Method.listChannels) ?? RPCMethodHandler(asyncUnary: SessionsV1.ChannelService.Method.listChannels) { (request: SessionsV1.ListChannelsRequest, context) -> SessionsV1.ListChannelsResponse in
                 try await self.listChannels(request: request, context: context)
             },
         ]
@@ -203,16 +203,16 @@ extension SessionsV1.PermissionService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.grantPermission) { (request: SessionsV1.PermissionChangeRequest, context) -> SessionsV1.PermissionsResponse in
+            replacementHandler(for: SessionsV1.PermissionService.Method.grantPermission) ?? RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.grantPermission) { (request: SessionsV1.PermissionChangeRequest, context) -> SessionsV1.PermissionsResponse in
                 try await self.grantPermission(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.revokePermission) { (request: SessionsV1.PermissionChangeRequest, context) -> SessionsV1.PermissionsResponse in
+            replacementHandler(for: SessionsV1.PermissionService.Method.revokePermission) ?? RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.revokePermission) { (request: SessionsV1.PermissionChangeRequest, context) -> SessionsV1.PermissionsResponse in
                 try await self.revokePermission(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.listPermissions) { (request: SessionsV1.ListPermissionsRequest, context) -> SessionsV1.PermissionsResponse in
+            replacementHandler(for: SessionsV1.PermissionService.Method.listPermissions) ?? RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.listPermissions) { (request: SessionsV1.ListPermissionsRequest, context) -> SessionsV1.PermissionsResponse in
                 try await self.listPermissions(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.checkPermission) { (request: SessionsV1.CheckPermissionRequest, context) -> SessionsV1.CheckPermissionResponse in
+            replacementHandler(for: SessionsV1.PermissionService.Method.checkPermission) ?? RPCMethodHandler(asyncUnary: SessionsV1.PermissionService.Method.checkPermission) { (request: SessionsV1.CheckPermissionRequest, context) -> SessionsV1.CheckPermissionResponse in
                 try await self.checkPermission(request: request, context: context)
             },
         ]
@@ -247,13 +247,13 @@ extension SessionsV1.EventService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(asyncUnary: SessionsV1.EventService.Method.listEvents) { (request: SessionsV1.ListEventsRequest, context) -> SessionsV1.ListEventsResponse in
+            replacementHandler(for: SessionsV1.EventService.Method.listEvents) ?? RPCMethodHandler(asyncUnary: SessionsV1.EventService.Method.listEvents) { (request: SessionsV1.ListEventsRequest, context) -> SessionsV1.ListEventsResponse in
                 try await self.listEvents(request: request, context: context)
             },
             RPCMethodHandler(serverStreaming: SessionsV1.EventService.Method.watchEvents, policy: executionPolicy(for: SessionsV1.EventService.Method.watchEvents)) { (request: SessionsV1.WatchEventsRequest, writer: RPCServerStreamWriter<SessionsV1.Event>, context) in
                 try await self.watchEvents(request: request, writer: writer, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.EventService.Method.getEventHead) { (request: SessionsV1.GetEventHeadRequest, context) -> SessionsV1.EventHead in
+            replacementHandler(for: SessionsV1.EventService.Method.getEventHead) ?? RPCMethodHandler(asyncUnary: SessionsV1.EventService.Method.getEventHead) { (request: SessionsV1.GetEventHeadRequest, context) -> SessionsV1.EventHead in
                 try await self.getEventHead(request: request, context: context)
             },
         ]
@@ -290,16 +290,16 @@ extension SessionsV1.TokenService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.issueToken) { (request: SessionsV1.IssueTokenRequest, context) -> SessionsV1.IssueTokenResponse in
+            replacementHandler(for: SessionsV1.TokenService.Method.issueToken) ?? RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.issueToken) { (request: SessionsV1.IssueTokenRequest, context) -> SessionsV1.IssueTokenResponse in
                 try await self.issueToken(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.listTokens) { (request: SessionsV1.ListTokensRequest, context) -> SessionsV1.ListTokensResponse in
+            replacementHandler(for: SessionsV1.TokenService.Method.listTokens) ?? RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.listTokens) { (request: SessionsV1.ListTokensRequest, context) -> SessionsV1.ListTokensResponse in
                 try await self.listTokens(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.revokeToken) { (request: SessionsV1.RevokeTokenRequest, context) -> SessionsV1.TokenInfo in
+            replacementHandler(for: SessionsV1.TokenService.Method.revokeToken) ?? RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.revokeToken) { (request: SessionsV1.RevokeTokenRequest, context) -> SessionsV1.TokenInfo in
                 try await self.revokeToken(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.whoAmI) { (request: SessionsV1.WhoAmIRequest, context) -> SessionsV1.TokenInfo in
+            replacementHandler(for: SessionsV1.TokenService.Method.whoAmI) ?? RPCMethodHandler(asyncUnary: SessionsV1.TokenService.Method.whoAmI) { (request: SessionsV1.WhoAmIRequest, context) -> SessionsV1.TokenInfo in
                 try await self.whoAmI(request: request, context: context)
             },
         ]
@@ -332,10 +332,10 @@ extension SessionsV1.ClockService.ServiceProtocol {
 
     public func methodHandlers() -> [RPCMethodHandler] {
         [
-            RPCMethodHandler(asyncUnary: SessionsV1.ClockService.Method.getTime) { (request: SessionsV1.GetTimeRequest, context) -> SessionsV1.ClockResponse in
+            replacementHandler(for: SessionsV1.ClockService.Method.getTime) ?? RPCMethodHandler(asyncUnary: SessionsV1.ClockService.Method.getTime) { (request: SessionsV1.GetTimeRequest, context) -> SessionsV1.ClockResponse in
                 try await self.getTime(request: request, context: context)
             },
-            RPCMethodHandler(asyncUnary: SessionsV1.ClockService.Method.advanceClock) { (request: SessionsV1.AdvanceClockRequest, context) -> SessionsV1.ClockResponse in
+            replacementHandler(for: SessionsV1.ClockService.Method.advanceClock) ?? RPCMethodHandler(asyncUnary: SessionsV1.ClockService.Method.advanceClock) { (request: SessionsV1.AdvanceClockRequest, context) -> SessionsV1.ClockResponse in
                 try await self.advanceClock(request: request, context: context)
             },
         ]

@@ -131,6 +131,9 @@ package final class SQLiteConnection {
             // checkpoint fsyncs the database file on the writer, so fewer,
             // larger ones take less of the writer's time.
             try execute("PRAGMA wal_autocheckpoint = 10000")
+            // The writer keeps the index pages it updates in memory (64 MiB rather than 2 MiB):
+            // a batch of the materializer touches thousands of them.
+            try execute("PRAGMA cache_size = -65536")
         }
         try execute("PRAGMA synchronous = \(configuration.synchronous.rawValue)")
         try execute("PRAGMA foreign_keys = \(configuration.foreignKeys ? "ON" : "OFF")")
