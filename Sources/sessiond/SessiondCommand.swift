@@ -73,10 +73,10 @@ struct SessiondCommand: ParsableCommand {
     @Option(help: "Read the bootstrap admin token from this file. [env: SESSIOND_ADMIN_TOKEN_FILE]")
     var adminTokenFile: String?
 
-    @Option(help: "Milliseconds between sweeps for due timers. [env: SESSIOND_SWEEP_INTERVAL_MS] (default: 1000)")
+    @Option(help: "PostgreSQL: milliseconds between sweeps for due timers (the embedded store fires each timer at its deadline). [env: SESSIOND_SWEEP_INTERVAL_MS] (default: 1000)")
     var sweepIntervalMs: Int?
 
-    @Option(help: "full (fsync every commit: survives power loss) or process-crash (survives kill -9 only). [env: SESSIOND_DURABILITY] (default: full)")
+    @Option(help: "full (every change fdatasynced before it is answered: survives power loss) or process-crash (survives kill -9 only). [env: SESSIOND_DURABILITY] (default: full)")
     var durability: String?
 
     @Flag(help: "Host grpc.testing.TestService (used by sessionctl echo and benchmarks); off by default. [env: SESSIOND_TEST_SERVICE=1]")
