@@ -213,6 +213,10 @@ public final class SessionDaemon: Sendable {
         }
         if options.allowEmptyStore {
             logger.warning("the database \(problem) but the data directory held data; starting empty (--allow-empty-store)", metadata: ["file": "\(options.databasePath)"])
+            let aside = JournaledSQLiteStore.setAsideJournal(in: options.dataDirectory)
+            if !aside.isEmpty {
+                logger.warning("the old database's journal files were set aside, not replayed", metadata: ["files": "\(aside.joined(separator: ", "))"])
+            }
             return
         }
         throw SessionDaemonStartupError(

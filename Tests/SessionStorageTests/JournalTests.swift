@@ -89,4 +89,26 @@ struct JournalTests {
             #expect(files.count == 1, "\(files)")  // only the file being written
         }
     }
+
+    @Test("A journal that does not continue the database (a gap) is refused at start; set aside, the database starts as it is")
+    func gapIsRefused() throws {
+        try withStore { store, dir in
+            let journal = FileJournal(directory: dir.path, syncs: false)
+            _ = try journal.recover(after: 0)
+            // Records 1...3 exist in the journal, but the database says nothing was applied and
+            // the file holding 1...2 is gone: simulate by writing records 1...3 and applying "1" only.
+            for i in 1...3 { _ = try journal.append(JournalCodec.encode(Self.batch(i))) }
+            try store.write { (r: SQLiteRepository) in try r.setSetting("journal_applied_seq", 0) }
+            // A database restored from a backup newer than nothing but older than the journal's start:
+            let later = FileJournal(directory: dir.path, syncs: false, rotateBytes: 1)
+            _ = try later.recover(after: 0)
+            _ = try later.append(JournalCodec.encode(Self.batch(4)))  // a second file, starting at 4
+            for file in later.files().dropLast() { unlink(file.path) }  // the file with 1...3 is lost
+            let refused = #expect(throws: (any Error).self) { _ = try JournaledSQLiteStore(store: store, directory: dir.path, syncs: false).loadPartition() }
+            #expect("\(refused.map { "\($0)" } ?? "")".contains("starts at batch 4 but the database holds batches up to 0"))
+            #expect(StoreErrorKind.of(refused!) == .damaged)
+            #expect(JournaledSQLiteStore.setAsideJournal(in: dir.path).count == 1)
+            #expect(try JournaledSQLiteStore(store: store, directory: dir.path, syncs: false).loadPartition().channels.isEmpty)
+        }
+    }
 }

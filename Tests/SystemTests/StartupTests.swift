@@ -113,8 +113,14 @@ struct StartupTests {
         let dir = makeTemporaryDirectory()
         defer { removeDirectory(dir) }
         let first = try DaemonProcess.start(dataDirectory: dir, adminToken: nil)
-        #expect(first.terminate() == 0)
         let token = try String(contentsOfFile: dir + "/admin-token", encoding: .utf8)
+        try await first.withLogOnFailure {
+            // One write: the journal file now holds a batch of the database about to be lost.
+            let admin = try first.client(token: token.trimmingCharacters(in: .whitespacesAndNewlines))
+            defer { admin.close() }
+            try await setUpChannelAndReps(admin, channel: "old", reps: 0)
+        }
+        #expect(first.terminate() == 0)
         let database = dir + "/sessions.sqlite"
         let arguments = ["--listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "error"]
 
@@ -140,10 +146,12 @@ struct StartupTests {
         try await daemon.withLogOnFailure {
             let admin = try daemon.client(token: token.trimmingCharacters(in: .whitespacesAndNewlines))
             defer { admin.close() }
+            // Empty: the old database's journal was set aside, not replayed onto the new one.
             #expect(try await admin.channels.listChannels(.init()).channels.isEmpty)
         }
         #expect(daemon.terminate() == 0)
         #expect(try String(contentsOfFile: dir + "/admin-token", encoding: .utf8) == token)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).contains { $0.hasSuffix(".log.set-aside") })
     }
 
     @Test("The database is damaged while sessiond runs: health NOT_SERVING, calls UNAVAILABLE (not SERVING with INTERNAL)")

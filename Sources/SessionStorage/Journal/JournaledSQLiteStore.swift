@@ -1,4 +1,7 @@
 internal import Dispatch
+#if canImport(Glibc)
+internal import Glibc
+#endif
 public import SessionCore
 import Synchronization
 
@@ -61,6 +64,13 @@ public final class JournaledSQLiteStore: PartitionJournal, @unchecked Sendable {
     public func loadPartition() throws -> PartitionSnapshot {
         let applied = UInt64(try store.read { (repo: SQLiteRepository) in try repo.setting(Self.appliedKey) } ?? 0)
         let records = try journal.recover(after: applied)
+        // The journal must continue the tables exactly: a gap means records were lost (a
+        // database restored from an older backup after the journal files of the time between
+        // were removed, say); applying the rest would build on state that is not there.
+        if let first = records.first, first.sequence != applied + 1 {
+            throw FileJournal.Damaged(description:
+                "the journal in \(journal.directory) starts at batch \(first.sequence) but the database holds batches up to \(applied) only; restore the journal files of that time, or move them away to start from the database as it is")
+        }
         if let last = records.last {
             var merged = JournalBatch()
             for record in records { merged.merge(try JournalCodec.decode(record.payload)) }
@@ -90,6 +100,16 @@ public final class JournaledSQLiteStore: PartitionJournal, @unchecked Sendable {
         }
         if schedule {
             materializerQueue.asyncAfter(deadline: .now() + .milliseconds(materializeDelayMillis)) { self.materialize() }
+        }
+    }
+
+    /// Moves every journal file of `directory` aside (renamed `*.log.set-aside`): a start that was
+    /// told to begin with an empty database must not replay the old one's journal onto it.
+    public static func setAsideJournal(in directory: String) -> [String] {
+        FileJournal(directory: directory, syncs: false).files().map { file in
+            let aside = file.path + ".set-aside"
+            _ = rename(file.path, aside)
+            return aside
         }
     }
 

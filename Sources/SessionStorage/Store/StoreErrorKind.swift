@@ -26,6 +26,8 @@ public enum StoreErrorKind: Sendable, Hashable {
             case 11, 26: return .damaged  // CORRUPT, NOTADB
             default: return .other
             }
+        case is FileJournal.Damaged, is JournalCodec.Corrupt:
+            return .damaged
         case PostgresStoreError.unavailable:
             return .unavailable
         case let e as PostgresError:
