@@ -403,7 +403,8 @@ struct  Sessions__V1__PostCustomerMessageRequest
    */
   char *channel_id;
   /*
-   * Idempotency key, unique per message.
+   * Idempotency key, scoped to the channel: the same id again on the same
+   * channel is answered like the first call (PROTOCOL.md section 13).
    */
   char *message_id;
   char *text;
