@@ -277,13 +277,8 @@ public final class PartitionOwner: @unchecked Sendable {
         let at = now()
         let due = state.takeDue(at: at, limit: Self.timerSlice)
         let versions = due.map { state.memoryVersion(of: $0) }
-        for sessionId in due {
-            run({ state -> ChangeSet in
-                var repo = state
-                return try SessionEngine().fireTimer(sessionId: sessionId, at: at, in: &repo)
-            }, { [onTimerError] result in
-                if case .failure(let error) = result { onTimerError(error) }
-            })
+        fire(due, at: at) { [onTimerError] result in
+            if case .failure(let error) = result { onTimerError(error) }
         }
         // A fire that threw left its session unchanged and due: put it back, and wait a while
         // before trying again (a store that fails every batch must not spin the owner).
@@ -306,6 +301,38 @@ public final class PartitionOwner: @unchecked Sendable {
         }
     }
 
+    /// Fires `due` as one command (one journal entry, one answer), each session under its own
+    /// savepoint: a fire that throws is taken back alone and reported, the others stand.
+    private func fire(_ due: [String], at: Timestamp, _ completion: @escaping Completion<Void>) {
+        guard !due.isEmpty else { return }
+        run({ state -> [String] in
+            var repo = state
+            let engine = SessionEngine()
+            var failures: [String] = []
+            for sessionId in due {
+                let savepoint = state.savepoint()
+                do {
+                    _ = try engine.fireTimer(sessionId: sessionId, at: at, in: &repo)
+                } catch {
+                    state.rollback(to: savepoint)
+                    failures.append("\(sessionId): \(error)")
+                }
+            }
+            return failures
+        }, { result in
+            switch result {
+            case .success(let failures) where failures.isEmpty: completion(.success(()))
+            case .success(let failures): completion(.failure(TimerFailures(failures: failures)))
+            case .failure(let error): completion(.failure(error))
+            }
+        })
+    }
+
+    struct TimerFailures: Error, CustomStringConvertible {
+        let failures: [String]
+        var description: String { "\(failures.count) timer(s) failed: \(failures.prefix(3).joined(separator: "; "))" }
+    }
+
     /// Fires every timer due now (after a test-clock advance) and returns once the transitions
     /// are durable; the first failure, if any, is thrown.
     public func fireDueNow() async throws {
@@ -318,13 +345,8 @@ public final class PartitionOwner: @unchecked Sendable {
                     let due = self.state.takeDue(at: at, limit: Self.timerSlice)
                     if due.isEmpty { break }
                     fired += due
-                    for sessionId in due {
-                        self.run({ state -> ChangeSet in
-                            var repo = state
-                            return try SessionEngine().fireTimer(sessionId: sessionId, at: at, in: &repo)
-                        }, { result in
-                            if case .failure(let error) = result { firstError.set(error) }
-                        })
+                    self.fire(due, at: at) { result in
+                        if case .failure(let error) = result { firstError.set(error) }
                     }
                 }
                 // A fire that threw left its deadline: back in the heap, for the next turn.

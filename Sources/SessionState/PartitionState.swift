@@ -84,7 +84,16 @@ public final class PartitionState: SessionRepository {
         self.journal = journal
         for channel in snapshot.channels { channelsByID[channel.id] = channel }
         for rep in snapshot.reps { putRep(rep) }
-        for session in snapshot.openSessions { putSession(session, replacing: nil) }
+        // A million sessions at a restart: size the tables once and build the timer heap in one
+        // pass, instead of growing (and rehashing) them and sifting a million pushes.
+        sessionsByID.reserveCapacity(snapshot.openSessions.count)
+        openByConversation.reserveCapacity(snapshot.openSessions.count)
+        var deadlines: [(deadline: Timestamp, sessionId: String)] = []
+        for session in snapshot.openSessions {
+            putSession(session, replacing: nil, armTimer: false)
+            if let deadline = session.nextDeadline { deadlines.append((deadline, session.id)) }
+        }
+        timers = DeadlineHeap(unordered: deadlines)
         settings = snapshot.settings
         headCursor = snapshot.headCursor
         fingerprints = Set(snapshot.messageFingerprints)
@@ -116,6 +125,22 @@ public final class PartitionState: SessionRepository {
         let log = undo
         changes = []
         undo = []
+        revert(log)
+    }
+
+    /// A point inside the running command to roll back to (`rollback(to:)`), so that one command
+    /// can apply many independent steps and drop only a step that threw.
+    public func savepoint() -> Int {
+        precondition(inCommand, "no command is running")
+        return undo.count
+    }
+
+    /// Takes back everything the running command changed after `savepoint`.
+    public func rollback(to savepoint: Int) {
+        precondition(inCommand && savepoint <= undo.count, "not a savepoint of the running command")
+        let log = Array(undo[savepoint...])
+        undo.removeSubrange(savepoint...)
+        changes.removeSubrange(savepoint...)
         revert(log)
     }
 
@@ -202,6 +227,15 @@ public final class PartitionState: SessionRepository {
         if let deadline = sessionsByID[sessionId]?.nextDeadline, deadline <= now { timers.push(deadline, sessionId) }
     }
 
+    /// Whether any session in memory has a deadline `<= now` (stale heap entries are dropped).
+    public func hasDue(at now: Timestamp) -> Bool {
+        while let top = timers.peek, top.deadline <= now {
+            if sessionsByID[top.sessionId]?.nextDeadline == top.deadline { return true }
+            timers.pop()
+        }
+        return false
+    }
+
     /// The version of a session held in memory, or nil.
     public func memoryVersion(of sessionId: String) -> Int64? { sessionsByID[sessionId]?.version }
 
@@ -241,7 +275,7 @@ public final class PartitionState: SessionRepository {
         if i < availableRepIDs.count, availableRepIDs[i] == id { availableRepIDs.remove(at: i) }
     }
 
-    private func putSession(_ session: Session, replacing old: Session?) {
+    private func putSession(_ session: Session, replacing old: Session?, armTimer: Bool = true) {
         if let old { unindex(old) }
         sessionsByID[session.id] = session
         if session.status.isOpen { openByConversation[session.conversationId] = session.id }
@@ -252,7 +286,7 @@ public final class PartitionState: SessionRepository {
         if let repId = session.repId { byRepStatus[RepStatus(repId: repId, status: session.status), default: []].insert(session.id) }
         if let deadline = session.nextDeadline {
             liveDeadlines += 1
-            if old?.nextDeadline != deadline { timers.push(deadline, session.id) }
+            if armTimer, old?.nextDeadline != deadline { timers.push(deadline, session.id) }
         }
     }
 
@@ -524,6 +558,18 @@ private func lowerBound<T: Comparable>(_ array: [T], _ value: T) -> Int {
 struct DeadlineHeap {
     private var items: [(deadline: Timestamp, sessionId: String)] = []
 
+    init() {}
+
+    /// A heap of `unordered` built in O(n) (Floyd).
+    init(unordered: [(deadline: Timestamp, sessionId: String)]) {
+        items = unordered
+        var i = items.count / 2
+        while i > 0 {
+            i -= 1
+            siftDown(from: i)
+        }
+    }
+
     var count: Int { items.count }
     var peek: (deadline: Timestamp, sessionId: String)? { items.first }
 
@@ -546,7 +592,11 @@ struct DeadlineHeap {
         guard !items.isEmpty else { return }
         items.swapAt(0, items.count - 1)
         items.removeLast()
-        var i = 0
+        siftDown(from: 0)
+    }
+
+    private mutating func siftDown(from start: Int) {
+        var i = start
         while true {
             let l = 2 * i + 1, r = l + 1
             var m = i

@@ -288,4 +288,27 @@ struct PartitionOwnerTests {
             #expect(replay.status == .active)
         }
     }
+
+    @Test("A savepoint takes back one step of a command (as a failed timer in a slice); the rest of it stands")
+    func savepoints() throws {
+        try withStore(durability: .processCrash) { store, _ in
+            let owner = try PartitionOwner(journal: store, now: { Fixtures.t0 })
+            try owner.performAndWait { state in
+                var repo: any SessionRepository = state
+                try repo.insertChannel(Fixtures.plainChannel("kept"))
+                let savepoint = state.savepoint()
+                try repo.insertChannel(Fixtures.plainChannel("dropped"))
+                try repo.upsertRep(Fixtures.rep("dropped-rep"))
+                state.rollback(to: savepoint)
+                try repo.insertChannel(Fixtures.plainChannel("after"))
+            }
+            let inMemory = try owner.performAndWait(readOnly: true) { state in
+                (try state.channels(after: nil, limit: 10).map(\.id), try state.rep(id: "dropped-rep"))
+            }
+            #expect(inMemory.0 == ["after", "kept"])
+            #expect(inMemory.1 == nil)
+            let stored = try store.read { (repo: SQLiteRepository) in try repo.channels(after: nil, limit: 10).map(\.id) }
+            #expect(stored == ["after", "kept"])
+        }
+    }
 }
