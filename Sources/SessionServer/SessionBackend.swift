@@ -42,60 +42,49 @@ public final class SessionBackend: Sendable {
         return try await write(as: principal.actor, body)
     }
 
-    /// `write(_:_:)` as `actor` (also used by the timers).
+    /// `write(_:_:)` as `actor`.
     func write<T: Sendable>(as actor: SessionCore.Actor, _ body: @escaping WriteBody<T>) async throws(RPCError) -> T {
-        let clock = self.clock
-        do {
-            if let owner {
-                try (store as? GatedStore)?.checkUsable()
-                return try await owner.perform { state in
-                    var engine = SessionEngine()
-                    var repo: any SessionRepository = state
-                    return try body(&engine, actor, clock.now(), &repo)
-                }
-            }
-            return try await offload { () throws(RPCError) -> T in try self.write(as: actor, body) }
-        } catch let error as RPCError {
-            throw error
-        } catch {
-            throw status(for: error)
+        let result: Result<T, RPCError> = await withCheckedContinuation { continuation in
+            run(as: actor, body) { continuation.resume(returning: $0) }
         }
+        return try result.get()
     }
 
     /// `write(_:_:)` for a deferred call: no task and no waiting thread. Authenticates on the
-    /// calling (connection) thread, runs `body` on the owner, and answers `respond` once durable;
-    /// `map` builds the response on the connection's queue.
+    /// calling (connection) thread, runs `body`, and answers `respond` once durable; `map` builds
+    /// the response on the connection's queue.
     func write<T: Sendable, Response: ProtoCMessage>(
         _ context: RPCServerContext, answer respond: RPCResponder<Response>,
         map: @escaping @Sendable (T) throws -> Response, _ body: @escaping WriteBody<T>
     ) {
         let principal: Principal
         do { principal = try auth.authenticate(context) } catch { return respond.fail(error) }
+        run(as: principal.actor, body) { result in
+            switch result {
+            case .success(let value): respond.complete { try map(value) }
+            case .failure(let error): respond.fail(error)
+            }
+        }
+    }
+
+    /// The one way a write runs: as a command on the owner (completed once durable), or, without
+    /// one, in a store transaction on a Dispatch thread (it blocks; never the caller's thread).
+    private func run<T: Sendable>(
+        as actor: SessionCore.Actor, _ body: @escaping WriteBody<T>, _ completion: @escaping @Sendable (Result<T, RPCError>) -> Void
+    ) {
         guard let owner else {
-            // The transaction-per-call path blocks: on a Dispatch thread, never the connection's.
             DispatchQueue.global().async {
-                do throws(RPCError) {
-                    let value = try self.write(as: principal.actor, body)
-                    respond.complete { try map(value) }
-                } catch {
-                    respond.fail(error)
-                }
+                do throws(RPCError) { completion(.success(try self.write(as: actor, body))) } catch { completion(.failure(error)) }
             }
             return
         }
-        do { try (store as? GatedStore)?.checkUsable() } catch { return respond.fail(status(for: error)) }
+        do { try (store as? GatedStore)?.checkUsable() } catch { return completion(.failure(status(for: error))) }
         let clock = self.clock
-        let actor = principal.actor
         owner.perform({ state in
             var engine = SessionEngine()
             var repo: any SessionRepository = state
             return try body(&engine, actor, clock.now(), &repo)
-        }, completion: { result in
-            switch result {
-            case .success(let value): respond.complete { try map(value) }
-            case .failure(let error): respond.fail(self.status(for: error))
-            }
-        })
+        }, completion: { result in completion(result.mapError { self.status(for: $0) }) })
     }
 
     /// Authenticates, then runs `body` as a read: on the owner (answered once what it saw is

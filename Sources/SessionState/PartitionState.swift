@@ -446,10 +446,11 @@ public final class PartitionState: SessionRepository {
 
     public func sessions(repId: String, status: SessionStatus) throws -> [Session] {
         if status == .ended {
-            return try journal.readDurable { try $0.sessions(repId: repId, status: .ended) }
-                .filter { pendingVersions[$0.id] == nil }
-                + (byRepStatus[RepStatus(repId: repId, status: .ended)] ?? []).compactMap { sessionsByID[$0] }
-                .sorted { $0.id < $1.id }
+            // Ended sessions leave memory once the tables hold them: the store's, minus any that
+            // memory still holds (its copy is the newer), plus memory's own, in id order.
+            let stored = try journal.readDurable { try $0.sessions(repId: repId, status: .ended) }
+            let held = (byRepStatus[RepStatus(repId: repId, status: .ended)] ?? []).compactMap { sessionsByID[$0] }
+            return (stored.filter { sessionsByID[$0.id] == nil } + held).sorted { $0.id < $1.id }
         }
         return (byRepStatus[RepStatus(repId: repId, status: status)] ?? []).sorted().map { sessionsByID[$0]! }
     }

@@ -23,9 +23,6 @@ public struct JournalBatch: Sendable {
         channels.isEmpty && reps.isEmpty && sessions.isEmpty && events.isEmpty && messages.isEmpty && settings.isEmpty
     }
 
-    /// Rows this batch writes (a session changed twice counts once).
-    public var rowCount: Int { channels.count + reps.count + sessions.count + events.count + messages.count + settings.count }
-
     public mutating func record(_ channel: Channel) {
         if let i = channelIndex[channel.id] { channels[i] = channel } else {
             channelIndex[channel.id] = channels.count
