@@ -19,6 +19,9 @@ public final class RPCServer: Sendable {
     package let services: Set<String>
     package let logger: Logger
     private let acceptQueue = DispatchQueue(label: "rpc.accept")
+    /// Where every connection's serial queue runs: the width-limited global pool, not one
+    /// overcommitted thread per busy connection.
+    static let connectionTarget = DispatchQueue.global(qos: .userInitiated)
     private let state = Mutex(State())
     private let stopped = DispatchSemaphore(value: 0)
 

@@ -67,7 +67,7 @@ package final class ServerConnection: @unchecked Sendable {
         self.id = id
         self.server = server
         self.config = server.configuration
-        self.queue = DispatchQueue(label: "rpc.connection")
+        self.queue = DispatchQueue(label: "rpc.connection", target: RPCServer.connectionTarget)
         self.peer = peer.description
         self.peerHost = peer.host
         self.answerEstimate = Self.initialAnswerEstimate(server.configuration)

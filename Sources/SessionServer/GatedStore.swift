@@ -6,13 +6,14 @@ import Synchronization
 /// opened the real store (calls meanwhile answer UNAVAILABLE), and closed for
 /// good once the database is found damaged at run time.
 final class GatedStore: SessionStore {
-    enum State {
-        case opening
-        case open(any SessionStore)
-        case damaged(any SessionStore, String)
+    /// The store, set once when it opens. Read on every call: a lock here was the hottest
+    /// contended lock of the server (every connection thread and the journal thread take it).
+    private final class Box: Sendable {
+        let store: any SessionStore
+        init(_ store: any SessionStore) { self.store = store }
     }
-
-    private let state = Mutex<State>(.opening)
+    private let opened = AtomicLazyReference<Box>()
+    private let damaged = Atomic<Bool>(false)
     /// Called once, when a call first finds the database damaged.
     private let onDamaged: @Sendable (String) -> Void
 
@@ -26,42 +27,27 @@ final class GatedStore: SessionStore {
         var description: String { message }
     }
 
+    /// Opens the gate; only the first store attached counts.
     func attach(_ store: any SessionStore) {
-        state.withLock { $0 = .open(store) }
+        _ = opened.storeIfNil(Box(store))
     }
 
-    /// Refuses every later call; returns `false` if it was already refused.
+    /// Refuses every later call; returns `false` if it was already refused (or never open).
     @discardableResult
     func markDamaged(_ reason: String) -> Bool {
-        state.withLock { s in
-            switch s {
-            case .open(let store):
-                s = .damaged(store, reason)
-                return true
-            case .opening, .damaged:
-                return false
-            }
-        }
+        guard opened.load() != nil else { return false }
+        return damaged.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
     }
 
     /// The real store, once open (also after it was found damaged).
-    var underlying: (any SessionStore)? {
-        state.withLock { s in
-            switch s {
-            case .opening: nil
-            case .open(let store), .damaged(let store, _): store
-            }
-        }
-    }
+    var underlying: (any SessionStore)? { opened.load()?.store }
 
     private func current() throws -> any SessionStore {
-        try state.withLock { s in
-            switch s {
-            case .opening: throw NotReady(message: "sessiond is starting; retry shortly")
-            case .open(let store): return store
-            case .damaged: throw NotReady(message: "the database is damaged; sessiond refuses calls until an operator restores it")
-            }
+        guard let box = opened.load() else { throw NotReady(message: "sessiond is starting; retry shortly") }
+        if damaged.load(ordering: .acquiring) {
+            throw NotReady(message: "the database is damaged; sessiond refuses calls until an operator restores it")
         }
+        return box.store
     }
 
     /// Runs `call` on the open store; a damaged-database error closes the gate.
@@ -83,7 +69,10 @@ final class GatedStore: SessionStore {
 
     /// Fails fast once the database was found damaged.
     func checkUsable() throws {
-        _ = try current()
+        guard opened.load() != nil else { throw NotReady(message: "sessiond is starting; retry shortly") }
+        if damaged.load(ordering: .acquiring) {
+            throw NotReady(message: "the database is damaged; sessiond refuses calls until an operator restores it")
+        }
     }
 
     func write<T>(_ body: (inout any SessionRepository) throws -> T) throws -> T { try guarded { try $0.write(body) } }

@@ -14,16 +14,13 @@ import Synchronization
 public final class ServerClock: Sendable {
     /// Whether `advance(by:)` is allowed.
     public let isTestClock: Bool
-    private let state: Mutex<State>
+    /// The test offset, and the floor `now()` never goes below; read on every command
+    /// without a lock (a mutex here is taken by every connection thread and the state owner).
+    private let offset = Atomic<Int64>(0)
+    private let floor = Atomic<Int64>(.min)
     private let advancing = Mutex(())
     private let fixedBase: Int64?
     private let store: (any SessionStore)?
-
-    private struct State {
-        var offset: Int64 = 0
-        /// `now()` never answers less than this.
-        var floor: Int64 = .min
-    }
 
     static let offsetKey = "test_clock_offset_ms"
     static let reachedKey = "test_clock_reached_ms"
@@ -34,7 +31,6 @@ public final class ServerClock: Sendable {
         self.isTestClock = testClock
         self.fixedBase = fixedStart?.millisecondsSinceEpoch
         self.store = nil
-        self.state = Mutex(State())
     }
 
     /// A clock whose test offset is kept in `store` across restarts: call
@@ -43,26 +39,31 @@ public final class ServerClock: Sendable {
         self.isTestClock = testClock
         self.fixedBase = fixedStart?.millisecondsSinceEpoch
         self.store = store
-        self.state = Mutex(State())
     }
 
     /// Loads a test clock's persisted offset and the time it had reached.
     public func loadPersistedState(from store: any SessionStore) throws {
         guard isTestClock else { return }
         let saved = try store.settings([Self.offsetKey, Self.reachedKey])
-        state.withLock { s in
-            s.offset = saved[Self.offsetKey] ?? 0
-            s.floor = max(s.floor, saved[Self.reachedKey] ?? .min)
-        }
+        offset.store(saved[Self.offsetKey] ?? 0, ordering: .sequentiallyConsistent)
+        raiseFloor(to: saved[Self.reachedKey] ?? .min)
     }
 
     public func now() -> Timestamp {
         let base = fixedBase ?? Self.wallMillis()
-        let ms = state.withLock { s -> Int64 in
-            s.floor = max(s.floor, base + s.offset)
-            return s.floor
+        return Timestamp(millisecondsSinceEpoch: raiseFloor(to: base + offset.load(ordering: .acquiring)))
+    }
+
+    /// Raises the floor to `ms` (never lowers it) and returns the floor.
+    @discardableResult
+    private func raiseFloor(to ms: Int64) -> Int64 {
+        var current = floor.load(ordering: .acquiring)
+        while current < ms {
+            let (exchanged, found) = floor.compareExchange(expected: current, desired: ms, ordering: .acquiringAndReleasing)
+            if exchanged { return ms }
+            current = found
         }
-        return Timestamp(millisecondsSinceEpoch: ms)
+        return current
     }
 
     /// Moves the clock forward by `ms` (test clock only); durable before it returns.
@@ -73,12 +74,11 @@ public final class ServerClock: Sendable {
         // order), but `now()` never waits for the store: a write transaction in
         // flight reads the clock, and must not wait behind this one.
         try advancing.withLock { _ in
-            let (offset, reached) = state.withLock { s in (s.offset + ms, max(s.floor, base + s.offset + ms)) }
-            try store?.setSettings([Self.offsetKey: offset, Self.reachedKey: reached])
-            state.withLock { s in
-                s.offset = offset
-                s.floor = max(s.floor, reached)
-            }
+            let newOffset = offset.load(ordering: .acquiring) + ms
+            let reached = max(floor.load(ordering: .acquiring), base + newOffset)
+            try store?.setSettings([Self.offsetKey: newOffset, Self.reachedKey: reached])
+            raiseFloor(to: reached)
+            offset.store(newOffset, ordering: .releasing)
         }
     }
 

@@ -15,7 +15,8 @@ public final class SessionBackend: Sendable {
     public let hub: EventHub
     public let auth: TokenAuthenticator
     let logger: Logger
-    private let ownerBox = Mutex<PartitionOwner?>(nil)
+    /// Set once; read by every call (no lock: see GatedStore).
+    private let ownerBox = AtomicLazyReference<PartitionOwner>()
 
     public init(store: any SessionStore, clock: ServerClock, logger: Logger) {
         self.store = store
@@ -27,9 +28,10 @@ public final class SessionBackend: Sendable {
 
     /// The state owner, once attached: from then on every domain call runs on it (in memory,
     /// group-committed) instead of a store transaction per call.
-    public var owner: PartitionOwner? { ownerBox.withLock { $0 } }
+    public var owner: PartitionOwner? { ownerBox.load() }
 
-    public func attach(owner: PartitionOwner) { ownerBox.withLock { $0 = owner } }
+    /// Attaches the state owner; only the first one attached counts.
+    public func attach(owner: PartitionOwner) { _ = ownerBox.storeIfNil(owner) }
 
     typealias WriteBody<T> = @Sendable (inout SessionEngine, SessionCore.Actor, Timestamp, inout any SessionRepository) throws -> T
     typealias ReadBody<T> = @Sendable (SessionEngine, SessionCore.Actor, any SessionRepository) throws -> T

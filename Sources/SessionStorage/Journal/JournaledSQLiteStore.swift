@@ -21,7 +21,7 @@ public final class JournaledSQLiteStore: PartitionJournal, @unchecked Sendable {
     private let materializerQueue = DispatchQueue(label: "sessiond.materializer")
     private let state = Mutex(State())
     /// How long a durable batch may wait before the materializer writes it to the tables.
-    public var materializeDelayMillis = 100
+    public var materializeDelayMillis = 1000
 
     static let appliedKey = "journal_applied_seq"
 

@@ -33,6 +33,8 @@ extension SQLiteStore: PartitionJournal {
     public func commit(_ batch: JournalBatch) throws {
         guard !batch.isEmpty else { return }
         try writerQueue.sync {
+            try writer.execute("PRAGMA foreign_keys = OFF")
+            defer { try? writer.execute("PRAGMA foreign_keys = ON") }
             try writer.transaction(.immediate) {
                 let repo = SQLiteRepository(connection: writer, access: .readWrite)
                 defer { repo.invalidate() }
