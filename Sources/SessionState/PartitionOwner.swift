@@ -83,11 +83,28 @@ public final class PartitionOwner: @unchecked Sendable {
 
     /// Runs `body` on the owner against the partition's state; `completion` gets its result once
     /// it is safe to show (see the type's documentation). A body that throws changes nothing.
+    ///
+    /// When no other command is queued, the command runs on the calling thread (`queue.sync` on
+    /// the idle queue: no thread is woken for it); otherwise it is queued behind the others, and
+    /// the owner's thread, already running, takes it in turn. The caller never waits behind a
+    /// queue of commands.
     public func perform<T: Sendable>(
         readOnly: Bool = false, _ body: @escaping @Sendable (PartitionState) throws -> T, completion: @escaping Completion<T>
     ) {
-        queue.async { self.run(readOnly: readOnly, body, completion) }
+        if submitted.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == 1,
+           DispatchQueue.getSpecific(key: ownerKey) != ObjectIdentifier(self) {
+            queue.sync { run(readOnly: readOnly, body, completion) }
+            submitted.wrappingSubtract(1, ordering: .releasing)
+        } else {
+            queue.async {
+                self.run(readOnly: readOnly, body, completion)
+                self.submitted.wrappingSubtract(1, ordering: .releasing)
+            }
+        }
     }
+
+    /// Commands handed to ``perform(readOnly:_:completion:)`` and not yet run.
+    private let submitted = Atomic<Int>(0)
 
     /// `perform` for async callers.
     public func perform<T: Sendable>(readOnly: Bool = false, _ body: @escaping @Sendable (PartitionState) throws -> T) async throws -> T {
@@ -201,9 +218,17 @@ public final class PartitionOwner: @unchecked Sendable {
         let waiters = writing.waiters
         journalQueue.async { [journal] in
             let result = Result<Void, any Error> { try journal.commit(batch) }
-            self.queue.async { self.written(result) }
-            // Durable: answer from here, without waiting for the owner's turn (bookkeeping, queued
-            // first above, runs there; a failure is answered there, after memory is undone).
+            // The bookkeeping (settle, publish to watchers, the next batch) is on the owner's
+            // queue before any answer goes out, so a call made after an answer sees it done:
+            // run right here when no command is waiting (no thread woken; the owner never waits
+            // for this queue, so this cannot deadlock), else queued behind the commands.
+            if self.submitted.load(ordering: .acquiring) == 0 {
+                self.queue.sync { self.written(result) }
+            } else {
+                self.queue.async { self.written(result) }
+            }
+            // Durable: answer from here, without waiting for the owner's turn (a failure is
+            // answered there, after memory is undone).
             if case .success = result { for waiter in waiters { waiter(.success(())) } }
         }
     }
