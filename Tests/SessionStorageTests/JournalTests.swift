@@ -39,30 +39,73 @@ struct JournalTests {
         #expect(throws: JournalCodec.Corrupt.self) { _ = try JournalCodec.decode(huge[...]) }
     }
 
-    @Test("A torn record at the end of the newest file is cut off; one in an older file is damage")
-    func tornTail() throws {
+    @Test("A torn record at the end of the newest file is cut off; one in an older file is damage", arguments: [false, true])
+    func tornTail(preallocated: Bool) throws {
         try TemporaryDirectory.with { dir in
-            let journal = FileJournal(directory: dir.path, syncs: false, rotateBytes: 1 << 20)
+            let journal = FileJournal(directory: dir.path, syncs: preallocated, rotateBytes: 1 << 20)
             _ = try journal.recover(after: 0)
-            for i in 1...3 { #expect(try journal.append(JournalCodec.encode(Self.batch(i))) == UInt64(i)) }
+            var used = 0
+            for i in 1...3 {
+                let payload = JournalCodec.encode(Self.batch(i))
+                used += FileJournal.headerBytes + payload.count
+                #expect(try journal.append(payload) == UInt64(i))
+            }
             let file = journal.files().last!.path
             let whole = try Data(contentsOf: URL(fileURLWithPath: file))
-            // A crash in the middle of the fourth write.
+            #expect(whole.count == (preallocated ? 1 << 20 : used))
+            #expect(whole[used...].allSatisfy { $0 == 0 })
+            // A crash in the middle of the fourth write (after the third record, over the zeros
+            // of a preallocated file).
             let handle = FileHandle(forWritingAtPath: file)!
-            handle.seekToEndOfFile()
+            handle.seek(toFileOffset: UInt64(used))
             handle.write(Data([0x40, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]))
             try handle.close()
             let again = FileJournal(directory: dir.path, syncs: false)
             #expect(try again.recover(after: 1).map(\.sequence) == [2, 3])
-            #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == whole)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == whole[..<used])
             // Appends continue after the highest sequence, in a new file.
             #expect(try again.append(JournalCodec.encode(Self.batch(4))) == 4)
             #expect(again.files().count == 2)
-            // Now the older file is damaged in its middle: recovery refuses.
-            var bytes = [UInt8](whole)
-            bytes[bytes.count / 2] ^= 0xff
+            #expect(try FileJournal(directory: dir.path, syncs: false).recover(after: 0).map(\.sequence) == [1, 2, 3, 4])
+            // Now the older file is damaged inside a record: recovery refuses.
+            var bytes = [UInt8](whole[..<used])
+            bytes[FileJournal.headerBytes + 2] ^= 0xff
             try Data(bytes).write(to: URL(fileURLWithPath: file))
             #expect(throws: FileJournal.Damaged.self) { _ = try FileJournal(directory: dir.path, syncs: false).recover(after: 0) }
+            // Or after its last record, in the zeros: damage too (nothing is written there).
+            bytes = [UInt8](whole)
+            bytes[bytes.count - 1] = 7
+            try Data(bytes).write(to: URL(fileURLWithPath: file))
+            #expect(throws: FileJournal.Damaged.self) { _ = try FileJournal(directory: dir.path, syncs: false).recover(after: 0) }
+        }
+    }
+
+    @Test("A preallocated journal rotates into a spare made in the background, and every record is recovered in order")
+    func preallocatedRotation() throws {
+        try TemporaryDirectory.with { dir in
+            let journal = FileJournal(directory: dir.path, syncs: true, rotateBytes: 8 << 10)
+            _ = try journal.recover(after: 0)
+            var sizes: [Int] = []
+            for i in 1...200 {
+                let payload = JournalCodec.encode(Self.batch(i))
+                sizes.append(payload.count)
+                #expect(try journal.append(payload) == UInt64(i))
+            }
+            // One record larger than a whole file gets a file of its own size.
+            let big = [UInt8](repeating: 0xAB, count: 20 << 10)
+            #expect(try journal.append(big) == 201)
+            let files = journal.files()
+            #expect(files.count > 2)
+            let names = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+            // (a spare may be on its way in the background: `.partial` is not checked)
+            #expect(!names.contains { $0.hasSuffix(".now") })
+            for file in files {
+                var info = stat()
+                #expect(stat(file.path, &info) == 0 && info.st_mode & 0o777 == 0o600)
+            }
+            let records = try FileJournal(directory: dir.path, syncs: true).recover(after: 0)
+            #expect(records.map(\.sequence) == Array(1...201))
+            #expect(Array(records.last!.payload) == big)
         }
     }
 

@@ -1,3 +1,4 @@
+internal import Dispatch
 internal import Foundation
 import Synchronization
 
@@ -10,10 +11,17 @@ internal import Glibc
 ///
 ///     u32 payload length · u64 sequence · u64 FNV-1a of (sequence, payload) · payload
 ///
-/// (little-endian). `append` writes one record with one `write` and, under full durability,
+/// (little-endian). `append` writes one record with one `pwrite` and, under full durability,
 /// `fdatasync`s before it returns: that is the moment a batch is durable. A crash can leave a torn
 /// record at the end of the newest file; recovery drops it (it was never acknowledged). A bad
 /// record anywhere else is damage, and recovery refuses to guess.
+///
+/// Under full durability a file is created at its full size, zero-filled and synced (a spare is
+/// prepared in the background, so a rotation only renames it): records then overwrite zeros, and
+/// `fdatasync` has no file size or extent to write, only the data (measured here: 105 µs per
+/// append+fdatasync against 150 µs when each append grows the file, 134 µs after `fallocate`).
+/// The records of a file end at the first all-zero header; everything after it must be zero
+/// (else: the torn tail of the newest file, or damage in an older one).
 final class FileJournal: @unchecked Sendable {
     struct Damaged: Error, CustomStringConvertible {
         let description: String
@@ -27,11 +35,18 @@ final class FileJournal: @unchecked Sendable {
     // Touched by the appending thread only (one at a time: the owner's journal queue).
     private var fd: Int32 = -1
     private var fileBytes = 0
+    /// The size the current file was created with (zeros after `fileBytes`); 0 if it grows.
+    private var fileCapacity = 0
     private var nextSequence: UInt64 = 1
 
-    private static let headerBytes = 20
+    static let headerBytes = 20
+    /// The zero-filled file that the next rotation renames into place.
+    static let spareName = "journal-spare.tmp"
+    private enum Spare { case none, preparing, ready }
+    private let spare = Mutex(Spare.none)
+    private let spareQueue = DispatchQueue(label: "sessiond.journal.spare", qos: .utility)
 
-    init(directory: String, syncs: Bool, rotateBytes: Int = 64 << 20) {
+    init(directory: String, syncs: Bool, rotateBytes: Int = 16 << 20) {
         self.directory = directory
         self.syncs = syncs
         self.rotateBytes = rotateBytes
@@ -68,6 +83,18 @@ final class FileJournal: @unchecked Sendable {
             let bytes = [UInt8](data)
             var offset = 0
             while offset < bytes.count {
+                // The zeros after the last record of a preallocated file: nothing may follow.
+                if Self.isZero(bytes, from: offset, count: Self.headerBytes) {
+                    if Self.isZero(bytes, from: offset, count: bytes.count - offset) { break }
+                    guard index == all.count - 1 else {
+                        throw Damaged(description: "\(file.path) has data after its last record at byte \(offset), and newer journal files follow it")
+                    }
+                    // A later page of a torn write reached the disk before the header did.
+                    guard truncate(file.path, off_t(offset)) == 0 else {
+                        throw Damaged(description: "cannot cut the torn tail of \(file.path): \(String(cString: strerror(errno)))")
+                    }
+                    break
+                }
                 guard let (sequence, payload, next) = Self.record(in: bytes, at: offset) else {
                     guard index == all.count - 1 else {
                         throw Damaged(description: "\(file.path) has a bad record at byte \(offset), and newer journal files follow it")
@@ -84,7 +111,25 @@ final class FileJournal: @unchecked Sendable {
             }
         }
         nextSequence = highest + 1
+        // A spare left by an earlier run may be half-written: make a new one when needed.
+        unlink(directory + "/" + Self.spareName)
+        unlink(directory + "/" + Self.spareName + ".partial")
         return records
+    }
+
+    private static func isZero(_ bytes: [UInt8], from offset: Int, count: Int) -> Bool {
+        guard count > 0 else { return true }
+        return bytes.withUnsafeBytes { buffer in
+            let zeros = [UInt8](repeating: 0, count: 65536)
+            var at = offset
+            let end = offset + count
+            while at < end {
+                let n = min(65536, end - at)
+                if memcmp(buffer.baseAddress! + at, zeros, n) != 0 { return false }
+                at += n
+            }
+            return true
+        }
     }
 
     private static func record(in bytes: [UInt8], at offset: Int) -> (UInt64, ArraySlice<UInt8>, Int)? {
@@ -110,7 +155,10 @@ final class FileJournal: @unchecked Sendable {
 
     /// Appends one record and returns its sequence; durable on return when `syncs`.
     func append(_ payload: [UInt8]) throws -> UInt64 {
-        if fd < 0 || fileBytes >= rotateBytes { try startFile() }
+        let recordBytes = Self.headerBytes + payload.count
+        if fd < 0 || fileBytes >= rotateBytes || (fileCapacity > 0 && fileBytes > 0 && fileBytes + recordBytes > fileCapacity) {
+            try startFile(minimumBytes: recordBytes)
+        }
         let sequence = nextSequence
         var record = [UInt8]()
         record.reserveCapacity(Self.headerBytes + payload.count)
@@ -121,7 +169,7 @@ final class FileJournal: @unchecked Sendable {
         try record.withUnsafeBytes { buffer in
             var done = 0
             while done < buffer.count {
-                let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
+                let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(fileBytes + done))
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw Damaged(description: "journal write failed: \(String(cString: strerror(errno)))")
@@ -137,17 +185,73 @@ final class FileJournal: @unchecked Sendable {
         return sequence
     }
 
-    private func startFile() throws {
+    private func startFile(minimumBytes: Int) throws {
         if fd >= 0 { close(fd); fd = -1 }
         let path = directory + "/" + Self.name(nextSequence)
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        var capacity = 0
+        if syncs {
+            // Preallocated: the spare if one is ready and large enough, else zero-filled now.
+            capacity = max(rotateBytes, minimumBytes)
+            let useSpare = capacity == rotateBytes && spare.withLock { s in
+                guard case .ready = s else { return false }
+                s = .none
+                return true
+            }
+            if !useSpare || rename(directory + "/" + Self.spareName, path) != 0 {
+                try Self.zeroFilled(directory + "/" + Self.spareName + ".now", bytes: capacity, moveTo: path)
+            }
+        }
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw Damaged(description: "cannot open \(path): \(String(cString: strerror(errno)))")
         }
         fd = descriptor
-        var info = stat()
-        fileBytes = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
-        if syncs { syncDirectory() }
+        fileBytes = 0
+        fileCapacity = capacity
+        if !syncs {
+            var info = stat()
+            fileBytes = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
+        }
+        if syncs {
+            syncDirectory()
+            prepareSpare()
+        }
+    }
+
+    /// Starts making the next file in the background, unless one is ready or on its way.
+    private func prepareSpare() {
+        let start = spare.withLock { s -> Bool in
+            guard case .none = s else { return false }
+            s = .preparing
+            return true
+        }
+        guard start else { return }
+        let directory = self.directory, bytes = rotateBytes
+        spareQueue.async {
+            let made = (try? Self.zeroFilled(directory + "/" + Self.spareName + ".partial", bytes: bytes,
+                                            moveTo: directory + "/" + Self.spareName)) != nil
+            self.spare.withLock { $0 = made ? .ready : .none }
+        }
+    }
+
+    /// Writes `bytes` zeros to `temporary` (0600), syncs it and renames it to `path`.
+    private static func zeroFilled(_ temporary: String, bytes: Int, moveTo path: String) throws {
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Damaged(description: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var done = 0
+        while done < bytes {
+            let n = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress!, min(chunk.count, bytes - done), off_t(done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Damaged(description: "cannot write \(temporary): \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+        guard fdatasync(fd) == 0, rename(temporary, path) == 0 else {
+            throw Damaged(description: "cannot prepare \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     private func syncDirectory() {
