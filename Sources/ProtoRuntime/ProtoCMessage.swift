@@ -84,6 +84,11 @@ extension ProtoEnum {
     /// Finds a value by its `.proto` name, case-insensitively, with or without
     /// the enum's common prefix (`"tab_based"`, `"TAB_BASED"`).
     public init?(protoName name: String) {
+        // The exact name first: the server maps its own enums this way on every answer.
+        for value in Self.allCases where value.protoName == name {
+            self = value
+            return
+        }
         let wanted = name.uppercased().replacingOccurrences("-", with: "_")
         if let match = Self.allCases.first(where: { $0.protoName == wanted || $0.protoName.hasSuffix("_" + wanted) }) {
             self = match
