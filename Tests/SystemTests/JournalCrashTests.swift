@@ -1,4 +1,5 @@
 import Foundation
+import PostgresTestSupport
 import RPC
 import SessionAPI
 import SessionClient
@@ -22,16 +23,19 @@ struct JournalCrashTests {
         var answers = 0
     }
 
-    @Test("kill -9 at random points of journal batches, 50 times: every acknowledged change survives, nothing else appears")
-    func randomKills() async throws {
+    @Test("kill -9 at random points of journal batches, 50 times: every acknowledged change survives, nothing else appears",
+          arguments: ["sqlite", "postgres"])
+    func randomKills(store: String) async throws {
         let dir = makeTemporaryDirectory()
         defer { removeDirectory(dir) }
+        let url = store == "sqlite" ? nil : try PostgresTestServer.makeDatabase()
+        let storeArguments = url.map { ["--store", $0] } ?? []
         let ledger = Shared(Ledger())
         var generator = SeededGenerator(seed: UInt64.random(in: 1...UInt64.max))
         let seed = generator.seed
         var next = 0
         for cycle in 0..<Self.kills {
-            let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: ["--durability", "full"])
+            let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: storeArguments + ["--durability", "full"])
             // Kill after a random number of answers in this cycle: somewhere inside the stream of batches.
             let killAfter = Int.random(in: 1...40, using: &generator)
             let start = next
@@ -74,8 +78,9 @@ struct JournalCrashTests {
                 daemon.kill9()
                 await writers.value
             }
-            let problems = try Self.check(database: dir + "/sessions.sqlite", against: ledger.value)
-            #expect(problems.isEmpty, "after kill \(cycle + 1) (seed \(seed), killed after \(killAfter) answers): \(problems.prefix(10))")
+            let problems = try url.map { try Self.check(postgres: $0, against: ledger.value) }
+                ?? Self.check(database: dir + "/sessions.sqlite", against: ledger.value)
+            #expect(problems.isEmpty, "\(store), after kill \(cycle + 1) (seed \(seed), killed after \(killAfter) answers): \(problems.prefix(10))")
             if !problems.isEmpty { return }
         }
         let final = ledger.value
@@ -98,7 +103,17 @@ struct JournalCrashTests {
         // What sessiond does first at a restart: the journal records after the tables' applied
         // sequence go to the tables (the tables lag the journal while sessiond runs).
         _ = try JournaledSQLiteStore(store: store, directory: (database as NSString).deletingLastPathComponent, syncs: true).loadPartition()
-        return try store.read { (repo: SQLiteRepository) -> [String] in
+        return try store.read { (repo: SQLiteRepository) -> [String] in try check(repo, against: ledger) }
+    }
+
+    /// The same checks on a PostgreSQL database (one transaction per call: nothing to replay).
+    static func check(postgres url: String, against ledger: Ledger) throws -> [String] {
+        let store = try PostgresStore(url: url)
+        return try store.read { repo in try check(repo, against: ledger) }
+    }
+
+    static func check(_ repo: some SessionRepository, against ledger: Ledger) throws -> [String] {
+        do {
             var problems = try CapacityAudit.violations(in: repo)
             var sessions: [String: Session] = [:]
             var after: String?
