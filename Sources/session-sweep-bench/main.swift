@@ -619,7 +619,11 @@ do {
     if useOwner {
         note("loading the partition into a state owner (durability \(options.durability)); it fires what is due at once…")
         let store = try benchStore.openForSweep()
-        guard let journal = store as? SQLiteStore else { fail("the owner needs the SQLite store") }
+        guard let sqlite = store as? SQLiteStore, let files = benchStore as? SQLiteSweepBenchStore else {
+            fail("the owner needs the SQLite store")
+        }
+        // As sessiond runs it: the journal file in the data directory, the tables behind it.
+        let journal = JournaledSQLiteStore(store: sqlite, directory: files.directory, syncs: options.durability == .full)
         let clock = ServerClock(testClock: false)
         let loadStart = monotonicSeconds()
         let owner = try PartitionOwner(journal: journal, now: { clock.now() })
