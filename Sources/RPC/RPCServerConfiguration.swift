@@ -33,6 +33,31 @@ public struct RPCServerConfiguration: Sendable {
     public var maxBufferedBytesPerConnection: Int = 8 * 1024 * 1024
     /// How long graceful shutdown lets in-flight calls finish.
     public var shutdownGraceSeconds: Double = 10
+    /// Answers plain HTTP `GET`/`HEAD` requests on the RPC port (health probes, metrics): one
+    /// request per connection, closed after the answer. Without it, HTTP gets a 400.
+    public var httpHandler: RPCHTTPHandler?
 
     public init() {}
 }
+
+/// One HTTP/1.x request on the RPC port (see ``RPCServerConfiguration/httpHandler``).
+public struct RPCHTTPRequest: Sendable {
+    public let method: String
+    /// The path, without the query.
+    public let path: String
+}
+
+public struct RPCHTTPResponse: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: [UInt8]
+    public init(status: Int, contentType: String = "text/plain; charset=utf-8", body: String) {
+        self.status = status
+        self.contentType = contentType
+        self.body = Array(body.utf8)
+    }
+}
+
+/// Called on the connection's queue; must not block. Answer by calling `respond` once, from any
+/// thread.
+public typealias RPCHTTPHandler = @Sendable (RPCHTTPRequest, _ respond: @escaping @Sendable (RPCHTTPResponse) -> Void) -> Void

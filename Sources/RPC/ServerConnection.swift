@@ -140,6 +140,7 @@ package final class ServerConnection: @unchecked Sendable {
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
         var bytes = bytes
+        if httpRequest != nil { return receivedHTTP(bytes) }
         if phase == .awaitingPreface {
             let need = Preface.count - preface.count
             preface.append(contentsOf: bytes.prefix(need))
@@ -154,6 +155,9 @@ package final class ServerConnection: @unchecked Sendable {
                 out.append(contentsOf: Preface.bytes)
                 goAwayAndClose(.unimplemented, "protocol version \(v) is not supported; this server speaks version \(Preface.version)")
                 return
+            case .http where config.httpHandler != nil:
+                httpRequest = preface
+                return receivedHTTP(bytes)
             case .http:
                 out.append(contentsOf: Preface.httpRefusal)
                 logger.notice("refused an HTTP request on the RPC port")
@@ -168,6 +172,69 @@ package final class ServerConnection: @unchecked Sendable {
         guard phase == .open || phase == .draining else { return }
         decoder.append(bytes)
         processBufferedFrames()
+    }
+
+    // MARK: - HTTP probes
+
+    /// The HTTP request being received (the preface phase's deadline still applies).
+    private var httpRequest: [UInt8]?
+    private var httpAnswered = false
+    static let maxHTTPRequestBytes = 8 * 1024
+
+    private func receivedHTTP(_ bytes: UnsafeRawBufferPointer) {
+        guard var request = httpRequest, !httpAnswered, let handler = config.httpHandler else { return }
+        request.append(contentsOf: bytes.prefix(max(0, Self.maxHTTPRequestBytes + 1 - request.count)))
+        httpRequest = request
+        guard let end = Self.endOfHeaders(request) else {
+            if request.count > Self.maxHTTPRequestBytes {
+                httpAnswered = true
+                answerHTTP(RPCHTTPResponse(status: 431, body: "request header too large\n"), head: false)
+            }
+            return
+        }
+        httpAnswered = true  // one request per connection: later bytes are ignored
+        let line = String(decoding: request[..<end].prefix { $0 != 0x0D && $0 != 0x0A }, as: UTF8.self)
+        let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
+            return answerHTTP(RPCHTTPResponse(status: 400, body: "bad request line\n"), head: false)
+        }
+        let method = String(parts[0])
+        guard method == "GET" || method == "HEAD" else {
+            return answerHTTP(RPCHTTPResponse(status: 405, body: "only GET and HEAD\n"), head: false)
+        }
+        let path = String(parts[1].prefix { $0 != "?" })
+        logger.debug("HTTP request", metadata: ["method": "\(method)", "path": "\(path)"])
+        handler(RPCHTTPRequest(method: method, path: path)) { [weak self] response in
+            guard let self else { return }
+            self.queue.async { self.answerHTTP(response, head: method == "HEAD") }
+        }
+    }
+
+    private static func endOfHeaders(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 2 else { return nil }
+        for i in 1..<bytes.count where bytes[i] == 0x0A {
+            if bytes[i - 1] == 0x0A { return i + 1 }
+            if i >= 3, bytes[i - 1] == 0x0D, bytes[i - 2] == 0x0A, bytes[i - 3] == 0x0D { return i + 1 }
+        }
+        return nil
+    }
+
+    private func answerHTTP(_ response: RPCHTTPResponse, head: Bool) {
+        guard phase != .closed else { return }
+        let reason: String
+        switch response.status {
+        case 200: reason = "OK"
+        case 400: reason = "Bad Request"
+        case 404: reason = "Not Found"
+        case 405: reason = "Method Not Allowed"
+        case 431: reason = "Request Header Fields Too Large"
+        case 503: reason = "Service Unavailable"
+        default: reason = "Status"
+        }
+        let header = "HTTP/1.1 \(response.status) \(reason)\r\nConnection: close\r\nContent-Type: \(response.contentType)\r\nContent-Length: \(response.body.count)\r\n\r\n"
+        out.append(contentsOf: Array(header.utf8))
+        if !head { out.append(contentsOf: response.body) }
+        closeAfterFlush()
     }
 
     /// Handles complete frames one at a time while the output buffer is under

@@ -27,6 +27,9 @@ public final class HealthProvider: GrpcHealthV1.Health.ServiceProtocol {
         for w in watchers { w.yield(status) }
     }
 
+    /// A service's status, nil if unknown.
+    public func status(of service: String) -> Status? { state.withLock { $0.statuses[service] } }
+
     /// Every service with a status ("" included).
     public var serviceNames: [String] { state.withLock { Array($0.statuses.keys) } }
 

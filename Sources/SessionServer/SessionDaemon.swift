@@ -84,7 +84,11 @@ public final class SessionDaemon: Sendable {
         self.health = health
         self.backend = backend
         self.sweeper = sweeper
-        self.server = RPCServer(configuration: options.server, services: services, logger: logger)
+        let probes = HTTPProbes(health: health, backend: backend)
+        var configuration = options.server
+        configuration.httpHandler = probes.handler
+        self.server = RPCServer(configuration: configuration, services: services, logger: logger)
+        probes.attach(server)
     }
 
     /// The configured listen address, as an operator wrote it.

@@ -254,6 +254,32 @@ public final class PartitionState: SessionRepository {
     /// Open sessions in memory (for tests and metrics).
     public var sessionCount: Int { sessionsByID.count }
 
+    /// What an operator watches (GET /metrics): counted from memory, O(sessions + reps).
+    public struct Gauges: Sendable {
+        public var sessionsByStatus: [SessionStatus: Int] = [:]
+        public var waiting = 0
+        /// When the session at the head of the WAITING queue was queued.
+        public var oldestQueuedAt: Timestamp?
+        public var repsByPresence: [Presence: Int] = [:]
+        public var capacityUsed = 0
+        public var capacityTotal = 0
+        public var pendingTimers = 0
+    }
+
+    public func gauges() -> Gauges {
+        var g = Gauges()
+        for session in sessionsByID.values where session.status.isOpen { g.sessionsByStatus[session.status, default: 0] += 1 }
+        g.waiting = queue.count
+        g.oldestQueuedAt = queue.first?.queuedAt
+        for rep in repsByID.values {
+            g.repsByPresence[rep.presence, default: 0] += 1
+            g.capacityUsed += rep.usedCapacity
+            g.capacityTotal += rep.capacity
+        }
+        g.pendingTimers = liveDeadlines
+        return g
+    }
+
     // MARK: Indexes
 
     private func putRep(_ rep: Rep) {

@@ -1,0 +1,115 @@
+import Dispatch
+import Foundation
+import RPC
+import SessionAPI
+import SessionCore
+import SessionState
+import Synchronization
+
+/// Plain HTTP on the RPC port (the preface sniffing tells HTTP from the protocol), for load
+/// balancers, Kubernetes and Prometheus:
+/// - `GET /healthz`: 200 while the process runs (liveness);
+/// - `GET /readyz`: 200 when the store is open and sessiond is not draining or refusing a damaged
+///   database, else 503 (readiness);
+/// - `GET /metrics`: Prometheus text format 0.0.4, counted from the state owner's memory.
+/// One request per connection; the connection closes after the answer.
+final class HTTPProbes: Sendable {
+    private let health: HealthProvider
+    private let backend: SessionBackend
+    private let server = AtomicLazyReference<RPCServer>()
+    private let started = Date()
+
+    init(health: HealthProvider, backend: SessionBackend) {
+        self.health = health
+        self.backend = backend
+    }
+
+    func attach(_ server: RPCServer) { _ = self.server.storeIfNil(server) }
+
+    var handler: RPCHTTPHandler {
+        { [self] request, respond in handle(request, respond) }
+    }
+
+    private var ready: Bool { health.status(of: SessionsV1.SessionService.serviceName) == .serving }
+
+    private func handle(_ request: RPCHTTPRequest, _ respond: @escaping @Sendable (RPCHTTPResponse) -> Void) {
+        switch request.path {
+        case "/healthz":
+            respond(RPCHTTPResponse(status: 200, body: "ok\n"))
+        case "/readyz":
+            respond(ready ? RPCHTTPResponse(status: 200, body: "ready\n") : RPCHTTPResponse(status: 503, body: "not ready\n"))
+        case "/metrics":
+            metrics(respond)
+        default:
+            respond(RPCHTTPResponse(status: 404, body: "not found: GET /healthz, /readyz or /metrics\n"))
+        }
+    }
+
+    private func metrics(_ respond: @escaping @Sendable (RPCHTTPResponse) -> Void) {
+        var text = MetricsText()
+        text.gauge("sessiond_up", "1 while the process runs", 1)
+        text.gauge("sessiond_ready", "1 when the store is open and calls are served", ready ? 1 : 0)
+        text.gauge("sessiond_uptime_seconds", "seconds since the process started", Date().timeIntervalSince(started))
+        text.gauge("sessiond_open_connections", "open RPC connections", Double(server.load()?.connectionCount ?? 0))
+        guard let owner = backend.owner else {
+            // PostgreSQL: no state owner in this process; the gauges below come from it.
+            return respond(RPCHTTPResponse(status: 200, contentType: MetricsText.contentType, body: text.output))
+        }
+        let journal = owner.journalStats
+        text.counter("sessiond_journal_batches_total", "journal batches made durable", Double(journal.batches))
+        text.counter("sessiond_journal_changes_total", "row changes in those batches", Double(journal.changes))
+        text.counter("sessiond_journal_commit_seconds_total", "time spent appending batches (write and fdatasync)", journal.commitSeconds)
+        let now = backend.clock.now()
+        let head = text
+        owner.perform(readOnly: true, { state in state.gauges() }, completion: { result in
+            var text = head
+            if case .success(let g) = result {
+                text.header("sessiond_sessions", "open sessions by status", "gauge")
+                for status in [SessionStatus.new, .waiting, .active, .inactive] {
+                    text.sample("sessiond_sessions", ["status": status.rawValue], Double(g.sessionsByStatus[status] ?? 0))
+                }
+                text.gauge("sessiond_waiting_queue_length", "sessions in the WAITING queue", Double(g.waiting))
+                let oldest = g.oldestQueuedAt.map { Double(max(0, now.millisecondsSinceEpoch - $0.millisecondsSinceEpoch)) / 1000 } ?? 0
+                text.gauge("sessiond_waiting_oldest_seconds", "how long the head of the WAITING queue has waited", oldest)
+                text.header("sessiond_reps", "reps by presence", "gauge")
+                for presence in [Presence.available, .busy, .offline] {
+                    text.sample("sessiond_reps", ["presence": presence.rawValue], Double(g.repsByPresence[presence] ?? 0))
+                }
+                text.gauge("sessiond_capacity_used_units", "capacity units held by open sessions, all reps", Double(g.capacityUsed))
+                text.gauge("sessiond_capacity_total_units", "capacity units of all reps", Double(g.capacityTotal))
+                text.gauge("sessiond_pending_timers", "sessions with an inactivity or auto-end deadline", Double(g.pendingTimers))
+            }
+            respond(RPCHTTPResponse(status: 200, contentType: MetricsText.contentType, body: text.output))
+        })
+    }
+}
+
+/// Prometheus text exposition format, version 0.0.4.
+struct MetricsText: Sendable {
+    static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+    private(set) var output = ""
+
+    mutating func header(_ name: String, _ help: String, _ type: String) {
+        output += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+
+    mutating func sample(_ name: String, _ labels: [String: String] = [:], _ value: Double) {
+        let rendered = labels.isEmpty ? "" : "{" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\"\(Self.escape($0.value))\"" }.joined(separator: ",") + "}"
+        let number = value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+        output += "\(name)\(rendered) \(number)\n"
+    }
+
+    mutating func gauge(_ name: String, _ help: String, _ value: Double) {
+        header(name, help, "gauge")
+        sample(name, [:], value)
+    }
+
+    mutating func counter(_ name: String, _ help: String, _ value: Double) {
+        header(name, help, "counter")
+        sample(name, [:], value)
+    }
+
+    private static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
