@@ -506,6 +506,17 @@ package final class ServerConnection: @unchecked Sendable {
             call.task?.cancel()
         }
         call.failWaiters(RPCError(.cancelled, "call is over"))
+        if logger.logLevel <= .debug {
+            let code: RPCStatusCode
+            switch result {
+            case .success: code = .ok
+            case .failure(let error): code = error.code
+            }
+            logger.debug("call", metadata: [
+                "method": "\(call.context.method.path)", "code": "\(code)",
+                "duration_us": "\((monotonicNanos() - call.startedNanos) / 1000)", "peer": "\(call.context.peer)",
+            ])
+        }
         if phase != .closed {
             appendFinal(callID: call.id, context: call.context, result: result, initialSent: call.sentInitialMetadata)
             scheduleFlush()
@@ -813,6 +824,9 @@ final class ServerCall: @unchecked Sendable {
     /// Output bytes this call holds reserved (pool calls only).
     var reservedBytes = 0
     var waiters: [CheckedContinuation<Void, any Error>] = []
+
+    /// When the call's request arrived (for the access log line).
+    let startedNanos = monotonicNanos()
 
     init(id: UInt64, context: RPCServerContext) {
         self.id = id

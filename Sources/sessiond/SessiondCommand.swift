@@ -61,6 +61,9 @@ struct SessiondCommand: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: SESSIOND_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
+    @Option(help: "text (one human-readable line per entry) or json (one JSON object per line). [env: SESSIOND_LOG_FORMAT] (default: text)")
+    var logFormat: String?
+
     @Flag(help: "Let an admin advance the server's clock over the wire (ClockService/AdvanceClock), to try the 24-hour rules in seconds. Never in production. [env: SESSIOND_TEST_CLOCK=1]")
     var testClock = false
 
@@ -160,12 +163,29 @@ struct SessiondCommand: ParsableCommand {
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
             throw ValidationError("--log-level '\(levelName)' is not one of trace, debug, info, notice, warning, error, critical")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let format = try value(logFormat, "SESSIOND_LOG_FORMAT", { $0 }) ?? "text"
+        switch format.lowercased() {
+        case "text":
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case "json":
+            LoggingSystem.bootstrap { label in
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        default:
+            throw ValidationError("--log-format '\(format)' is not text or json")
         }
         let logger = Logger(label: "sessiond")
+        logger.info("starting", metadata: [
+            "version": "\(BuildInfo.versionString)",
+            "store": "\(options.storeURL.map(Self.redacted) ?? "sqlite in \(options.dataDirectory)")",
+            "durability": "\(options.synchronousCommits ? "full" : "process-crash")",
+        ])
 
         let daemon: SessionDaemon
         do {
@@ -186,6 +206,13 @@ struct SessiondCommand: ParsableCommand {
             }
         }
         daemon.runUntilSignalled()
+    }
+
+    /// A store URL without its password (postgres://user:secret@host/db → postgres://user:***@host/db).
+    static func redacted(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url.range(of: "@", range: scheme.upperBound..<url.endIndex),
+              let colon = url.range(of: ":", range: scheme.upperBound..<at.lowerBound) else { return url }
+        return String(url[..<colon.upperBound]) + "***" + String(url[at.lowerBound...])
     }
 
     /// A start-up failure: the message alone on stderr (no usage text), then the exit status.
