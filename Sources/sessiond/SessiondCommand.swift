@@ -181,11 +181,6 @@ struct SessiondCommand: ParsableCommand {
             throw ValidationError("--log-format '\(format)' is not text or json")
         }
         let logger = Logger(label: "sessiond")
-        logger.info("starting", metadata: [
-            "version": "\(BuildInfo.versionString)",
-            "store": "\(options.storeURL.map(Self.redacted) ?? "sqlite in \(options.dataDirectory)")",
-            "durability": "\(options.synchronousCommits ? "full" : "process-crash")",
-        ])
 
         let daemon: SessionDaemon
         do {
@@ -196,6 +191,13 @@ struct SessiondCommand: ParsableCommand {
         } catch {
             Self.fail("cannot start: \(error)", status: SessionDaemonStartupError.Kind.usage.rawValue)
         }
+        // Once serving (a failed start stays the one line of its error).
+        logger.info("started", metadata: [
+            "version": "\(BuildInfo.versionString)",
+            "address": "\(options.server.host):\(daemon.server.port)",
+            "store": "\(options.storeURL.map(Self.redacted) ?? "sqlite in \(options.dataDirectory)")",
+            "durability": "\(options.synchronousCommits ? "full" : "process-crash")",
+        ])
         if let portFile {
             do {
                 try Self.writePortFile(portFile, port: daemon.server.port)

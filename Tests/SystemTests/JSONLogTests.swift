@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Logs as JSON lines with a real sessiond")
 struct JSONLogTests {
-    @Test("--log-format json: every line one JSON object; the start-up line names version and store; debug logs one access line per call")
+    @Test("--log-format json: every line one JSON object; the start-up line names version, address and store; debug logs one access line per call")
     func jsonLines() async throws {
         let dir = makeTemporaryDirectory()
         defer { removeDirectory(dir) }
@@ -26,9 +26,10 @@ struct JSONLogTests {
             if let object { objects.append(object) }
         }
         #expect(objects.allSatisfy { $0["time"] != nil && $0["level"] != nil && $0["message"] != nil })
-        let starting = objects.first { $0["message"] == "starting" }
+        let starting = objects.first { $0["message"] == "started" }
         #expect(starting?["version"]?.isEmpty == false)
         #expect(starting?["store"]?.contains("sqlite") == true)
+        #expect(starting?["address"] == "127.0.0.1:\(daemon.port)")
         #expect(objects.contains { $0["message"] == "listening" && $0["address"]?.hasPrefix("127.0.0.1:") == true })
         let calls = objects.filter { $0["message"] == "call" }
         #expect(calls.contains { $0["method"] == "/sessions.v1.ChannelService/CreateChannel" && $0["code"] == "OK" && $0["duration_us"] != nil && $0["peer"] != nil })
