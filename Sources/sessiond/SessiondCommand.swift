@@ -6,7 +6,7 @@ import RPC
 import SessionServer
 
 /// `sessiond`: the messaging session lifecycle service.
-@main
+
 struct SessiondCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sessiond",
@@ -22,6 +22,9 @@ struct SessiondCommand: ParsableCommand {
             Every option can also be set with the environment variable named in its help; \
             a flag wins over the environment. Stop with SIGTERM or SIGINT: the server stops \
             accepting, tells clients to go away, and lets in-flight calls finish.
+
+            `sessiond backup FILE [--data-dir DIR]` copies the embedded store while sessiond \
+            runs (see `sessiond backup --help`).
             """,
         version: "sessiond \(BuildInfo.versionString)")
 

@@ -60,6 +60,10 @@ struct JournalTests {
             handle.seek(toFileOffset: UInt64(used))
             handle.write(Data([0x40, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]))
             try handle.close()
+            // A reader (sessiond backup) sees the same records and changes nothing.
+            let torn = try Data(contentsOf: URL(fileURLWithPath: file))
+            #expect(try FileJournal(directory: dir.path, syncs: false).read(after: 1).map(\.sequence) == [2, 3])
+            #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == torn)
             let again = FileJournal(directory: dir.path, syncs: false)
             #expect(try again.recover(after: 1).map(\.sequence) == [2, 3])
             #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == whole[..<used])

@@ -73,11 +73,22 @@ final class FileJournal: @unchecked Sendable {
     /// Every intact record with a sequence above `after`, in order; truncates a torn tail of the
     /// newest file. Afterwards, appends continue after the highest sequence seen (or `after`).
     func recover(after: UInt64) throws -> [(sequence: UInt64, payload: ArraySlice<UInt8>)] {
+        try scan(after: after, repair: true)
+    }
+
+    /// The intact records after `after`, read without changing anything (a live journal another
+    /// process appends to: a record being written at the end of the newest file ends the scan).
+    func read(after: UInt64) throws -> [(sequence: UInt64, payload: ArraySlice<UInt8>)] {
+        try scan(after: after, repair: false)
+    }
+
+    private func scan(after: UInt64, repair: Bool) throws -> [(sequence: UInt64, payload: ArraySlice<UInt8>)] {
         var records: [(UInt64, ArraySlice<UInt8>)] = []
         var highest = after
         let all = files()
         for (index, file) in all.enumerated() {
             guard let data = FileManager.default.contents(atPath: file.path) else {
+                if !repair { continue }  // applied and removed since the listing: the caller sees the gap
                 throw Damaged(description: "cannot read \(file.path)")
             }
             let bytes = [UInt8](data)
@@ -90,7 +101,7 @@ final class FileJournal: @unchecked Sendable {
                         throw Damaged(description: "\(file.path) has data after its last record at byte \(offset), and newer journal files follow it")
                     }
                     // A later page of a torn write reached the disk before the header did.
-                    guard truncate(file.path, off_t(offset)) == 0 else {
+                    guard !repair || truncate(file.path, off_t(offset)) == 0 else {
                         throw Damaged(description: "cannot cut the torn tail of \(file.path): \(String(cString: strerror(errno)))")
                     }
                     break
@@ -100,7 +111,7 @@ final class FileJournal: @unchecked Sendable {
                         throw Damaged(description: "\(file.path) has a bad record at byte \(offset), and newer journal files follow it")
                     }
                     // A torn write at the end of the newest file: it was never acknowledged.
-                    guard truncate(file.path, off_t(offset)) == 0 else {
+                    guard !repair || truncate(file.path, off_t(offset)) == 0 else {
                         throw Damaged(description: "cannot cut the torn tail of \(file.path): \(String(cString: strerror(errno)))")
                     }
                     break
@@ -110,6 +121,7 @@ final class FileJournal: @unchecked Sendable {
                 offset = next
             }
         }
+        guard repair else { return records }
         nextSequence = highest + 1
         // A spare left by an earlier run may be half-written: make a new one when needed.
         unlink(directory + "/" + Self.spareName)
