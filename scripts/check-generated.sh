@@ -11,3 +11,4 @@ if ! git diff --quiet -- "${paths[@]}" || [[ -n "$(git ls-files --others --exclu
   exit 1
 fi
 echo "[check-generated] generated code is current" >&2
+Clients/python/check-generated.sh

@@ -7,3 +7,5 @@ scripts/install-deps.sh --with-test-tools
 scripts/check-generated.sh
 swift build --build-tests
 swift test --skip-build "$@"
+# The Python client (Clients/python) against the sessiond just built.
+Clients/python/run-tests.sh "$(swift build --show-bin-path)/sessiond" -q
