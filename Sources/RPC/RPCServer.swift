@@ -34,6 +34,8 @@ public final class RPCServer: Sendable {
         var phase: Phase = .idle
         var nextConnectionID: UInt64 = 0
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        /// The calls of connections that have closed.
+        var closedStats = RPCCallStats()
     }
 
     private enum Phase { case idle, running, draining, stopped }
@@ -63,6 +65,22 @@ public final class RPCServer: Sendable {
 
     /// Number of open connections.
     public var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    /// Every call answered so far, by method and code, with durations: closed connections' totals
+    /// plus a copy from each open connection, taken on its own queue (nothing is locked per call).
+    public func callStats(_ done: @escaping @Sendable (RPCCallStats) -> Void) {
+        let (closed, open) = state.withLock { ($0.closedStats, Array($0.connections.values)) }
+        let group = DispatchGroup()
+        let collected = Mutex(closed)
+        for connection in open {
+            group.enter()
+            connection.callStats { stats in
+                collected.withLock { $0.merge(stats) }
+                group.leave()
+            }
+        }
+        group.notify(queue: .global()) { done(collected.withLock { $0 }) }
+    }
 
     /// Binds, listens and starts accepting.
     public func start() throws {
@@ -141,8 +159,9 @@ public final class RPCServer: Sendable {
         logger.notice("refused a connection", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
     }
 
-    package func connectionClosed(_ c: ServerConnection) {
+    package func connectionClosed(_ c: ServerConnection, stats: RPCCallStats = RPCCallStats()) {
         let done = state.withLock { s -> Bool in
+            s.closedStats.merge(stats)
             if s.connections.removeValue(forKey: ObjectIdentifier(c)) != nil {
                 let left = s.connectionsPerPeer[c.peerHost, default: 1] - 1
                 s.connectionsPerPeer[c.peerHost] = left > 0 ? left : nil

@@ -177,6 +177,14 @@ package final class ServerConnection: @unchecked Sendable {
     // MARK: - HTTP probes
 
     /// The HTTP request being received (the preface phase's deadline still applies).
+    /// This connection's calls (confined to its queue, like everything here).
+    private var stats = RPCCallStats()
+
+    /// A copy of this connection's call counts, taken on its queue.
+    func callStats(_ done: @escaping @Sendable (RPCCallStats) -> Void) {
+        queue.async { done(self.stats) }
+    }
+
     private var httpRequest: [UInt8]?
     private var httpAnswered = false
     static let maxHTTPRequestBytes = 8 * 1024
@@ -506,15 +514,17 @@ package final class ServerConnection: @unchecked Sendable {
             call.task?.cancel()
         }
         call.failWaiters(RPCError(.cancelled, "call is over"))
+        let code: RPCStatusCode
+        switch result {
+        case .success: code = .ok
+        case .failure(let error): code = error.code
+        }
+        let nanos = monotonicNanos() - call.startedNanos
+        stats.record(call.context.method.path, code, nanos: nanos)
         if logger.logLevel <= .debug {
-            let code: RPCStatusCode
-            switch result {
-            case .success: code = .ok
-            case .failure(let error): code = error.code
-            }
             logger.debug("call", metadata: [
                 "method": "\(call.context.method.path)", "code": "\(code)",
-                "duration_us": "\((monotonicNanos() - call.startedNanos) / 1000)", "peer": "\(call.context.peer)",
+                "duration_us": "\(nanos / 1000)", "peer": "\(call.context.peer)",
             ])
         }
         if phase != .closed {
@@ -809,7 +819,7 @@ package final class ServerConnection: @unchecked Sendable {
         writeSource = nil
         readSource = nil
         logger.debug("connection closed")
-        server.connectionClosed(self)
+        server.connectionClosed(self, stats: stats)
     }
 }
 

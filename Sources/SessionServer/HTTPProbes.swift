@@ -46,11 +46,34 @@ final class HTTPProbes: Sendable {
     }
 
     private func metrics(_ respond: @escaping @Sendable (RPCHTTPResponse) -> Void) {
+        guard let server = server.load() else { return metrics(calls: RPCCallStats(), respond) }
+        server.callStats { [self] calls in metrics(calls: calls, respond) }
+    }
+
+    private func metrics(calls: RPCCallStats, _ respond: @escaping @Sendable (RPCHTTPResponse) -> Void) {
         var text = MetricsText()
         text.gauge("sessiond_up", "1 while the process runs", 1)
         text.gauge("sessiond_ready", "1 when the store is open and calls are served", ready ? 1 : 0)
         text.gauge("sessiond_uptime_seconds", "seconds since the process started", Date().timeIntervalSince(started))
         text.gauge("sessiond_open_connections", "open RPC connections", Double(server.load()?.connectionCount ?? 0))
+        text.header("sessiond_calls_total", "calls answered, by method and status code", "counter")
+        let methods = calls.methods.sorted { $0.key < $1.key }
+        for (method, m) in methods {
+            for (code, n) in m.codes.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                text.sample("sessiond_calls_total", ["method": method, "code": code.description], Double(n))
+            }
+        }
+        text.header("sessiond_call_duration_seconds", "from a call's request to its answer", "histogram")
+        for (method, m) in methods {
+            var cumulative = 0
+            for (i, bound) in RPCCallStats.bucketBounds.enumerated() {
+                cumulative += m.buckets[i]
+                text.sample("sessiond_call_duration_seconds_bucket", ["method": method, "le": "\(bound)"], Double(cumulative))
+            }
+            text.sample("sessiond_call_duration_seconds_bucket", ["method": method, "le": "+Inf"], Double(m.count))
+            text.sample("sessiond_call_duration_seconds_sum", ["method": method], m.seconds)
+            text.sample("sessiond_call_duration_seconds_count", ["method": method], Double(m.count))
+        }
         guard let owner = backend.owner else {
             // PostgreSQL: no state owner in this process; the gauges below come from it.
             return respond(RPCHTTPResponse(status: 200, contentType: MetricsText.contentType, body: text.output))

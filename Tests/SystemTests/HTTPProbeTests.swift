@@ -35,6 +35,9 @@ struct HTTPProbeTests {
             try await setUpChannelAndReps(admin, reps: 2, capacity: 10)
             let routed = try await customerMessage(admin, conversation: "c1", channel: "web", message: "m1").session
             #expect(routed?.status == .active)
+            var missing = SessionsV1.GetSessionRequest()
+            missing.sessionId = "ses_missing"
+            await #expect(throws: (any Error).self) { _ = try await admin.sessions.getSession(missing) }
 
             let metrics = try await Self.get(daemon.port, "/metrics")
             #expect(metrics.status == 200)
@@ -44,13 +47,23 @@ struct HTTPProbeTests {
                 "sessiond_ready 1", #"sessiond_sessions{status="ACTIVE"} 1"#, #"sessiond_sessions{status="WAITING"} 0"#,
                 #"sessiond_reps{presence="AVAILABLE"} 2"#, "sessiond_capacity_total_units 20", "sessiond_capacity_used_units 1",
                 "sessiond_waiting_queue_length 0", "# TYPE sessiond_journal_batches_total counter",
+                #"sessiond_calls_total{code="OK",method="/sessions.v1.SessionService/PostCustomerMessage"} 1"#,
+                #"sessiond_calls_total{code="NOT_FOUND",method="/sessions.v1.SessionService/GetSession"} 1"#,
+                #"sessiond_call_duration_seconds_bucket{le="+Inf",method="/sessions.v1.SessionService/PostCustomerMessage"} 1"#,
+                #"sessiond_call_duration_seconds_count{method="/sessions.v1.SessionService/GetSession"} 1"#,
+                "# TYPE sessiond_call_duration_seconds histogram",
             ] {
                 #expect(lines.contains(expected), "missing '\(expected)' in:\n\(metrics.body)")
             }
             let batches = lines.first { $0.hasPrefix("sessiond_journal_batches_total ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
             #expect(batches >= 1)
-            // The RPC protocol still works on the same port after HTTP requests.
-            #expect(try await customerMessage(admin, conversation: "c2", channel: "web", message: "m2").session?.status == .active)
+            // The RPC protocol still works on the same port after HTTP requests, and the calls of a
+            // connection that closed are still counted (once).
+            let other = try daemon.client()
+            #expect(try await customerMessage(other, conversation: "c2", channel: "web", message: "m2").session?.status == .active)
+            other.close()
+            let after = try await Self.get(daemon.port, "/metrics").body
+            #expect(after.contains(#"sessiond_calls_total{code="OK",method="/sessions.v1.SessionService/PostCustomerMessage"} 2"#), "\(after)")
         }
         #expect(daemon.terminate() == 0)
     }
