@@ -26,9 +26,14 @@ public struct RPCCallStats: Sendable {
             bucket = i
             break
         }
-        methods[path, default: Method()].codes[code, default: 0] += 1
-        methods[path]!.buckets[bucket] += 1
-        methods[path]!.seconds += seconds
+        Self.add(code, bucket, seconds, to: &methods[path, default: Method()])
+    }
+
+    /// One lookup of the method per call (the entry is changed in place).
+    private static func add(_ code: RPCStatusCode, _ bucket: Int, _ seconds: Double, to m: inout Method) {
+        m.codes[code, default: 0] += 1
+        m.buckets[bucket] += 1
+        m.seconds += seconds
     }
 
     mutating func merge(_ other: RPCCallStats) {

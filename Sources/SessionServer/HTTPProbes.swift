@@ -16,7 +16,13 @@ import Synchronization
 final class HTTPProbes: Sendable {
     private let health: HealthProvider
     private let backend: SessionBackend
-    private let server = AtomicLazyReference<RPCServer>()
+    /// Weak: the server's configuration holds this object's handler.
+    private final class ServerRef: @unchecked Sendable {
+        weak var value: RPCServer?
+        init(_ server: RPCServer) { value = server }
+    }
+    private let serverRef = AtomicLazyReference<ServerRef>()
+    private var server: RPCServer? { serverRef.load()?.value }
     private let started = Date()
 
     init(health: HealthProvider, backend: SessionBackend) {
@@ -24,7 +30,7 @@ final class HTTPProbes: Sendable {
         self.backend = backend
     }
 
-    func attach(_ server: RPCServer) { _ = self.server.storeIfNil(server) }
+    func attach(_ server: RPCServer) { _ = serverRef.storeIfNil(ServerRef(server)) }
 
     var handler: RPCHTTPHandler {
         { [self] request, respond in handle(request, respond) }
@@ -46,7 +52,7 @@ final class HTTPProbes: Sendable {
     }
 
     private func metrics(_ respond: @escaping @Sendable (RPCHTTPResponse) -> Void) {
-        guard let server = server.load() else { return metrics(calls: RPCCallStats(), respond) }
+        guard let server else { return metrics(calls: RPCCallStats(), respond) }
         server.callStats { [self] calls in metrics(calls: calls, respond) }
     }
 
@@ -55,7 +61,7 @@ final class HTTPProbes: Sendable {
         text.gauge("sessiond_up", "1 while the process runs", 1)
         text.gauge("sessiond_ready", "1 when the store is open and calls are served", ready ? 1 : 0)
         text.gauge("sessiond_uptime_seconds", "seconds since the process started", Date().timeIntervalSince(started))
-        text.gauge("sessiond_open_connections", "open RPC connections", Double(server.load()?.connectionCount ?? 0))
+        text.gauge("sessiond_open_connections", "open RPC connections", Double(server?.connectionCount ?? 0))
         text.header("sessiond_calls_total", "calls answered, by method and status code", "counter")
         let methods = calls.methods.sorted { $0.key < $1.key }
         for (method, m) in methods {

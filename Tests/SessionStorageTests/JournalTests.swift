@@ -137,6 +137,25 @@ struct JournalTests {
         }
     }
 
+    @Test("A backup holds what only the journal has, leaves the live files alone, and never overwrites")
+    func backupAppliesTheJournal() throws {
+        try withStore { store, dir in
+            let live = JournaledSQLiteStore(store: store, directory: dir.path, syncs: true)
+            live.materializeDelayMillis = 600_000  // the tables lag: everything is in the journal only
+            _ = try live.loadPartition()
+            for i in 1...5 { try live.commit(Self.batch(i)) }
+            let journalBefore = try live.journalFiles().map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+            let copy = dir.path + "/copy.sqlite"
+            let result = try DataDirectoryBackup.run(dataDirectory: dir.path, to: copy)
+            #expect(result.sequence == 5 && result.journalRecords == 5)
+            #expect(try live.journalFiles().map { try Data(contentsOf: URL(fileURLWithPath: $0)) } == journalBefore)
+            let restored = try SQLiteStore(path: copy)
+            #expect(try restored.read { (r: SQLiteRepository) in try r.channels(after: nil, limit: 10) }.map(\.id).sorted() == ["ch1", "ch2", "ch3", "ch4", "ch5"])
+            #expect(try restored.read { (r: SQLiteRepository) in try r.setting("journal_applied_seq") } == 5)
+            #expect(throws: (any Error).self) { _ = try DataDirectoryBackup.run(dataDirectory: dir.path, to: copy) }
+        }
+    }
+
     @Test("A journal that does not continue the database (a gap) is refused at start; set aside, the database starts as it is")
     func gapIsRefused() throws {
         try withStore { store, dir in

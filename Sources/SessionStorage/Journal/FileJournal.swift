@@ -129,15 +129,17 @@ final class FileJournal: @unchecked Sendable {
         return records
     }
 
+    /// Compared against in `isZero` (allocated once: recovery asks once per record).
+    private static let zeros = [UInt8](repeating: 0, count: 65536)
+
     private static func isZero(_ bytes: [UInt8], from offset: Int, count: Int) -> Bool {
         guard count > 0 else { return true }
         return bytes.withUnsafeBytes { buffer in
-            let zeros = [UInt8](repeating: 0, count: 65536)
             var at = offset
             let end = offset + count
             while at < end {
                 let n = min(65536, end - at)
-                if memcmp(buffer.baseAddress! + at, zeros, n) != 0 { return false }
+                if memcmp(buffer.baseAddress! + at, Self.zeros, n) != 0 { return false }
                 at += n
             }
             return true
@@ -213,17 +215,16 @@ final class FileJournal: @unchecked Sendable {
                 try Self.zeroFilled(directory + "/" + Self.spareName + ".now", bytes: capacity, moveTo: path)
             }
         }
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        // No file holds records from `nextSequence` on, so one of that name holds none: a
+        // growing file starts empty (a preallocated one left by a crash must not be appended
+        // after its zeros, where recovery would never look).
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (syncs ? 0 : O_TRUNC), 0o600)
         guard descriptor >= 0 else {
             throw Damaged(description: "cannot open \(path): \(String(cString: strerror(errno)))")
         }
         fd = descriptor
         fileBytes = 0
         fileCapacity = capacity
-        if !syncs {
-            var info = stat()
-            fileBytes = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
-        }
         if syncs {
             syncDirectory()
             prepareSpare()

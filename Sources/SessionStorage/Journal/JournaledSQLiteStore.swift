@@ -146,6 +146,9 @@ public final class JournaledSQLiteStore: PartitionJournal, @unchecked Sendable {
         try store.commit(withMark)
     }
 
+    /// The journal files, oldest first (for tools and tests).
+    public func journalFiles() -> [String] { journal.files().map(\.path) }
+
     public func readDurable<T>(_ body: (any SessionRepository) throws -> T) throws -> T { try store.readDurable(body) }
     public func lastSequence(sessionId: String) throws -> Int64 { try store.lastSequence(sessionId: sessionId) }
 }
