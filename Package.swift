@@ -39,6 +39,11 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(name: "RPCProtoC", dependencies: ["CProtobufC"]),
         .target(name: "SessionProtoC", dependencies: ["CProtobufC"]),
 
@@ -49,7 +54,7 @@ let package = Package(
         .target(
             name: "RPC",
             dependencies: [
-                "RPCProtoC", "ProtoRuntime",
+                "RPCProtoC", "ProtoRuntime", "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -104,7 +109,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        .executableTarget(name: "session-bench", dependencies: ["RPCProtoC", "SessionProtoC"]),
+        .executableTarget(name: "session-bench", dependencies: ["RPCProtoC", "SessionProtoC", "COpenSSL"]),
         .executableTarget(name: "session-sweep-bench", dependencies: ["SessionServer", "SessionState", "SessionStorage", "SessionCore", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
 
         // ---- tests

@@ -12,7 +12,7 @@ if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in libprotobuf-c-dev libsqlite3-dev libpq-dev pkg-config; do
+for pkg in libprotobuf-c-dev libsqlite3-dev libpq-dev libssl-dev pkg-config; do
   have_pkg "$pkg" || missing+=("$pkg")
 done
 if [[ $want_tests == 1 ]]; then

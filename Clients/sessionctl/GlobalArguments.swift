@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// Lets the shared options (`GlobalOptions`: `--server`, `--token`,
-/// `--timeout`, `--json`) go anywhere on the command line, as with kubectl
+/// `--timeout`, `--json`, the `--tls…` options) go anywhere on the command line, as with kubectl
 /// and grpcurl: before the subcommand, between group and leaf
 /// (`sessions --server X list`) or after it.
 ///
@@ -21,9 +21,9 @@ import ArgumentParser
 /// was given.
 enum GlobalArguments {
     /// Long names of the global options that take a value.
-    static let valueOptions: Set<String> = ["--server", "--token", "--timeout"]
+    static let valueOptions: Set<String> = ["--server", "--token", "--timeout", "--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"]
     /// Long names of the global flags.
-    static let flags: Set<String> = ["--json"]
+    static let flags: Set<String> = ["--json", "--tls"]
 
     /// `arguments` without the program name, rearranged for `root`.
     static func rearrange(_ arguments: [String], root: any ParsableCommand.Type) -> [String] {

@@ -49,6 +49,21 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Print JSON instead of text. [env: SESSIONCTL_JSON=true|1|yes, false|0|no]")
     var json = false
 
+    @Flag(help: "Connect with TLS, trusting the system's CAs (implied by --tls-ca). [env: SESSIONCTL_TLS=true|1|yes]")
+    var tls = false
+
+    @Option(help: "Connect with TLS; the server's certificate must chain to a CA in this PEM file. [env: SESSIONCTL_TLS_CA]")
+    var tlsCa: String?
+
+    @Option(help: "Client certificate (PEM chain) for servers that require one; needs --tls-key. [env: SESSIONCTL_TLS_CERT]")
+    var tlsCert: String?
+
+    @Option(help: "Private key of --tls-cert. [env: SESSIONCTL_TLS_KEY]")
+    var tlsKey: String?
+
+    @Option(help: "The name the server's certificate must carry, when it is not the host of --server. [env: SESSIONCTL_TLS_SERVER_NAME]")
+    var tlsServerName: String?
+
     var env: [String: String] { ProcessInfo.processInfo.environment }
 
     var address: String { server ?? env["SESSIONCTL_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1:7411" }
@@ -59,6 +74,24 @@ struct GlobalOptions: ParsableArguments {
     func validate() throws {
         _ = try Self.parseBool(env["SESSIONCTL_JSON"], "SESSIONCTL_JSON")
         _ = try timeoutSeconds()
+        _ = try tlsSettings()
+    }
+
+    private func setting(_ flag: String?, _ name: String) -> String? {
+        flag ?? env[name].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The TLS settings of the flags and environment, nil for plaintext.
+    func tlsSettings() throws -> RPCClientTLS? {
+        let ca = setting(tlsCa, "SESSIONCTL_TLS_CA")
+        let cert = setting(tlsCert, "SESSIONCTL_TLS_CERT")
+        let key = setting(tlsKey, "SESSIONCTL_TLS_KEY")
+        let name = setting(tlsServerName, "SESSIONCTL_TLS_SERVER_NAME")
+        let fromEnv = try Self.parseBool(env["SESSIONCTL_TLS"], "SESSIONCTL_TLS")
+        let on = tls || fromEnv || ca != nil || cert != nil || key != nil || name != nil
+        guard on else { return nil }
+        if (cert == nil) != (key == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        return RPCClientTLS(caPath: ca, certificateChainPath: cert, privateKeyPath: key, serverName: name)
     }
 
     /// An environment switch: true, 1 or yes; false, 0 or no (case-insensitive); unset or empty is false.
@@ -81,8 +114,10 @@ struct GlobalOptions: ParsableArguments {
     }
 
     func client() throws -> SessionClient {
+        var configuration = RPCClientConfiguration()
+        configuration.tls = try tlsSettings()
         do {
-            return try SessionClient(address: address, token: bearer)
+            return try SessionClient(address: address, token: bearer, configuration: configuration)
         } catch {
             throw ValidationError("--server: \(error.message)")
         }

@@ -66,6 +66,11 @@ package final class ClientConnection: @unchecked Sendable {
     private var goAwayReceived = false
     private var writeFailed = false
     private let readBuffer: UnsafeMutableRawBufferPointer
+    /// An established TLS session (the handshake ran before this connection
+    /// was made), or nil for plaintext. `out` holds plaintext; its records wait in `cipherOut`.
+    private let tls: TLSSession?
+    private var cipherOut: [UInt8] = []
+    private var cipherSent = 0
 
     /// False once the server said go-away or the connection closed: new calls
     /// must go to a new connection.
@@ -74,8 +79,9 @@ package final class ClientConnection: @unchecked Sendable {
     /// checks it), without a hop onto the queue.
     private let usable = Atomic<Bool>(true)
 
-    package init(fd: Int32, peer: String, maxFrameBytes: Int, onClose: @escaping @Sendable (ClientConnection) -> Void) {
+    package init(fd: Int32, peer: String, maxFrameBytes: Int, tls: TLSSession? = nil, onClose: @escaping @Sendable (ClientConnection) -> Void) {
         self.fd = fd
+        self.tls = tls
         self.peer = peer
         self.maxFrameBytes = maxFrameBytes
         self.decoder = FrameDecoder(maxFrameSize: maxFrameBytes)
@@ -90,6 +96,8 @@ package final class ClientConnection: @unchecked Sendable {
             ws.setEventHandler { self.flush() }
             writeSource = ws
             rs.resume()
+            // Records that came with the end of the handshake wait in the session.
+            if tls != nil { receivedCipher(UnsafeRawBufferPointer(start: nil, count: 0)) }
             flush()
         }
     }
@@ -222,7 +230,11 @@ package final class ClientConnection: @unchecked Sendable {
         while !closed {
             let n = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
             if n > 0 {
-                received(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+                if tls == nil {
+                    received(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+                } else {
+                    receivedCipher(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+                }
                 if n < readBuffer.count { break }
             } else if n == 0 {
                 shutdown(goAwayReceived ? "server went away" : "server closed the connection")
@@ -235,6 +247,20 @@ package final class ClientConnection: @unchecked Sendable {
             }
         }
         flush()
+    }
+
+    /// TLS records from the server (in `readBuffer`, free again once fed).
+    private func receivedCipher(_ bytes: UnsafeRawBufferPointer) {
+        guard let tls, !closed else { return }
+        tls.feed(bytes)
+        do {
+            let state = try tls.read(into: readBuffer) { plain in
+                if !closed { received(plain) }
+            }
+            if state == .closedByPeer { shutdown(goAwayReceived ? "server went away" : "server closed the connection") }
+        } catch {
+            shutdown("\(error)")
+        }
     }
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
@@ -288,32 +314,50 @@ package final class ClientConnection: @unchecked Sendable {
 
     private func flush() {
         guard !closed, !writeFailed else { return }
-        while outSent < out.count {
-            let n = out.withUnsafeBytes { send(fd, $0.baseAddress! + outSent, $0.count - outSent, Int32(MSG_NOSIGNAL)) }
-            if n > 0 {
-                outSent += n
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if !writeSourceActive {
-                    writeSourceActive = true
-                    writeSource?.resume()
-                }
-                return
-            } else {
-                let reason = "write failed: \(String(cString: strerror(errno)))"
-                // The server may have said why before closing (a go-away): read it first.
-                writeFailed = true
-                readable()
-                shutdown(reason)
-                return
-            }
-        }
+        guard transmit() else { return }
         out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
         outSent = 0
         if writeSourceActive {
             writeSourceActive = false
             writeSource?.suspend()
+        }
+    }
+
+    /// Sends `out`, through TLS when on; true once all of it is gone.
+    private func transmit() -> Bool {
+        guard let tls else { return sendBuffered(cipher: false) }
+        repeat {
+            guard sendBuffered(cipher: true) else { return false }
+            cipherOut.removeAll(keepingCapacity: cipherOut.capacity <= 4 * TLSSession.sliceBytes)
+            cipherSent = 0
+            do {
+                try tls.seal(out, sent: &outSent, into: &cipherOut)
+            } catch {
+                shutdown("\(error)")
+                return false
+            }
+        } while !cipherOut.isEmpty
+        return outSent >= out.count
+    }
+
+    /// Writes the rest of `out` (or of `cipherOut`); true once all of it is written.
+    private func sendBuffered(cipher: Bool) -> Bool {
+        let outcome = cipher ? Socket.write(fd, cipherOut, sent: &cipherSent) : Socket.write(fd, out, sent: &outSent)
+        switch outcome {
+        case .done:
+            return true
+        case .wouldBlock:
+            if !writeSourceActive {
+                writeSourceActive = true
+                writeSource?.resume()
+            }
+            return false
+        case .failed(let code):
+            // The server may have said why before closing (a go-away): read it first.
+            writeFailed = true
+            readable()
+            shutdown("write failed: \(String(cString: strerror(code)))")
+            return false
         }
     }
 

@@ -1,6 +1,9 @@
 import Dispatch
 public import ProtoRuntime
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Per-call options.
 public struct RPCCallOptions: Sendable {
@@ -30,6 +33,9 @@ public struct RPCClientConfiguration: Sendable {
     /// Metadata added to every call (before the call's own).
     public var defaultMetadata: RPCMetadata = [:]
     public var maxFrameBytes: Int = 4 * 1024 * 1024
+    /// TLS to the server (nil: plaintext). Files are read when the channel is made;
+    /// a bad one fails every call with UNAVAILABLE naming it.
+    public var tls: RPCClientTLS?
 
     public init() {}
 }
@@ -49,6 +55,8 @@ public final class RPCClientChannel: Sendable {
     public let port: Int
     public let configuration: RPCClientConfiguration
     private let state = Mutex(State())
+    /// Made once from `configuration.tls`.
+    private let tls: Result<TLSContext, TLSError>?
 
     private struct State {
         var connection: ClientConnection?
@@ -64,6 +72,7 @@ public final class RPCClientChannel: Sendable {
         self.host = host
         self.port = port
         self.configuration = configuration
+        self.tls = configuration.tls.map { settings in Result { () throws(TLSError) in try TLSContext.client(settings) } }
     }
 
     /// `host:port` (or `[v6]:port`).
@@ -242,11 +251,24 @@ public final class RPCClientChannel: Sendable {
         let host = self.host, port = self.port
         let timeoutMillis = Int32(clamping: Self.nanos(configuration.connectTimeout) / 1_000_000)
         let maxFrame = configuration.maxFrameBytes
+        let tls = self.tls
+        let serverName = configuration.tls?.serverName ?? host
         return await withCheckedContinuation { c in
             DispatchQueue.global().async {
                 do {
                     let fd = try Socket.connect(host: host, port: port, timeoutMillis: timeoutMillis)
-                    let connection = ClientConnection(fd: fd, peer: "\(host):\(port)", maxFrameBytes: maxFrame) { [weak self] closed in
+                    var session: TLSSession?
+                    if let tls {
+                        do {
+                            let s = try TLSSession(context: try tls.get(), serverName: serverName)
+                            try s.handshake(fd: fd, timeoutMillis: timeoutMillis)
+                            session = s
+                        } catch {
+                            Glibc.close(fd)
+                            return c.resume(returning: .failure(RPCError(.unavailable, "cannot connect to \(host):\(port): \(error)")))
+                        }
+                    }
+                    let connection = ClientConnection(fd: fd, peer: "\(host):\(port)", maxFrameBytes: maxFrame, tls: session) { [weak self] closed in
                         self?.state.withLock { s in if s.connection === closed { s.connection = nil } }
                     }
                     c.resume(returning: .success(connection))

@@ -36,6 +36,8 @@ public final class RPCServer: Sendable {
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
         /// The calls of connections that have closed.
         var closedStats = RPCCallStats()
+        /// Made by `start()` from the configuration's TLS settings.
+        var tls: TLSContext?
     }
 
     private enum Phase { case idle, running, draining, stopped }
@@ -84,6 +86,10 @@ public final class RPCServer: Sendable {
 
     /// Binds, listens and starts accepting.
     public func start() throws {
+        // Certificates are loaded and checked before the port opens: a bad
+        // file fails the start, not every handshake.
+        var tls: TLSContext?
+        if let settings = configuration.tls { tls = try TLSContext.server(settings) }
         let fd = try Socket.listen(host: configuration.host, port: configuration.port)
         let port = Socket.localPort(fd)
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptQueue)
@@ -93,10 +99,11 @@ public final class RPCServer: Sendable {
             $0.listenFD = fd
             $0.port = port
             $0.acceptSource = SourceBox(source: source)
+            $0.tls = tls
             $0.phase = .running
         }
         source.resume()
-        logger.info("listening", metadata: ["address": "\(configuration.host):\(port)"])
+        logger.info("listening", metadata: ["address": "\(configuration.host):\(port)", "tls": "\(tls == nil ? "off" : configuration.tls?.clientCAPath == nil ? "on" : "on, client certificates required")"])
     }
 
     private func acceptReady(_ listenFD: Int32) {
@@ -124,7 +131,7 @@ public final class RPCServer: Sendable {
                 guard fromPeer < configuration.maxConnectionsPerPeer else { return .failure(.perPeer) }
                 s.connectionsPerPeer[peer.host] = fromPeer + 1
                 s.nextConnectionID += 1
-                let c = ServerConnection(fd: fd, id: s.nextConnectionID, peer: peer, server: self)
+                let c = ServerConnection(fd: fd, id: s.nextConnectionID, peer: peer, server: self, tls: s.tls)
                 s.connections[ObjectIdentifier(c)] = c
                 return .success(c)
             }

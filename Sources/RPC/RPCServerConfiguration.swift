@@ -36,6 +36,9 @@ public struct RPCServerConfiguration: Sendable {
     /// Answers plain HTTP `GET`/`HEAD` requests on the RPC port (health probes, metrics): one
     /// request per connection, closed after the answer. Without it, HTTP gets a 400.
     public var httpHandler: RPCHTTPHandler?
+    /// TLS on the port: every peer must handshake first (HTTP probes then come as HTTPS).
+    /// Certificates are loaded by ``RPCServer/start()``, which fails on a bad file.
+    public var tls: RPCServerTLS?
 
     public init() {}
 }

@@ -43,6 +43,17 @@ package final class ServerConnection: @unchecked Sendable {
     private var closeWhenFlushed = false
     private var flushScheduled = false
 
+    /// TLS, when the port has it: the context, then the session once the
+    /// peer's first byte showed a TLS record. `out` holds plaintext; the
+    /// records made from it wait in `cipherOut` (at most one slice of `out`
+    /// plus handshake records, so TLS adds a bounded amount per connection).
+    private let tlsContext: TLSContext?
+    private var tls: TLSSession?
+    private var tlsFailed = false
+    private var plaintextRefused = false
+    private var cipherOut: [UInt8] = []
+    private var cipherSent = 0
+
     private var calls: [UInt64: ServerCall] = [:]
     private var lastCallID: UInt64 = 0
     private let openedAt = monotonicNanos()
@@ -62,8 +73,9 @@ package final class ServerConnection: @unchecked Sendable {
     private var answerEstimate: Int
     private var largestBuffered = 0
 
-    init(fd: Int32, id: UInt64, peer: Socket.PeerAddress, server: RPCServer) {
+    init(fd: Int32, id: UInt64, peer: Socket.PeerAddress, server: RPCServer, tls: TLSContext?) {
         self.fd = fd
+        self.tlsContext = tls
         self.id = id
         self.server = server
         self.config = server.configuration
@@ -114,7 +126,11 @@ package final class ServerConnection: @unchecked Sendable {
             budget -= 1
             let n = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
             if n > 0 {
-                received(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+                if tlsContext == nil {
+                    received(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+                } else {
+                    receivedOnTLSPort(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+                }
                 if n < readBuffer.count { break }
             } else if n == 0 {
                 peerClosed()
@@ -128,6 +144,113 @@ package final class ServerConnection: @unchecked Sendable {
             }
         }
         flush()
+    }
+
+    // MARK: - TLS
+
+    /// Ciphertext from the peer (in `readBuffer`, which is free again once fed).
+    private func receivedOnTLSPort(_ bytes: UnsafeRawBufferPointer) {
+        guard let tlsContext, !plaintextRefused, !tlsFailed else { return }
+        if tls == nil {
+            guard let first = bytes.first else { return }
+            // A TLS connection opens with a handshake record (content type 22).
+            guard first == 0x16 else { return refusePlaintext(first) }
+            do {
+                tls = try TLSSession(context: tlsContext)
+            } catch {
+                logger.error("cannot start TLS", metadata: ["error": "\(error)"])
+                return teardown()
+            }
+        }
+        guard let tls else { return }
+        var announced = tls.isEstablished
+        func announce() {
+            guard !announced, tls.isEstablished else { return }
+            announced = true
+            logger.debug("TLS established", metadata: ["version": "\(tls.version)", "client": "\(tls.peerSubject ?? "-")"])
+        }
+        tls.feed(bytes)
+        do {
+            let state = try tls.read(into: readBuffer) { plain in
+                announce()
+                guard phase != .closed else { return }
+                received(plain)
+            }
+            announce()
+            if state == .closedByPeer { peerClosed() }
+        } catch {
+            // The alert OpenSSL queued goes out; nothing else will.
+            tlsFailed = true
+            logger.notice("TLS failed; closing", metadata: ["error": "\(error)"])
+            failAllCalls(RPCError(.unavailable, "connection closed: \(error)"))
+            closeAfterFlush()
+        }
+    }
+
+    /// A peer that speaks plaintext to a TLS port is told so in its own
+    /// language when it is ours (a preface and a go-away) or HTTP (a 400).
+    private func refusePlaintext(_ first: UInt8) {
+        plaintextRefused = true
+        if first == UInt8(ascii: "S") {
+            out.append(contentsOf: Preface.bytes)
+            goAwayAndClose(.unavailable, "this port requires TLS; connect with TLS (sessionctl --tls-ca FILE)")
+        } else if (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(first) {
+            logger.notice("refused a plaintext HTTP request on the TLS port")
+            out.append(contentsOf: Self.httpsRequired)
+            closeAfterFlush()
+        } else {
+            logger.notice("refused a connection that is neither TLS nor this protocol")
+            teardown()
+        }
+    }
+
+    static let httpsRequired: [UInt8] = {
+        let body = "This port requires TLS: use https://.\r\n"
+        return Array(("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body).utf8)
+    }()
+
+    /// Sends `out`, through TLS when the connection has it; true once all of
+    /// it is gone (false: the socket is full and the write source will call
+    /// back, or the connection closed).
+    private func transmit() -> Bool {
+        guard let tls else { return sendBuffered(cipher: false) }
+        repeat {
+            guard sendBuffered(cipher: true) else { return false }
+            cipherOut.removeAll(keepingCapacity: cipherOut.capacity <= 4 * TLSSession.sliceBytes)
+            cipherSent = 0
+            do {
+                if tlsFailed {
+                    tls.takeOutput(into: &cipherOut)  // the alert of the failure, if any
+                } else {
+                    try tls.seal(out, sent: &outSent, into: &cipherOut)
+                }
+            } catch {
+                tlsFailed = true
+                logger.notice("TLS failed; closing", metadata: ["error": "\(error)"])
+                tls.takeOutput(into: &cipherOut)  // the alert
+            }
+        } while !cipherOut.isEmpty
+        // After a failure nothing more can be encrypted: what is left is dropped.
+        return outSent >= out.count || tlsFailed
+    }
+
+    /// Writes the rest of `out` (or of `cipherOut`); true once all of it is written.
+    private func sendBuffered(cipher: Bool) -> Bool {
+        let outcome = cipher ? Socket.write(fd, cipherOut, sent: &cipherSent) : Socket.write(fd, out, sent: &outSent)
+        switch outcome {
+        case .done:
+            return true
+        case .wouldBlock:
+            if !writeSourceActive {
+                writeSourceActive = true
+                writeSource?.resume()
+            }
+            return false
+        case .failed(let code):
+            logger.debug("write failed", metadata: ["errno": "\(code)"])
+            teardown()
+            return false
+        }
     }
 
     private func peerClosed() {
@@ -584,7 +707,7 @@ package final class ServerConnection: @unchecked Sendable {
 
     // MARK: - Writing
 
-    private var pendingOutBytes: Int { out.count - outSent }
+    private var pendingOutBytes: Int { out.count - outSent + cipherOut.count - cipherSent }
 
     private func scheduleFlush() {
         guard !flushScheduled else { return }
@@ -598,24 +721,7 @@ package final class ServerConnection: @unchecked Sendable {
     private func flush() {
         guard phase != .closed, phase != .lingering else { return }
         largestBuffered = max(largestBuffered, pendingOutBytes)
-        while outSent < out.count {
-            let n = out.withUnsafeBytes { send(fd, $0.baseAddress! + outSent, $0.count - outSent, Int32(MSG_NOSIGNAL)) }
-            if n > 0 {
-                outSent += n
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if !writeSourceActive {
-                    writeSourceActive = true
-                    writeSource?.resume()
-                }
-                return
-            } else {
-                logger.debug("write failed", metadata: ["errno": "\(errno)"])
-                teardown()
-                return
-            }
-        }
+        guard transmit() else { return }
         out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
         outSent = 0
         if writeSourceActive {
@@ -687,6 +793,13 @@ package final class ServerConnection: @unchecked Sendable {
         housekeeping?.cancel()
         housekeeping = nil
         if readPaused { resumeReading() }
+        if let tls, !tlsFailed {
+            // close_notify, best effort: the socket is drained, so it fits.
+            tls.close()
+            tls.takeOutput(into: &cipherOut)
+            _ = sendBuffered(cipher: true)
+            guard phase == .lingering else { return }
+        }
         Glibc.shutdown(fd, Int32(SHUT_WR))
         discardUntilClosed()
     }

@@ -101,6 +101,28 @@ package enum Socket {
         throw lastError ?? Failure(call: "connect(\(host):\(port))", errno: EADDRNOTAVAIL)
     }
 
+    /// What writing to a non-blocking socket came to.
+    package enum WriteOutcome { case done, wouldBlock, failed(Int32) }
+
+    /// Writes `buffer[sent...]` to `fd`, advancing `sent`, until all is
+    /// written, the socket is full or the write fails (with its errno).
+    package static func write(_ fd: Int32, _ buffer: [UInt8], sent: inout Int) -> WriteOutcome {
+        while sent < buffer.count {
+            let from = sent
+            let n = buffer.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + from, $0.count - from, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                sent += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return .wouldBlock
+            } else {
+                return .failed(n == 0 ? EPIPE : errno)
+            }
+        }
+        return .done
+    }
+
     package static func setNonBlocking(_ fd: Int32) throws {
         let flags = fcntl(fd, F_GETFL, 0)
         guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else { throw Failure(call: "fcntl(O_NONBLOCK)", errno: errno) }

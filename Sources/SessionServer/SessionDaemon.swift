@@ -103,6 +103,8 @@ public final class SessionDaemon: Sendable {
     public func start() throws(SessionDaemonStartupError) {
         do {
             try server.start()
+        } catch let error as TLSError {
+            throw SessionDaemonStartupError(.usage, error.message)
         } catch {
             let reason = (error as? Socket.Failure).map { String(cString: strerror($0.errno)).lowercased() } ?? "\(error)"
             throw SessionDaemonStartupError(.cannotListen, "cannot listen on \(listenAddress): \(reason)")

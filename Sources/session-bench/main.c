@@ -19,6 +19,10 @@
 //
 // Only calls completing inside the measurement window [warmup, warmup+duration] count.
 //
+// --tls-ca FILE: every connection (setup included) handshakes TLS first (OpenSSL, certificate
+// checked against FILE and the --host address), then the same protocol runs inside it; a
+// TLS run sits beside a plaintext one to show what the encryption costs.
+//
 // usage: session-bench --host 127.0.0.1 --port 7411 --conns C --depth D --size 256
 //                      --duration 5 [--warmup 1] [--threads 1]
 // output (one line): rps=... p50_us=... p99_us=... p999_us=... n=... errors=...
@@ -65,6 +69,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "rpc_envelope.pb-c.h"
 #include "sessions.pb-c.h"
@@ -125,6 +133,55 @@ typedef struct {
 } thr_t;
 
 static const char *g_host = "127.0.0.1";
+
+// ---------------------------------------------------------------- optional TLS
+static SSL_CTX *g_tls;          // set by --tls-ca
+#define MAX_FDS 65536
+static SSL *g_ssl_of_fd[MAX_FDS];
+
+// read(2)/write(2), or SSL_read/SSL_write when the fd carries TLS; a TLS "want" is EAGAIN.
+static ssize_t io_read(int fd, void *p, size_t n) {
+    SSL *ssl = fd >= 0 && fd < MAX_FDS ? g_ssl_of_fd[fd] : NULL;
+    if (!ssl) return read(fd, p, n);
+    int r = SSL_read(ssl, p, n > 1u << 30 ? 1 << 30 : (int)n);
+    if (r > 0) return r;
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) { errno = EAGAIN; return -1; }
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    errno = EIO;
+    return -1;
+}
+static ssize_t io_write(int fd, const void *p, size_t n) {
+    SSL *ssl = fd >= 0 && fd < MAX_FDS ? g_ssl_of_fd[fd] : NULL;
+    if (!ssl) return write(fd, p, n);
+    int r = SSL_write(ssl, p, n > 1u << 30 ? 1 << 30 : (int)n);
+    if (r > 0) return r;
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) { errno = EAGAIN; return -1; }
+    errno = EIO;
+    return -1;
+}
+static void tls_init(const char *ca) {
+    g_tls = SSL_CTX_new(TLS_client_method());
+    if (!g_tls || SSL_CTX_load_verify_locations(g_tls, ca, NULL) != 1) {
+        fprintf(stderr, "session-bench: cannot load the TLS CA %s\n", ca); ERR_print_errors_fp(stderr); exit(2);
+    }
+    SSL_CTX_set_verify(g_tls, SSL_VERIFY_PEER, NULL);
+    // Retries after EAGAIN may pass a grown buffer from another address.
+    SSL_CTX_set_mode(g_tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+// On a connected, still blocking socket.
+static void tls_connect(int fd) {
+    if (!g_tls) return;
+    if (fd >= MAX_FDS) { fprintf(stderr, "session-bench: fd %d too large for TLS\n", fd); exit(2); }
+    SSL *ssl = SSL_new(g_tls);
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), g_host);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1) {
+        fprintf(stderr, "session-bench: TLS handshake with %s failed\n", g_host); ERR_print_errors_fp(stderr); exit(1);
+    }
+    g_ssl_of_fd[fd] = ssl;
+}
 static int g_port = 7411, g_conns = 1, g_depth = 1, g_size = 256, g_threads = 1;
 static double g_duration = 5.0, g_warmup = 1.0;
 static uint64_t g_t_start, g_t_end;  // measurement window (ns, CLOCK_MONOTONIC)
@@ -273,7 +330,7 @@ static void enqueue_pong(conn_t *c, uint64_t opaque) {
 
 static int flush_out(int epfd, conn_t *c) {
     while (c->woff < c->wlen) {
-        ssize_t n = write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
+        ssize_t n = io_write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
         if (n > 0) { c->woff += (size_t)n; continue; }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -408,7 +465,7 @@ static int on_frame(thr_t *t, conn_t *c, const uint8_t *f, size_t len, uint64_t 
 static int on_readable(int epfd, thr_t *t, conn_t *c) {
     for (;;) {
         ensure(&c->rbuf, &c->rcap, c->rlen + 65536);
-        ssize_t n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        ssize_t n = io_read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (n == 0) return -1;
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -416,7 +473,8 @@ static int on_readable(int epfd, thr_t *t, conn_t *c) {
             return -1;
         }
         c->rlen += (size_t)n;
-        if (c->rlen < c->rcap) break;   // short read: socket drained
+        // A short read drained the socket; TLS returns one record at a time, so it reads on.
+        if (c->rlen < c->rcap && !g_tls) break;
     }
     uint64_t now = now_ns();
     size_t off = 0;
@@ -542,7 +600,7 @@ static int setup_call(int fd, thr_t *t, uint64_t id, const char *method, const u
     put_be32(out, (uint32_t)n);
     sessionrpc__v1__envelope__pack(&t->env, out + 4);
     for (size_t off = 0; off < 4 + n;) {
-        ssize_t w = write(fd, out + off, 4 + n - off);
+        ssize_t w = io_write(fd, out + off, 4 + n - off);
         if (w <= 0) { if (w < 0 && errno == EINTR) continue; free(out); return -1; }
         off += (size_t)w;
     }
@@ -551,7 +609,7 @@ static int setup_call(int fd, thr_t *t, uint64_t id, const char *method, const u
         uint8_t hdr[4];
         uint32_t len;
         for (size_t off = 0; off < 4;) {
-            ssize_t r = read(fd, hdr + off, 4 - off);
+            ssize_t r = io_read(fd, hdr + off, 4 - off);
             if (r <= 0) { if (r < 0 && errno == EINTR) continue; return -1; }
             off += (size_t)r;
         }
@@ -561,7 +619,7 @@ static int setup_call(int fd, thr_t *t, uint64_t id, const char *method, const u
         uint8_t *f = malloc(len + 1);
         if (!f) die("malloc");
         for (size_t off = 0; off < len;) {
-            ssize_t r = read(fd, f + off, len - off);
+            ssize_t r = io_read(fd, f + off, len - off);
             if (r <= 0) { if (r < 0 && errno == EINTR) continue; free(f); return -1; }
             off += (size_t)r;
         }
@@ -591,10 +649,11 @@ static int run_setup(void) {
     if (connect(fd, (struct sockaddr *)&a, sizeof a)) die("connect");
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    tls_connect(fd);
     uint8_t pre[sizeof PREFACE];
-    if (write(fd, PREFACE, sizeof PREFACE) != (ssize_t)sizeof PREFACE) die("write preface");
+    if (io_write(fd, PREFACE, sizeof PREFACE) != (ssize_t)sizeof PREFACE) die("write preface");
     for (size_t off = 0; off < sizeof pre;) {
-        ssize_t r = read(fd, pre + off, sizeof pre - off);
+        ssize_t r = io_read(fd, pre + off, sizeof pre - off);
         if (r <= 0) die("read preface");
         off += (size_t)r;
     }
@@ -669,6 +728,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--reps")) g_reps = atoi(v);
         else if (!strcmp(k, "--capacity")) g_capacity = atoi(v);
         else if (!strcmp(k, "--rep-prefix")) g_rep_prefix = v;
+        else if (!strcmp(k, "--tls-ca")) tls_init(v);
         else { fprintf(stderr, "unknown arg %s\n", k); return 2; }
     }
     if (!strcmp(workload, "lifecycle")) g_lifecycle = 1;
@@ -729,6 +789,7 @@ int main(int argc, char **argv) {
         if (fd < 0) die("socket");
         if (connect(fd, (struct sockaddr *)&a, sizeof a)) die("connect");
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        tls_connect(fd);
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         conns[i].fd = fd;
         conns[i].slots = calloc((size_t)cap, sizeof(slot_t));

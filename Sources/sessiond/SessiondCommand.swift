@@ -103,6 +103,15 @@ struct SessiondCommand: ParsableCommand {
     @Option(help: "Bytes per second a peer must keep sending while a frame is incomplete. [env: SESSIOND_MIN_RECEIVE_RATE] (default: 1024)")
     var minReceiveRate: Int?
 
+    @Option(help: "TLS on the RPC port: PEM file with the server certificate (then intermediates). Needs --tls-key. [env: SESSIOND_TLS_CERT]")
+    var tlsCert: String?
+
+    @Option(help: "PEM file with the private key of --tls-cert (readable by sessiond only). [env: SESSIOND_TLS_KEY]")
+    var tlsKey: String?
+
+    @Option(help: "Require client certificates signed by a CA in this PEM file (mutual TLS). Needs --tls-cert. [env: SESSIOND_TLS_CLIENT_CA]")
+    var tlsClientCa: String?
+
     func run() throws {
         let env = ProcessInfo.processInfo.environment
         func value<T>(_ flag: T?, _ name: String, _ parse: (String) -> T?) throws -> T? {
@@ -138,6 +147,17 @@ struct SessiondCommand: ParsableCommand {
         try positive(value(shutdownGrace, "SESSIOND_SHUTDOWN_GRACE", { Double($0) }), "--shutdown-grace", into: &options.server.shutdownGraceSeconds)
         if options.server.maxFrameBytes > 64 * 1024 * 1024 {
             throw ValidationError("--max-frame-bytes may be at most 67108864 (64 MiB)")
+        }
+        let tlsCert = try value(self.tlsCert, "SESSIOND_TLS_CERT", { $0 })
+        let tlsKey = try value(self.tlsKey, "SESSIOND_TLS_KEY", { $0 })
+        let tlsClientCA = try value(self.tlsClientCa, "SESSIOND_TLS_CLIENT_CA", { $0 })
+        switch (tlsCert, tlsKey) {
+        case let (cert?, key?):
+            options.server.tls = RPCServerTLS(certificateChainPath: cert, privateKeyPath: key, clientCAPath: tlsClientCA)
+        case (nil, nil):
+            if tlsClientCA != nil { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
+        case (nil, _?): throw ValidationError("--tls-key needs --tls-cert")
+        case (_?, nil): throw ValidationError("--tls-cert needs --tls-key")
         }
         options.hostTestService = testService || env["SESSIOND_TEST_SERVICE"] == "1"
         options.allowEmptyStore = allowEmptyStore || env["SESSIOND_ALLOW_EMPTY_STORE"] == "1"
@@ -200,6 +220,7 @@ struct SessiondCommand: ParsableCommand {
             "address": "\(options.server.host):\(daemon.server.port)",
             "store": "\(options.storeURL.map(Self.redacted) ?? "sqlite in \(options.dataDirectory)")",
             "durability": "\(options.synchronousCommits ? "full" : "process-crash")",
+            "tls": "\(options.server.tls == nil ? "off" : options.server.tls?.clientCAPath == nil ? "on" : "mutual")",
         ])
         if let portFile {
             do {

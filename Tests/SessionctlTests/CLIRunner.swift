@@ -132,7 +132,7 @@ final class TestServer: Sendable {
 
     var address: String { "127.0.0.1:\(daemon.server.port)" }
 
-    init() throws {
+    init(_ configure: (inout SessionDaemon.Options) -> Void = { _ in }) throws {
         var template = Array((NSTemporaryDirectory() + "/sessionctl-test-XXXXXX").utf8CString)
         let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(created != nil, "mkdtemp failed")
@@ -146,6 +146,7 @@ final class TestServer: Sendable {
         o.bootstrapAdminToken = Self.adminToken
         o.synchronousCommits = false
         o.hostTestService = false
+        configure(&o)
         var logger = RPCServer(configuration: .init(), services: []).logger
         logger.logLevel = .error
         daemon = try SessionDaemon(options: o, logger: logger)
@@ -164,8 +165,8 @@ final class TestServer: Sendable {
 }
 
 /// Runs `body` with a fresh server, stopping it afterwards.
-func withServer(_ body: (TestServer) async throws -> Void) async throws {
-    let server = try TestServer()
+func withServer(_ configure: (inout SessionDaemon.Options) -> Void = { _ in }, _ body: (TestServer) async throws -> Void) async throws {
+    let server = try TestServer(configure)
     do {
         try await body(server)
     } catch {

@@ -74,4 +74,22 @@ struct FlagTests {
             environment: ["SESSIOND_MAX_CONNECTIONS_PER_PEER": "8"])
         #expect(daemon.terminate() == 0)
     }
+
+    @Test("TLS flags: a key needs its certificate and back, a client CA needs both, and a file that cannot be read fails the start naming it")
+    func tlsFlags() throws {
+        let dir = makeTemporaryDirectory()
+        defer { removeDirectory(dir) }
+        let base = ["--listen", "127.0.0.1:0", "--data-dir", dir + "/data"]
+        for (arguments, environment, status, expected) in [
+            (["--tls-key", dir + "/k.pem"], [String: String](), Int32(64), "--tls-key needs --tls-cert"),
+            (["--tls-cert", dir + "/c.pem"], [:], 64, "--tls-cert needs --tls-key"),
+            (["--tls-client-ca", dir + "/ca.pem"], [:], 64, "--tls-client-ca needs --tls-cert and --tls-key"),
+            ([], ["SESSIOND_TLS_CERT": dir + "/missing-cert.pem", "SESSIOND_TLS_KEY": dir + "/missing-key.pem"], 64,
+             "cannot read the TLS certificate \(dir)/missing-cert.pem"),
+        ] {
+            let (code, output) = try DaemonProcess.runToExit(arguments: base + arguments, environment: environment)
+            #expect(code == status, "\(arguments) \(environment): \(output)")
+            #expect(output.contains(expected), "\(arguments) \(environment): \(output)")
+        }
+    }
 }
