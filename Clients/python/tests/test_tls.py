@@ -1,4 +1,4 @@
-"""TLS on the client side, against a TLS fake server (sessiond has no TLS yet)."""
+"""TLS on the client side: against a TLS fake server, and against sessiond with --tls-cert."""
 from __future__ import annotations
 
 import shutil
@@ -67,3 +67,26 @@ def test_a_certificate_from_an_unknown_ca_is_refused(certificate):
                 channel.unary("/t.S/A", tpb.Empty(), tpb.Empty, tpb.Empty, timeout=10)
             assert info.value.code == StatusCode.UNAVAILABLE
             assert "TLS handshake" in info.value.message
+
+
+def test_a_real_sessiond_over_tls(make_server, certificate):
+    """sessiond --tls-cert/--tls-key: calls over TLS work; a plaintext client is told the port requires TLS."""
+    cert, key = certificate
+    server = make_server("sessiond-tls", args=("--tls-cert", str(cert), "--tls-key", str(key)))
+    ctx = ssl.create_default_context(cafile=str(cert))
+    with SessionClient(server.address, server.admin_token, ssl_context=ctx) as client:
+        created = client.channels.create_channel(
+            pb.ChannelRequest(channel=pb.Channel(id="web-tls", type=pb.ENHANCED_WEB_CHAT_V2)), timeout=10)
+        assert created.channel.id == "web-tls"
+        listed = client.channels.list_channels(pb.ListChannelsRequest(), timeout=10)
+        assert [c.id for c in listed.channels] == ["web-tls"]
+        assert client.tokens.who_am_i(timeout=10).role == pb.ADMIN
+    with SessionClient(server.address, server.admin_token) as plain:
+        with pytest.raises(RPCError) as info:
+            plain.tokens.who_am_i(timeout=10)
+        assert info.value.code == StatusCode.UNAVAILABLE
+        assert "requires TLS" in info.value.message
+    with SessionClient(server.address, server.admin_token, ssl_context=ssl.create_default_context()) as untrusting:
+        with pytest.raises(RPCError) as info:
+            untrusting.tokens.who_am_i(timeout=10)
+        assert info.value.code == StatusCode.UNAVAILABLE
