@@ -204,6 +204,14 @@ struct SessiondCommand: ParsableCommand {
             throw ValidationError("--log-format '\(format)' is not text or json")
         }
         let logger = Logger(label: "sessiond")
+        if let key = options.server.tls?.privateKeyPath {
+            var info = stat()
+            if stat(key, &info) == 0, info.st_mode & 0o077 != 0 {
+                logger.warning("the TLS private key can be read by other users; make it 0600", metadata: [
+                    "file": "\(key)", "mode": "\(String(info.st_mode & 0o777, radix: 8))",
+                ])
+            }
+        }
 
         let daemon: SessionDaemon
         do {
