@@ -148,6 +148,21 @@ public final class RPCClientChannel: Sendable {
         return try await connection.ping()
     }
 
+    /// A unary call of raw bytes (no decoding on either side): the outcome as it came, with the
+    /// server's status, for passing a call on. A call the server certainly never started is retried once.
+    package func unaryBytes(path: String, payload: [UInt8], options: RPCCallOptions) async throws(RPCError) -> CallOutcome {
+        let deadline = options.timeout.map { monotonicNanos() &+ Self.nanos($0) }
+        let metadata = try merged(options.metadata)
+        var outcome: CallOutcome
+        var attempt = 0
+        repeat {
+            attempt += 1
+            let connection = try await connection(deadline: deadline, waitForReady: options.waitForReady)
+            outcome = await connection.unary(path: path, timeoutNanos: try remainingNanos(deadline), metadata: metadata, payload: payload)
+        } while outcome.notStarted && attempt < 2
+        return outcome
+    }
+
     package func openStream(path: String, payload: [UInt8], options: RPCCallOptions) async throws(RPCError) -> AsyncStream<StreamEvent> {
         let deadline = options.timeout.map { monotonicNanos() &+ Self.nanos($0) }
         let metadata = try merged(options.metadata)

@@ -23,6 +23,12 @@ public struct RPCMethodHandler: Sendable {
     public let policy: RPCExecutionPolicy
     package let body: Body
 
+    package init(descriptor: RPCMethodDescriptor, policy: RPCExecutionPolicy, body: Body) {
+        self.descriptor = descriptor
+        self.policy = policy
+        self.body = body
+    }
+
     /// A unary method.
     public init<Request: ProtoCMessage, Response: ProtoCMessage>(
         unary descriptor: RPCMethodDescriptor,

@@ -39,6 +39,14 @@ public final class SessionDaemon: Sendable {
         /// Start even though the data directory held data and the database is
         /// now missing, empty or without schema (begins with an empty store).
         public var allowEmptyStore = false
+        /// PostgreSQL: how long an owner that stopped answering keeps the partition before
+        /// another instance takes it over (PostgreSQL ends its silent session after this).
+        public var partitionLeaseMillis: Int64 = 10_000
+        /// PostgreSQL: the address other instances forward calls to while this one owns the
+        /// partition; nil: the listen address with the bound port (0.0.0.0 and :: as loopback).
+        public var advertiseAddress: String?
+
+        var usesPostgres: Bool { storeURL?.hasPrefix("postgres://") == true || storeURL?.hasPrefix("postgresql://") == true }
 
         public init() {}
 
@@ -54,6 +62,15 @@ public final class SessionDaemon: Sendable {
     public let sweeper: TimerSweeper
     private let gate: GatedStore
     private let logger: Logger
+    /// PostgreSQL: whether this instance serves calls or passes them to the partition's owner.
+    private let routing = PartitionRouting()
+    private let partitionJournal = Mutex<PostgresPartitionJournal?>(nil)
+    private let standbyTimer = Mutex<TimerBox?>(nil)
+    /// Dispatch sources are thread-safe; Swift does not mark them Sendable yet.
+    private struct TimerBox: @unchecked Sendable { let timer: any DispatchSourceTimer }
+    private let exitCode = Atomic<Int32>(0)
+    /// 0 after a normal stop; 75 (EX_TEMPFAIL) after this instance lost the partition it owned.
+    public var exitStatus: Int32 { exitCode.load(ordering: .acquiring) }
 
     /// Assembles the daemon without touching the network or the data
     /// directory: `start()` binds first, then opens the store.
@@ -79,6 +96,14 @@ public final class SessionDaemon: Sendable {
             EventServiceProvider(backend: backend), TokenServiceProvider(backend: backend),
             ClockServiceProvider(backend: backend, sweeper: sweeper),
         ]
+        if options.usesPostgres {
+            // Only the partition's owner serves the domain; the others pass calls to it.
+            let routing = self.routing
+            routing.startStandby()
+            services = services.map { service in
+                service is HealthProvider ? service : RPCForwardingService(service, forwardTo: { routing.decision() })
+            }
+        }
         if options.hostTestService { services.append(TestServiceProvider()) }
         self.gate = gate
         self.health = health
@@ -131,6 +156,8 @@ public final class SessionDaemon: Sendable {
                     onDurable: { batch in backend.hub.publish(batch.events) },
                     onTimerError: { error in logger.warning("timer failed", metadata: ["error": "\(error)"]) })
                 backend.attach(owner: owner)
+            } else if let postgres = store as? PostgresStore {
+                try startPartition(postgres)
             }
             try bootstrapAdmin(store: store)
             try writeMarkerIfMissing()
@@ -141,7 +168,88 @@ public final class SessionDaemon: Sendable {
             throw Self.classify(error, dataDirectory: options.dataDirectory, postgres: options.storeURL?.hasPrefix("postgres") == true)
         }
         for name in health.serviceNames { health.setStatus(.serving, for: name) }
-        if backend.owner == nil { sweeper.start() }  // the owner fires its own timers
+        if backend.owner == nil && !options.usesPostgres { sweeper.start() }  // an owner fires its own timers
+    }
+
+    // MARK: - PostgreSQL: owner or standby
+
+    /// Takes the partition if no other instance holds it, else stands by: forwards calls to
+    /// the owner and tries again every second.
+    private func startPartition(_ postgres: PostgresStore) throws {
+        let journal = try PostgresPartitionJournal(store: postgres, url: options.storeURL ?? "", lease: .milliseconds(options.partitionLeaseMillis))
+        partitionJournal.withLock { $0 = journal }
+        journal.onLost { [weak self] reason in self?.partitionLost(reason) }
+        if try journal.tryAcquire() {
+            try becomeOwner(journal)
+            return
+        }
+        logger.info("another instance owns the partition: standing by, forwarding calls to it")
+        try? routing.point(to: journal.ownerAddress(), tls: forwardingTLS)
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "sessiond.standby"))
+        timer.schedule(deadline: .now() + 1, repeating: 1, leeway: .milliseconds(100))
+        timer.setEventHandler { [weak self] in self?.standbyTick(journal) }
+        standbyTimer.withLock { $0 = TimerBox(timer: timer) }
+        timer.resume()
+    }
+
+    private func standbyTick(_ journal: PostgresPartitionJournal) {
+        guard backend.owner == nil, !routing.isStopping else { return }
+        do {
+            if try journal.tryAcquire() {
+                standbyTimer.withLock { $0?.timer.cancel(); $0 = nil }
+                try becomeOwner(journal)
+            } else {
+                try routing.point(to: journal.ownerAddress(), tls: forwardingTLS)
+            }
+        } catch {
+            logger.warning("standby: cannot reach the database or load the partition", metadata: ["error": "\(error)"])
+            if journal.isOwner { partitionLost("loading the partition failed: \(error)") }
+        }
+    }
+
+    /// Loads the partition from the database (everything every earlier owner committed), serves
+    /// it from memory and tells the other instances where.
+    private func becomeOwner(_ journal: PostgresPartitionJournal) throws {
+        let started = monotonicNanos()
+        try backend.clock.loadPersistedState(from: gate)
+        // Advertised first: a later owner's reconnection sees that this one took over.
+        let address = options.advertiseAddress ?? Self.advertised(host: options.server.host, port: server.port)
+        try journal.advertise(address: address, now: Int64(Date().timeIntervalSince1970 * 1000))
+        let backend = self.backend
+        let logger = self.logger
+        let owner = try PartitionOwner(
+            journal: GatedJournal(journal, gate: gate), now: { backend.clock.now() },
+            onDurable: { batch in backend.hub.publish(batch.events) },
+            onTimerError: { error in logger.warning("timer failed", metadata: ["error": "\(error)"]) })
+        backend.attach(owner: owner)
+        routing.becomeOwner()
+        logger.info("owning the partition", metadata: [
+            "advertised": "\(address)", "load_ms": "\((monotonicNanos() - started) / 1_000_000)",
+        ])
+    }
+
+    static func advertised(host: String, port: Int) -> String {
+        switch host {
+        case "0.0.0.0", "": return "127.0.0.1:\(port)"
+        case "::": return "[::1]:\(port)"
+        default: return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        }
+    }
+
+    /// Other instances are reached with TLS when this one serves TLS, trusting its own
+    /// certificate file (instances share a certificate or its CA).
+    private var forwardingTLS: RPCClientTLS? {
+        options.server.tls.map { RPCClientTLS(caPath: $0.certificateChainPath) }
+    }
+
+    /// The partition's lock went with its connection: another instance may own it now, so this
+    /// one must not write again. Its calls are refused; it stops and exits 75 (a supervisor
+    /// restarts it, as a standby).
+    private func partitionLost(_ reason: String) {
+        guard exitCode.compareExchange(expected: 0, desired: 75, ordering: .acquiringAndReleasing).exchanged else { return }
+        logger.critical("lost the partition: refusing writes and stopping (exit 75)", metadata: ["reason": "\(reason)"])
+        routing.refuseAll("this instance lost the partition; retry (another instance serves it)")
+        beginShutdown()
     }
 
     private static func classify(_ error: any Error, dataDirectory: String, postgres: Bool) -> SessionDaemonStartupError {
@@ -292,6 +400,8 @@ public final class SessionDaemon: Sendable {
     /// Ends event watches (clients reconnect with their cursor), reports
     /// NOT_SERVING, stops accepting and drains calls within the grace period.
     public func beginShutdown() {
+        routing.stopping()
+        standbyTimer.withLock { $0?.timer.cancel(); $0 = nil }
         backend.hub.endAll()
         health.enterShutdown()
         server.beginGracefulShutdown()
@@ -309,6 +419,8 @@ public final class SessionDaemon: Sendable {
     /// After the last call: copies the WAL into the database file, so that
     /// `sessions.sqlite` alone holds everything after a clean stop.
     private func closeStore() {
+        // The next owner takes the partition at once instead of after the lease.
+        partitionJournal.withLock { $0 }?.release()
         guard let sqlite = gate.underlying as? SQLiteStore else { return }
         if let journaled = journaled.withLock({ $0 }) {
             // Everything the journal holds goes to the tables: after a clean stop the database alone holds it all.
@@ -375,4 +487,63 @@ public struct SessionDaemonStartupError: Error, CustomStringConvertible {
 public struct SessionDaemonError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Whether calls are served here or passed to the partition's owner (PostgreSQL). Read by every
+/// call: an atomic flag; the lock is taken only while this instance is not the owner.
+final class PartitionRouting: Sendable {
+    private let forwarding = Atomic<Bool>(false)
+    private let stoppingFlag = Atomic<Bool>(false)
+    private let target = Mutex<Target>(Target())
+
+    private struct Target {
+        var address: String?
+        var channel: RPCClientChannel?
+        var refusal: String?
+    }
+
+    func decision() -> RPCForwardDecision {
+        guard forwarding.load(ordering: .acquiring) else { return .serveLocally }
+        return target.withLock { t in
+            if let refusal = t.refusal { return .refuse(RPCError(.unavailable, refusal)) }
+            if let channel = t.channel { return .forward(channel) }
+            return .refuse(RPCError(.unavailable, "no instance owns the partition yet; retry shortly"))
+        }
+    }
+
+    var isStopping: Bool { stoppingFlag.load(ordering: .acquiring) }
+
+    func startStandby() { forwarding.store(true, ordering: .releasing) }
+
+    func becomeOwner() {
+        let old = target.withLock { t -> RPCClientChannel? in
+            defer { t = Target() }
+            return t.channel
+        }
+        forwarding.store(false, ordering: .releasing)
+        old?.close()
+    }
+
+    /// Forwards to `address` from now on (a new channel when it changed).
+    func point(to address: String?, tls: RPCClientTLS?) throws {
+        guard let address else { return }
+        var configuration = RPCClientConfiguration()
+        configuration.tls = tls
+        configuration.connectTimeout = .seconds(2)
+        configuration.maxBackoff = .milliseconds(500)
+        let channel = try RPCClientChannel(address: address, configuration: configuration)
+        let old = target.withLock { t -> RPCClientChannel? in
+            guard t.address != address else { return channel }
+            defer { t.address = address; t.channel = channel }
+            return t.channel
+        }
+        old?.close()
+    }
+
+    func refuseAll(_ reason: String) {
+        target.withLock { $0.refusal = reason }
+        forwarding.store(true, ordering: .releasing)
+    }
+
+    func stopping() { stoppingFlag.store(true, ordering: .releasing) }
 }

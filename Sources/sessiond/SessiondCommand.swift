@@ -112,6 +112,12 @@ struct SessiondCommand: ParsableCommand {
     @Option(help: "Require client certificates signed by a CA in this PEM file (mutual TLS). Needs --tls-cert. [env: SESSIOND_TLS_CLIENT_CA]")
     var tlsClientCa: String?
 
+    @Option(help: "PostgreSQL: milliseconds an owner that stopped answering keeps the partition before another instance takes it over. [env: SESSIOND_PARTITION_LEASE_MS] (default: 10000)")
+    var partitionLeaseMs: Int?
+
+    @Option(help: "PostgreSQL: HOST:PORT where the other instances reach this one while it owns the partition. [env: SESSIOND_ADVERTISE] (default: the listen address, 0.0.0.0 as 127.0.0.1)")
+    var advertise: String?
+
     func run() throws {
         let env = ProcessInfo.processInfo.environment
         func value<T>(_ flag: T?, _ name: String, _ parse: (String) -> T?) throws -> T? {
@@ -147,6 +153,14 @@ struct SessiondCommand: ParsableCommand {
         try positive(value(shutdownGrace, "SESSIOND_SHUTDOWN_GRACE", { Double($0) }), "--shutdown-grace", into: &options.server.shutdownGraceSeconds)
         if options.server.maxFrameBytes > 64 * 1024 * 1024 {
             throw ValidationError("--max-frame-bytes may be at most 67108864 (64 MiB)")
+        }
+        if let lease = try value(partitionLeaseMs, "SESSIOND_PARTITION_LEASE_MS", { Int($0) }) {
+            guard lease >= 1000 else { throw ValidationError("--partition-lease-ms must be at least 1000") }
+            options.partitionLeaseMillis = Int64(lease)
+        }
+        if let advertise = try value(self.advertise, "SESSIOND_ADVERTISE", { $0 }) {
+            guard parseListen(advertise) != nil else { throw ValidationError("--advertise '\(advertise)' is not HOST:PORT") }
+            options.advertiseAddress = advertise
         }
         let tlsCert = try value(self.tlsCert, "SESSIOND_TLS_CERT", { $0 })
         let tlsKey = try value(self.tlsKey, "SESSIOND_TLS_KEY", { $0 })
@@ -240,6 +254,7 @@ struct SessiondCommand: ParsableCommand {
             }
         }
         daemon.runUntilSignalled()
+        if daemon.exitStatus != 0 { Foundation.exit(daemon.exitStatus) }
     }
 
     /// A store URL without its password (postgres://user:secret@host/db → postgres://user:***@host/db).

@@ -113,6 +113,17 @@ package final class PostgresConnection {
         return isIdle
     }
 
+    /// True when the server sent something while the connection sat idle with
+    /// nothing asked: on a connection that does not LISTEN, that is the notice
+    /// of its end (a shutdown, `pg_terminate_backend`, an idle timeout) or the
+    /// end of the stream itself. Never blocks.
+    package func receivedWhileIdle() -> Bool {
+        let fd = PQsocket(handle)
+        guard fd >= 0 else { return true }
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&pfd, 1, 0) != 0
+    }
+
     /// The server's major version times 10000 plus minor (`150014`).
     package var serverVersion: Int { Int(PQserverVersion(handle)) }
 

@@ -21,6 +21,7 @@ package enum PostgresSchema {
     package static let migrations: [PostgresMigration] = [
         PostgresMigration(version: 1, name: "sessions, reps, channels, events, messages, tokens", sql: version1),
         PostgresMigration(version: 2, name: "message ids scoped per channel; settings", sql: version2),
+        PostgresMigration(version: 3, name: "partition owners", sql: version3),
     ]
 
     /// The schema version this build expects.
@@ -129,6 +130,16 @@ package enum PostgresSchema {
         CREATE TABLE settings (
             key   TEXT COLLATE "C" PRIMARY KEY,
             value BIGINT NOT NULL
+        );
+        """
+
+    /// Who owns each partition (the holder of its advisory lock, see `PostgresPartitionJournal`)
+    /// and the address where it answers: the other instances forward calls there.
+    static let version3 = """
+        CREATE TABLE partition_owner (
+            partition TEXT COLLATE "C" PRIMARY KEY,
+            address   TEXT COLLATE "C" NOT NULL,
+            since     BIGINT NOT NULL
         );
         """
 }

@@ -11,6 +11,7 @@ package enum SessionSchema {
     package static let migrations: [SQLiteMigration] = [
         SQLiteMigration(version: 1, name: "sessions, reps, channels, events, messages, tokens", sql: version1),
         SQLiteMigration(version: 2, name: "message ids scoped per channel; settings", sql: version2),
+        SQLiteMigration(version: 3, name: "partition owners", sql: version3),
     ]
 
     /// The schema version this build expects.
@@ -130,6 +131,17 @@ package enum SessionSchema {
         CREATE TABLE settings (
             key   TEXT    PRIMARY KEY NOT NULL,
             value INTEGER NOT NULL
+        ) STRICT;
+        """
+
+    /// Who owns each partition and where it answers (PostgreSQL with several instances: the
+    /// others forward calls there). The embedded store has one owner and leaves it empty; the
+    /// table exists so both schemas keep the same versions.
+    static let version3 = """
+        CREATE TABLE partition_owner (
+            partition TEXT    PRIMARY KEY NOT NULL,
+            address   TEXT    NOT NULL,
+            since     INTEGER NOT NULL
         ) STRICT;
         """
 }

@@ -1,0 +1,368 @@
+public import SessionCore
+internal import Foundation
+import Synchronization
+
+/// PostgreSQL as the journal of a state owner: the instance that holds the
+/// partition's lock keeps the partition in memory and writes each group commit
+/// as **one statement** (data-modifying CTEs with multi-row `unnest` inserts:
+/// one round trip, one transaction, one WAL flush per batch, whatever its size).
+///
+/// **Ownership and fencing.** The partition belongs to whoever holds the
+/// session-level advisory lock ``lockKey`` on PostgreSQL. The lock is taken on
+/// a dedicated connection and every batch is committed *on that same
+/// connection*: a commit can only run while the lock is held, so an instance
+/// that lost it can never write. The connection sets `idle_session_timeout`
+/// and `idle_in_transaction_session_timeout` to the lease: an owner that is
+/// paused (SIGSTOP), partitioned or dead stops pinging, PostgreSQL ends its
+/// session after the lease, the lock is free, and a standby takes it; when
+/// the old owner wakes up, its connection is gone, its commits fail, and it
+/// stops (``onLost``). A live owner pings every lease/4.
+///
+/// When the lock connection fails while no commit is in flight (the database
+/// restarted, the network dropped), the owner refuses commits and tries to
+/// reconnect on each ping; it takes the lock again only if no other instance
+/// owned the partition meanwhile (`partition_owner` still names this owner,
+/// and a new owner writes its row before anything else), and then goes on
+/// with its memory, which nothing else changed. Otherwise, or when a commit's
+/// outcome is unknown (the connection failed during it), the partition is lost.
+///
+/// Reads of what is not in memory (ended sessions, event history, message
+/// bodies) go through the store's reader pool.
+public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendable {
+    /// The advisory lock key of the (single, today) partition: ASCII "SessPart".
+    public static let lockKey: Int64 = 0x5365_7373_5061_7274
+
+    public let store: PostgresStore
+    private let configuration: PostgresConnection.Configuration
+    private let leaseMillis: Int64
+    /// The lock connection; nil once lost. Guarded by `lock` (commits and pings take turns).
+    private var connection: PostgresConnection?
+    private let lock = NSLock()
+    private var pinger: (any DispatchSourceTimer)?
+    /// What this owner wrote to `partition_owner` (nil before ``advertise(address:now:)``).
+    private var advertised: (address: String, since: Int64)?
+    /// The lock connection failed outside a commit: commits wait for a reconnection.
+    private var reconnecting = false
+    private var lost = false
+    private let lostHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
+    private let lostReason = Mutex<String?>(nil)
+
+    /// Opens the lock connection (not the lock yet). `lease`: how long a silent
+    /// owner keeps the partition before PostgreSQL lets another take it.
+    public init(store: PostgresStore, url: String, lease: Duration) throws {
+        self.store = store
+        self.leaseMillis = max(1000, PostgresStore.Options.milliseconds(lease))
+        var configuration = store.options.connectionConfiguration(url: url)
+        configuration.applicationName += " (partition owner)"
+        configuration.settings["idle_session_timeout"] = "\(leaseMillis)ms"
+        configuration.settings["idle_in_transaction_session_timeout"] = "\(leaseMillis)ms"
+        self.configuration = configuration
+    }
+
+    deinit { pinger?.cancel() }
+
+    /// Tries to take the partition; true when this instance now owns it.
+    /// Throws ``PostgresStoreError/unavailable(_:)`` when the database cannot be reached.
+    public func tryAcquire() throws -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if connection != nil { return true }
+        guard !lost, !reconnecting else { return false }
+        do {
+            let c = try PostgresConnection(configuration: configuration)
+            let taken = try c.queryOne("SELECT pg_try_advisory_lock($1)", [Self.lockKey]) { try $0.bool(0) } ?? false
+            guard taken else { return false }
+            connection = c
+        } catch let error as PostgresError where error.meansUnavailable {
+            throw PostgresStoreError.unavailable("\(store.database): \(error.message)")
+        }
+        startPinging()
+        return true
+    }
+
+    /// The partition's name in `partition_owner` (one partition today).
+    public static let partition = "default"
+
+    /// Records, on the lock connection (so only the owner can), where the owner answers.
+    public func advertise(address: String, now: Int64) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let c = connection else { throw PostgresStoreError.unavailable("this instance does not own the partition") }
+        advertised = (address, now)
+        try c.run(
+            """
+            INSERT INTO partition_owner (partition, address, since) VALUES ($1, $2, $3)
+            ON CONFLICT (partition) DO UPDATE SET address = excluded.address, since = excluded.since
+            """, [Self.partition, address, now])
+    }
+
+    /// Where the partition's owner answers, as it advertised it (nil: none yet).
+    public func ownerAddress() throws -> String? {
+        try store.read { (repo: PostgresRepository) throws -> String? in
+            try repo.connection.queryOne("SELECT address FROM partition_owner WHERE partition = $1", [Self.partition]) { try $0.string(0) }
+        }
+    }
+
+    /// Called once, from any thread, when the partition was lost (the lock
+    /// connection failed: PostgreSQL has released the lock, another may hold it).
+    public func onLost(_ handler: @escaping @Sendable (String) -> Void) {
+        lostHandler.withLock { $0 = handler }
+    }
+
+    /// True while this instance holds the partition.
+    public var isOwner: Bool { lock.withLock { connection != nil || reconnecting } }
+
+    /// Gives the partition up at once (a clean stop): the next owner need not wait for the lease.
+    public func release() {
+        lock.lock()
+        defer { lock.unlock() }
+        pinger?.cancel()
+        pinger = nil
+        if let c = connection { _ = try? c.execute("SELECT pg_advisory_unlock_all()") }
+        connection = nil
+    }
+
+    private func startPinging() {
+        let interval = Double(leaseMillis) / 4000
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .userInitiated))
+        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(Int(interval * 100)))
+        timer.setEventHandler { [weak self] in self?.ping() }
+        pinger = timer
+        timer.resume()
+    }
+
+    private func ping() {
+        lock.lock()
+        defer { lock.unlock() }
+        if reconnecting { return reclaimLocked() }
+        guard let c = connection else { return }
+        do {
+            try c.execute("SELECT 1")
+        } catch {
+            // No commit was in flight (they take the same lock): memory and database agree.
+            connection = nil
+            reconnecting = true
+            reclaimLocked()
+        }
+    }
+
+    /// Takes the lock again on a new connection if no other instance owned the partition meanwhile.
+    private func reclaimLocked() {
+        guard reconnecting, !lost else { return }
+        let c: PostgresConnection
+        do {
+            c = try PostgresConnection(configuration: configuration)
+            guard try c.queryOne("SELECT pg_try_advisory_lock($1)", [Self.lockKey], { try $0.bool(0) }) == true else {
+                return lostLocked("another instance holds the partition's lock")
+            }
+        } catch {
+            return  // the database is still away: commits stay refused, the next ping tries again
+        }
+        let row = try? c.queryOne("SELECT address, since FROM partition_owner WHERE partition = $1", [Self.partition]) {
+            (try $0.string(0), try $0.int64(1))
+        }
+        guard let row, let advertised, row.0 == advertised.address, row.1 == advertised.since else {
+            _ = try? c.execute("SELECT pg_advisory_unlock_all()")
+            return lostLocked("another instance owned the partition while the database was unreachable")
+        }
+        connection = c
+        reconnecting = false
+    }
+
+    /// With `lock` held.
+    private func lostLocked(_ reason: String) {
+        guard !lost else { return }
+        lost = true
+        reconnecting = false
+        connection = nil
+        pinger?.cancel()
+        pinger = nil
+        lostReason.withLock { $0 = reason }
+        let handler = lostHandler.withLock { $0 }
+        DispatchQueue.global().async { handler?(reason) }
+    }
+
+    // MARK: PartitionJournal
+
+    public func loadPartition() throws -> PartitionSnapshot {
+        try store.read { (repo: PostgresRepository) throws -> PartitionSnapshot in
+            let db = repo.connection
+            var snapshot = PartitionSnapshot()
+            snapshot.channels = try db.query("SELECT \(PostgresRepository.channelColumns) FROM channels", [], PostgresRepository.decodeChannel)
+            snapshot.reps = try db.query("SELECT \(PostgresRepository.repColumns) FROM reps", [], PostgresRepository.decodeRep)
+            snapshot.openSessions = try db.query(
+                "SELECT \(PostgresRepository.sessionColumns) FROM sessions WHERE status <> 'ENDED'", [],
+                PostgresRepository.decodeSession)
+            for (key, value) in try db.query("SELECT key, value FROM settings", [], { (try $0.string(0), try $0.int64(1)) }) {
+                snapshot.settings[key] = value
+            }
+            snapshot.headCursor = try db.queryOne("SELECT coalesce(max(cursor), 0) FROM events", []) { try $0.int64(0) } ?? 0
+            snapshot.messageFingerprints = try db.query("SELECT channel_id, message_id FROM messages", []) { row in
+                MessageFingerprint.of(channelId: try row.string(0), messageId: try row.string(1))
+            }
+            return snapshot
+        }
+    }
+
+    public func commit(_ batch: JournalBatch) throws {
+        guard !batch.isEmpty else { return }
+        let (sql, arguments) = Self.statement(for: batch)
+        lock.lock()
+        defer { lock.unlock() }
+        guard let c = connection else {
+            if reconnecting { throw PostgresStoreError.unavailable("\(store.database) is unreachable; reconnecting") }
+            throw PostgresStoreError.unavailable(
+                "this instance no longer owns the partition (\(lostReason.withLock { $0 } ?? "not acquired")); its writes are refused")
+        }
+        // A connection the server closed while it sat idle (a restart, an administrator) says so
+        // before anything is sent: then nothing of this batch reached the database.
+        guard !c.receivedWhileIdle(), c.isAliveAfterIdling() else {
+            connection = nil
+            reconnecting = true
+            reclaimLocked()
+            throw PostgresStoreError.unavailable("\(store.database) closed the connection; reconnecting")
+        }
+        do {
+            try c.run(sql, arguments)
+        } catch let error as PostgresError where error.meansUnavailable {
+            // Whether it committed is unknown, and the lock went with the connection.
+            lostLocked("the partition lock's connection failed during a commit: \(error.message)")
+            throw PostgresStoreError.unavailable("\(store.database): the connection failed during a commit, so its outcome is unknown: \(error.message)")
+        }
+    }
+
+    public func readDurable<T>(_ body: (any SessionRepository) throws -> T) throws -> T {
+        try store.read { (repo: PostgresRepository) throws -> T in try body(repo) }
+    }
+
+    public func lastSequence(sessionId: String) throws -> Int64 {
+        try store.read { (repo: PostgresRepository) throws -> Int64 in
+            try repo.connection.queryOne(
+                "SELECT coalesce(max(sequence), 0) FROM events WHERE session_id = $1", [sessionId], { try $0.int64(0) }) ?? 0
+        }
+    }
+
+    // MARK: The batch statement
+
+    /// One statement for the whole batch: a data-modifying CTE per table that has rows, each
+    /// inserting from `unnest` of one array parameter per column (so the statement's text depends
+    /// only on which tables have rows, and its size on nothing). Rows go in the batch's order.
+    static func statement(for batch: JournalBatch) -> (String, [any PostgresBindable]) {
+        var parts: [String] = []
+        var arguments: [any PostgresBindable] = []
+        func arrays(_ columns: [(type: String, values: [PostgresValue])]) -> String {
+            columns.map { column in
+                arguments.append(PostgresValue.text(arrayLiteral(column.values)))
+                return "$\(arguments.count)::\(column.type)[]"
+            }.joined(separator: ", ")
+        }
+        func v(_ b: some PostgresBindable) -> PostgresValue { b.postgresValue }
+
+        if !batch.channels.isEmpty {
+            let c = batch.channels
+            parts.append("""
+                c AS (INSERT INTO channels (\(PostgresRepository.channelColumns))
+                  SELECT * FROM unnest(\(arrays([
+                    ("text", c.map { v($0.id) }), ("text", c.map { v($0.type.rawValue) }),
+                    ("text", c.map { v($0.capacityModel.rawValue) }), ("bigint", c.map { v($0.capacityWeight) }),
+                    ("bigint", c.map { v($0.customerInactivityTimeout) }), ("bigint", c.map { v($0.inactiveAutoEndAfter) }),
+                    ("boolean", c.map { v($0.inactivateActionVisible) }),
+                  ])))
+                  ON CONFLICT (id) DO UPDATE SET type = excluded.type, capacity_model = excluded.capacity_model,
+                    capacity_weight = excluded.capacity_weight,
+                    customer_inactivity_timeout_ms = excluded.customer_inactivity_timeout_ms,
+                    inactive_auto_end_after_ms = excluded.inactive_auto_end_after_ms,
+                    inactivate_action_visible = excluded.inactivate_action_visible)
+                """)
+        }
+        if !batch.reps.isEmpty {
+            let r = batch.reps
+            parts.append("""
+                r AS (INSERT INTO reps (\(PostgresRepository.repColumns))
+                  SELECT * FROM unnest(\(arrays([
+                    ("text", r.map { v($0.id) }), ("text", r.map { v($0.displayName) }), ("bigint", r.map { v($0.capacity) }),
+                    ("text", r.map { v($0.presence.rawValue) }), ("text", r.map { v(PostgresRepository.encodePermissions($0.permissions)) }),
+                    ("bigint", r.map { v($0.usedCapacity) }), ("bigint", r.map { v($0.idleSince) }),
+                  ])))
+                  ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, capacity = excluded.capacity,
+                    presence = excluded.presence, permissions = excluded.permissions,
+                    used_capacity = excluded.used_capacity, idle_since = excluded.idle_since)
+                """)
+        }
+        if !batch.sessions.isEmpty {
+            let s = batch.sessions
+            parts.append("""
+                s AS (INSERT INTO sessions (\(PostgresRepository.sessionColumns))
+                  SELECT * FROM unnest(\(arrays([
+                    ("text", s.map { v($0.id) }), ("text", s.map { v($0.conversationId) }), ("text", s.map { v($0.channelId) }),
+                    ("text", s.map { v($0.status.rawValue) }), ("text", s.map { v($0.repId) }),
+                    ("bigint", s.map { v($0.createdAt) }), ("bigint", s.map { v($0.updatedAt) }), ("bigint", s.map { v($0.queuedAt) }),
+                    ("bigint", s.map { v($0.inactivityDeadline) }), ("bigint", s.map { v($0.autoEndDeadline) }),
+                    ("bigint", s.map { v($0.awaitingCustomerSince) }), ("bigint", s.map { v($0.heldCapacity) }),
+                    ("text", s.map { v($0.endReason?.rawValue) }), ("bigint", s.map { v($0.version) }),
+                  ])))
+                  ON CONFLICT (id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status,
+                    rep_id = excluded.rep_id, created_at = excluded.created_at, updated_at = excluded.updated_at,
+                    queued_at = excluded.queued_at, inactivity_deadline = excluded.inactivity_deadline,
+                    auto_end_deadline = excluded.auto_end_deadline, awaiting_customer_since = excluded.awaiting_customer_since,
+                    held_capacity = excluded.held_capacity, end_reason = excluded.end_reason, version = excluded.version)
+                """)
+        }
+        if !batch.events.isEmpty {
+            let e = batch.events
+            parts.append("""
+                e AS (INSERT INTO events (\(PostgresRepository.eventColumns))
+                  SELECT * FROM unnest(\(arrays([
+                    ("bigint", e.map { v($0.cursor) }), ("text", e.map { v($0.sessionId) }), ("bigint", e.map { v($0.sequence) }),
+                    ("bigint", e.map { v($0.time) }), ("text", e.map { v($0.actor.kind.rawValue) }), ("text", e.map { v($0.actor.id) }),
+                    ("text", e.map { v($0.from?.rawValue) }), ("text", e.map { v($0.to.rawValue) }), ("text", e.map { v($0.repId) }),
+                    ("text", e.map { v($0.reason.rawValue) }),
+                  ]))))
+                """)
+        }
+        if !batch.messages.isEmpty {
+            let m = batch.messages
+            parts.append("""
+                m AS (INSERT INTO messages (\(PostgresRepository.messageColumns))
+                  SELECT * FROM unnest(\(arrays([
+                    ("text", m.map { v($0.messageId) }), ("text", m.map { v($0.channelId) }), ("text", m.map { v($0.sessionId) }),
+                    ("text", m.map { v($0.sender.rawValue) }), ("text", m.map { v($0.text) }), ("bigint", m.map { v($0.time) }),
+                  ]))))
+                """)
+        }
+        if !batch.settings.isEmpty {
+            let keys = batch.settings.keys.sorted()
+            parts.append("""
+                st AS (INSERT INTO settings (key, value)
+                  SELECT * FROM unnest(\(arrays([
+                    ("text", keys.map { v($0) }), ("bigint", keys.map { v(batch.settings[$0]!) }),
+                  ])))
+                  ON CONFLICT (key) DO UPDATE SET value = excluded.value)
+                """)
+        }
+        return ("WITH " + parts.joined(separator: ",\n") + "\nSELECT 1", arguments)
+    }
+
+    /// A PostgreSQL array literal (`{"a","b",NULL}`) of text-format values.
+    static func arrayLiteral(_ values: [PostgresValue]) -> String {
+        var out = "{"
+        out.reserveCapacity(values.count * 12 + 2)
+        for (i, value) in values.enumerated() {
+            if i > 0 { out += "," }
+            switch value {
+            case .null:
+                out += "NULL"
+            case .text(let s):
+                out += "\""
+                for ch in s.unicodeScalars {
+                    if ch == "\"" || ch == "\\" { out += "\\" }
+                    out.unicodeScalars.append(ch)
+                }
+                out += "\""
+            case .bytes:
+                preconditionFailure("bytea values are not journaled")
+            }
+        }
+        return out + "}"
+    }
+}
