@@ -129,7 +129,12 @@ struct JournalCrashTests {
                     continue
                 }
                 // An end in flight at the kill may or may not have become durable; an acknowledged end must have.
-                let allowed: Set<SessionStatus> = acked.status == .ended ? [.ended] : [.active, .waiting, .ended]
+                // An acknowledged INACTIVE may have been followed by a reply (ACTIVE) or an end.
+                let allowed: Set<SessionStatus> = switch acked.status {
+                case .ended: [.ended]
+                case .inactive: [.inactive, .active, .ended]
+                default: [.active, .waiting, .ended]
+                }
                 if !allowed.contains(stored.status) {
                     problems.append("session \(stored.id) is \(stored.status.rawValue), acknowledged as \(acked.status)")
                 }

@@ -1,0 +1,233 @@
+import Foundation
+import PostgresTestSupport
+import RPC
+import SessionAPI
+import SessionClient
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One partition, two real sessiond processes on one PostgreSQL: the owner dies, is paused past
+/// its lease, or stops cleanly, and the standby takes over.
+@Suite("Partition ownership on PostgreSQL: failover and fencing", .serialized)
+struct PostgresFailoverTests {
+    /// Short, so that the tests wait little; long enough that a loaded machine does not lose
+    /// leases by itself (the owner pings every lease/4).
+    static let leaseMillis: Int64 = 2_000
+    static let t0: Int64 = 1_800_000_000_000
+
+    static func arguments(_ url: String, lease: Int64 = leaseMillis) -> [String] {
+        ["--store", url, "--partition-lease-ms", "\(lease)", "--test-clock", "--test-clock-start-ms", "\(t0)"]
+    }
+
+    /// Starts the owner, waits until it owns the partition, then a standby.
+    static func startPair(_ url: String, lease: Int64 = leaseMillis) async throws -> (owner: DaemonProcess, standby: DaemonProcess) {
+        let dirA = makeTemporaryDirectory(), dirB = makeTemporaryDirectory()
+        let a = try DaemonProcess.start(dataDirectory: dirA, arguments: arguments(url, lease: lease))
+        guard await a.logBuffer.waitFor("owning the partition", until: Date().addingTimeInterval(30)) else {
+            a.recordLog("the first instance never owned the partition")
+            throw SystemTestError("no owner")
+        }
+        let b = try DaemonProcess.start(dataDirectory: dirB, arguments: arguments(url, lease: lease))
+        guard await b.logBuffer.waitFor("standing by", until: Date().addingTimeInterval(30)) else {
+            b.recordLog("the second instance did not stand by")
+            throw SystemTestError("no standby")
+        }
+        return (a, b)
+    }
+
+    @Test("kill -9 of the owner under load: the standby serves within lease + 5 s, no acknowledged change is lost, logs stay gapless, timers fire once")
+    func ownerKilledUnderLoad() async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let (a, b) = try await Self.startPair(url)
+        defer { removeDirectory(a.dataDirectory); removeDirectory(b.dataDirectory) }
+        try await DaemonProcess.withLogsOnFailure([a, b]) {
+            let clientA = try a.client(), clientB = try b.client()
+            defer { clientA.close(); clientB.close() }
+            // Set up through the standby: its calls are forwarded to the owner.
+            try await setUpChannelAndReps(clientB, reps: 4, capacity: 100, autoEndMs: 600_000)
+            let ledger = Shared(JournalCrashTests.Ledger())
+
+            // Sessions with an auto-end timer pending across the failover.
+            var inactive: [String] = []
+            for i in 0..<5 {
+                let conversation = "timer-\(i)"
+                ledger.withLock { _ = $0.sent.insert(conversation) }
+                let session = try await customerMessage(clientB, conversation: conversation, channel: "web", message: "timer-m\(i)").session!
+                var mark = SessionsV1.MarkInactiveRequest()
+                mark.sessionId = session.id
+                let marked = try await clientA.sessions.markInactive(mark).session!
+                #expect(marked.status == .inactive)
+                ledger.withLock { $0.acked[conversation] = (session.id, marked.status) }
+                inactive.append(session.id)
+            }
+
+            // Writers through both instances, until told to stop.
+            let stop = Shared(false)
+            let writers = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for w in 0..<6 {
+                        let client = w < 2 ? clientA : clientB
+                        group.addTask {
+                            var n = w
+                            while !stop.value {
+                                let conversation = "load-\(n)"
+                                n += 6
+                                ledger.withLock { _ = $0.sent.insert(conversation) }
+                                do {
+                                    let session = try await customerMessage(client, conversation: conversation, channel: "web", message: "m-\(conversation)").session!
+                                    ledger.withLock { l in
+                                        l.acked[conversation] = (session.id, session.status)
+                                        l.answers += 1
+                                    }
+                                } catch {
+                                    // Refused or cut off by the failover: back off a little, go on.
+                                    try? await Task.sleep(for: .milliseconds(20))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            #expect(await waitUntil(seconds: 30) { ledger.value.answers >= 100 }, "the load never got going")
+
+            a.kill9()
+            let killed = Date()
+            // The first successful write through the standby after the kill.
+            var probe = 0
+            var servedAt: Date?
+            while servedAt == nil, Date().timeIntervalSince(killed) < Double(Self.leaseMillis) / 1000 + 15 {
+                probe += 1
+                let conversation = "probe-\(probe)"
+                ledger.withLock { _ = $0.sent.insert(conversation) }
+                if let session = try? await customerMessage(clientB, conversation: conversation, channel: "web", message: "probe-m\(probe)").session {
+                    ledger.withLock { $0.acked[conversation] = (session.id, session.status) }
+                    servedAt = Date()
+                } else {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            let failover = servedAt.map { $0.timeIntervalSince(killed) }
+            #expect(failover != nil && failover! <= Double(Self.leaseMillis) / 1000 + 5,
+                    "the standby served \(failover.map { "\($0) s" } ?? "nothing") after the owner was killed")
+            #expect(b.logText.contains("owning the partition"))
+
+            // More load on the new owner, then stop the writers.
+            let before = ledger.value.answers
+            #expect(await waitUntil(seconds: 30) { ledger.value.answers >= before + 50 }, "the new owner did not take the load")
+            stop.withLock { $0 = true }
+            await writers.value
+
+            // Every acknowledged change is in the database, nothing else, logs gapless, capacity consistent.
+            let problems = try JournalCrashTests.check(postgres: url, against: ledger.value)
+            #expect(problems.isEmpty, "\(problems.prefix(10))")
+
+            // The timers armed by the old owner fire on the new one, once each.
+            var advance = SessionsV1.AdvanceClockRequest()
+            advance.byMs = 11 * 60_000
+            _ = try await clientB.clock.advanceClock(advance)
+            for id in inactive {
+                var get = SessionsV1.GetSessionRequest()
+                get.sessionId = id
+                #expect(await waitUntil(seconds: 10) { (try? await clientB.sessions.getSession(get).session?.status) == .ended }, "\(id) did not auto-end")
+                var list = SessionsV1.ListEventsRequest()
+                list.sessionId = id
+                let log = try await clientB.events.listEvents(list).events
+                #expect(log.filter { $0.reason == .autoEnded }.count == 1, "\(id): \(log.map(\.reason))")
+                #expect(log.map(\.sequence) == Array(1...Int64(log.count)))
+            }
+            #expect(b.terminate() == 0)
+        }
+    }
+
+    @Test("SIGSTOP the owner past its lease: the standby takes over; after SIGCONT the old owner's writes are refused with UNAVAILABLE, never a false OK, and it exits 75")
+    func pausedOwnerIsFenced() async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let (a, b) = try await Self.startPair(url)
+        defer { removeDirectory(a.dataDirectory); removeDirectory(b.dataDirectory) }
+        try await DaemonProcess.withLogsOnFailure([a, b]) {
+            let clientA = try a.client(), clientB = try b.client()
+            defer { clientA.close(); clientB.close() }
+            try await setUpChannelAndReps(clientA, reps: 2, capacity: 10)
+            let early = try await customerMessage(clientA, conversation: "early", channel: "web", message: "early-m").session!
+
+            kill(a.process.processIdentifier, SIGSTOP)
+            var resumed = false
+            defer { if !resumed { kill(a.process.processIdentifier, SIGCONT) } }
+            // A write sent to the paused owner waits in its socket.
+            let stale = Task { () -> Result<SessionsV1.Session?, RPCError> in
+                var m = SessionsV1.PostCustomerMessageRequest()
+                m.conversationId = "stale"
+                m.channelId = "web"
+                m.messageId = "stale-m"
+                m.text = "written to a paused owner"
+                do { return .success(try await clientA.sessions.postCustomerMessage(m, options: .init(timeout: .seconds(60))).session) }
+                catch let error as RPCError { return .failure(error) } catch { return .failure(RPCError(.unknown, "\(error)")) }
+            }
+            guard await b.logBuffer.waitFor("owning the partition", until: Date().addingTimeInterval(Double(Self.leaseMillis) / 1000 + 20)) else {
+                throw SystemTestError("the standby never took over from the paused owner")
+            }
+            let fresh = try await customerMessage(clientB, conversation: "fresh", channel: "web", message: "fresh-m").session!
+            #expect(fresh.status == .active)
+
+            kill(a.process.processIdentifier, SIGCONT)
+            resumed = true
+            switch await stale.value {
+            case .success(let session):
+                Issue.record("the fenced owner answered OK: \(String(describing: session))")
+            case .failure(let error):
+                #expect(error.code == .unavailable, "\(error)")
+            }
+            // Later writes to it are refused too (until it has gone).
+            do {
+                _ = try await customerMessage(clientA, conversation: "stale-2", channel: "web", message: "stale-2-m")
+                Issue.record("the fenced owner accepted a write")
+            } catch let error as RPCError {
+                #expect(error.code == .unavailable, "\(error)")
+            }
+            #expect(a.waitForExit(timeout: 30), "the fenced owner did not stop")
+            a.process.waitUntilExit()
+            #expect(a.process.terminationStatus == 75, "exit status \(a.process.terminationStatus)")
+            #expect(a.logText.contains("lost the partition"))
+
+            // The database holds what the new owner wrote and nothing of the fenced writes.
+            #expect(try await openSessions(clientB, conversation: "stale").isEmpty)
+            #expect(try await openSessions(clientB, conversation: "stale-2").isEmpty)
+            #expect(try await openSessions(clientB, conversation: "fresh").map(\.id) == [fresh.id])
+            #expect(try await openSessions(clientB, conversation: "early").map(\.id) == [early.id])
+            #expect(b.terminate() == 0)
+        }
+    }
+
+    @Test("SIGTERM hands the partition over at once: the standby serves long before the lease would expire")
+    func cleanStopHandsOver() async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let lease: Int64 = 60_000
+        let (a, b) = try await Self.startPair(url, lease: lease)
+        defer { removeDirectory(a.dataDirectory); removeDirectory(b.dataDirectory) }
+        try await DaemonProcess.withLogsOnFailure([a, b]) {
+            let clientB = try b.client()
+            defer { clientB.close() }
+            try await setUpChannelAndReps(clientB, reps: 1)
+            let before = try await customerMessage(clientB, conversation: "before", channel: "web", message: "before-m").session!
+            #expect(!b.logText.contains("owning the partition"), "the standby served its own calls before the handover")
+
+            let stopped = Date()
+            #expect(a.terminate() == 0)
+            var served: Date?
+            while served == nil, Date().timeIntervalSince(stopped) < 20 {
+                if (try? await customerMessage(clientB, conversation: "after", channel: "web", message: "after-m")) != nil {
+                    served = Date()
+                } else {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            let handover = served.map { $0.timeIntervalSince(stopped) }
+            #expect(handover != nil && handover! < 5, "served \(handover.map { "\($0) s" } ?? "nothing") after SIGTERM with a \(lease / 1000) s lease")
+            #expect(b.logText.contains("owning the partition"))
+            #expect(try await openSessions(clientB, conversation: "before").map(\.id) == [before.id])
+            #expect(b.terminate() == 0)
+        }
+    }
+}
