@@ -41,7 +41,7 @@
 #   - the sweeper on a fresh database per layout (session-sweep-bench --store postgres://...).
 #   The PostgreSQL server's CPU (postmaster and all its children, reaped ones included) is measured like
 #   sessiond's. PG_PROFILE=1 also loads pg_stat_statements and turns on track_wal_io_timing, and for the
-#   first run of every PostgreSQL point records statements, execution time, write-lock wait and WAL
+#   first run of every PostgreSQL point records statements, execution time, round trips per state change and WAL
 #   flushes per write transaction (= per state-changing RPC), and samples sessiond's backends in
 #   pg_stat_activity every 20 ms (where the time goes).
 #
@@ -131,7 +131,7 @@ echo "store,durability,conns,depth,run,rps,p50_us,p99_us,p999_us,errors,cycles,s
 CMP_CSV=$RAW/comparisons.csv    # echo and Redis runs, the same columns (depth = pipeline depth P for Redis)
 head -1 "$CSV" > "$CMP_CSV"
 PROFILE=$RAW/pg-profile.csv
-echo "store,durability,conns,depth,write_txns,stmts_per_txn,exec_us_per_txn_without_lock_wait,lock_wait_us_per_txn,wal_flush_us_per_txn,wal_flushes_per_txn,ms_per_wal_flush,waits" > "$PROFILE"
+echo "store,durability,conns,depth,rpcs,batches,rpcs_per_batch,statements_per_rpc,exec_us_per_rpc,wal_flush_us_per_rpc,wal_flushes_per_rpc,ms_per_wal_flush,waits" > "$PROFILE"
 
 log() { echo "[bench-domain] $*" >&2; }
 has_store() { [[ " $STORES " == *" $1 "* ]]; }
@@ -316,7 +316,7 @@ run_point() {  # run_point STORE DURABILITY TOKEN_FILE C D RUN PORT... (one clie
   local tag; tag=$(tr -c 'a-z0-9\n' '-' <<<"$store" | tr -s '-' | sed 's/-$//')-$dur
   local profiling=0 t0 p0 t1 p1 i
   [[ "$store" == postgres* && "$PG_PROFILE" == 1 && "$r" == 1 ]] && profiling=1
-  if (( profiling )); then pg_profile_begin; fi
+  if (( profiling )); then pg_profile_begin "${ports[0]}"; fi
   p0=$(pg_cpu_settled); t0=$(cpu_ticks)
   CLIENT_PIDS=()
   for i in "${!ports[@]}"; do
@@ -351,7 +351,7 @@ run_point() {  # run_point STORE DURABILITY TOKEN_FILE C D RUN PORT... (one clie
     log "$store/$dur C=$conns D=$d run $r: rps=$rps p50_us=$p50 p99_us=$p99 p999_us=$p999 n=$n errors=$err cycles=$cyc srv_cpu_us/req=$scpu pg_cpu_us/req=$pcpu"
     echo "$store,$dur,$conns,$d,$r,$rps,$p50,$p99,$p999,$err,$cyc,$scpu,$pcpu" >> "$CSV"
   fi
-  if (( profiling )); then pg_profile_end "$store" "$dur" "$conns" "$d" "$n"; fi
+  if (( profiling )); then pg_profile_end "$store" "$dur" "$conns" "$d" "${ports[0]}"; fi
   return 0
 }
 
@@ -442,42 +442,44 @@ END
 $sampler$;
 SELECT s || ' ' || round(100.0 * count(*) / sum(count(*)) OVER (), 0) || '%' FROM samples GROUP BY s ORDER BY count(*) DESC;
 SQL
-pg_profile_begin() {
+# The state-changing calls the owner (the first instance) answered, from its /metrics.
+owner_calls() {
+  curl -s --max-time 10 "http://$HOST:$1/metrics" | awk '/^sessiond_calls_total[{]/ && /sessions[.]v1/ { s += $NF } END { printf "%d", s }'
+}
+pg_profile_begin() {  # pg_profile_begin OWNER_PORT
+  OWNER_CALLS0=$(owner_calls "$1")
   psql_q postgres "SELECT pg_stat_statements_reset(); SELECT pg_stat_reset_shared('wal')" > /dev/null
   local samples; samples=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN{printf "%d", (w + d) / 0.021}')
   PGOPTIONS="-c bench.samples=$samples" timeout -s KILL "$RUN_CAP" "$PG_BIN/psql" -X -q -At -h "$HOST" -p "$PG_PORT" \
     -U postgres -d postgres -f "$RAW/pg-wait-sampler.sql" > "$RAW/pg-waits.out" 2>> "$RAW/pg-waits.err" < /dev/null &
   SAMPLER_PID=$!
 }
-pg_profile_end() {  # pg_profile_end STORE DURABILITY CONNS DEPTH N
-  local store=$1 dur=$2 conns=$3 d=$4 n=$5
+pg_profile_end() {  # pg_profile_end STORE DURABILITY CONNS DEPTH OWNER_PORT
+  local store=$1 dur=$2 conns=$3 d=$4 port=$5
   wait "$SAMPLER_PID" 2>/dev/null || true
   SAMPLER_PID=""
-  local waits stats
+  local waits stats rpcs
+  # Every call of the run, the ones answered after the window included (so do the database's counters).
+  rpcs=$(( $(owner_calls "$port") - OWNER_CALLS0 ))
   waits=$(head -6 "$RAW/pg-waits.out" | paste -sd';' - | sed 's/,/ /g')
   {
-    echo "== $store/$dur C=$conns D=$d"
+    echo "== $store/$dur C=$conns D=$d ($rpcs state-changing calls answered by the owner)"
     cat "$RAW/pg-waits.out"
     psql_q postgres "SELECT calls || ' calls ' || round(total_exec_time::numeric, 0) || ' ms ' || left(regexp_replace(query, '\s+', ' ', 'g'), 120)
       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$PG_DB')
       ORDER BY total_exec_time DESC LIMIT 12"
   } >> "$RAW/pg-profile.txt"
-  # Per write transaction: each state-changing RPC is one write transaction, and each write transaction takes
-  # the write lock once, so the calls of pg_advisory_xact_lock count them (the sweeper adds ~1/s per instance).
-  # Unlike the client's RPCs in the window, this also counts the calls answered after the window (at overloaded
-  # points, most of them).
+  # A journal batch is one statement (WITH ... INSERT ... SELECT FROM unnest(...)), one transaction.
   stats=$(psql_q postgres "WITH s AS (SELECT * FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$PG_DB'))
-    SELECT (SELECT coalesce(sum(calls), 0) FROM s WHERE query LIKE '%pg_advisory_xact_lock%')
+    SELECT (SELECT coalesce(sum(calls), 0) FROM s WHERE query LIKE 'WITH %INSERT INTO%')
       || ' ' || (SELECT coalesce(sum(calls), 0) FROM s) || ' ' || (SELECT round(coalesce(sum(total_exec_time), 0)::numeric, 1) FROM s)
-      || ' ' || (SELECT round(coalesce(sum(total_exec_time), 0)::numeric, 1) FROM s WHERE query LIKE '%pg_advisory_xact_lock%')
       || ' ' || (SELECT wal_sync || ' ' || round(wal_sync_time::numeric, 1) FROM pg_stat_wal)")
-  read -r txns calls exec_ms lock_ms syncs sync_ms <<<"$stats"
-  # (COMMIT's own entry is ~0: the commit record is flushed after the statement, so pg_stat_wal gives the flushes)
-  awk -v txns="$txns" -v calls="$calls" -v ex="$exec_ms" -v lk="$lock_ms" \
+  read -r batches calls exec_ms syncs sync_ms <<<"$stats"
+  awk -v n="$rpcs" -v b="$batches" -v calls="$calls" -v ex="$exec_ms" \
       -v sy="$syncs" -v sm="$sync_ms" -v key="$store,$dur,$conns,$d" -v waits="$waits" 'BEGIN{
-    r = txns; if (r <= 0) r = 1
-    printf "%s,%d,%.1f,%.0f,%.0f,%.0f,%.2f,%.3f,%s\n", key, txns, calls / r, (ex - lk) * 1000 / r, lk * 1000 / r, sm * 1000 / r,
-      sy / r, (sy > 0 ? sm / sy : 0), waits }' >> "$PROFILE"
+    r = n; if (r <= 0) r = 1
+    printf "%s,%d,%d,%.1f,%.3f,%.1f,%.1f,%.3f,%.3f,%s\n", key, n, b, (b > 0 ? n / b : 0), calls / r, ex * 1000 / r,
+      sm * 1000 / r, sy / r, (sy > 0 ? sm / sy : 0), waits }' >> "$PROFILE"
   return 0
 }
 
@@ -794,9 +796,9 @@ render_table() {
 any_unsteady() { awk -F, -v d="$DURATION" 'NR>1 && (($5 > 0 && $10 * 4 > d * 1e6) || $17 > 0) { f=1 } END { exit !f }' "$SUMMARY"; }
 
 render_profile() {
-  echo "| store | C | D | write txns | SQL statements/txn | SQL exec us/txn (without lock wait) | write-lock wait us/txn | WAL flush us/txn | WAL flushes/txn | ms per WAL flush | sessiond backends (pg_stat_activity, 20 ms samples) |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-  awk -F, 'NR>1 { w=$12; gsub(/;/, "; ", w); printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, w }' "$PROFILE"
+  echo "| store | C | D | state-changing RPCs | journal batches | RPCs/batch | PostgreSQL statements (round trips)/RPC | SQL exec us/RPC | WAL flush us/RPC | WAL flushes/RPC | ms per WAL flush | sessiond backends (pg_stat_activity, 20 ms samples) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  awk -F, 'NR>1 { w=$13; gsub(/;/, "; ", w); printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, w }' "$PROFILE"
 }
 
 # best STORE DURABILITY -> "rps C D p50 p99 errors" of the highest median among points without errors
@@ -906,26 +908,23 @@ why() {
     fi
   fi
   if has_store postgres && [[ -n "$(best "postgres (1 sessiond)" full)" ]]; then
-    local tps_b st pg stm flush ex k2 b2
+    local tps_b st pg per stm flushes k2 b2
     read -r rps c d p50 p99 err <<<"$(best "postgres (1 sessiond)" full)"
     st="postgres (1 sessiond)"
     cpu=$(srv_cpu_at "$st" full "$c" "$d"); pg=$(pg_cpu_at "$st" full "$c" "$d")
-    stm=$(profile_at "$st" "$c" "$d" 6); flush=$(profile_at "$st" "$c" "$d" 11); ex=$(profile_at "$st" "$c" "$d" 7)
+    per=$(profile_at "$st" "$c" "$d" 7); stm=$(profile_at "$st" "$c" "$d" 8); flushes=$(profile_at "$st" "$c" "$d" 11)
     tps_b=$(pgbench_tps tpcb)
-    echo "- PostgreSQL (no target): best $rps/s with one sessiond, against pgbench's ${tps_b:-n/a} TPC-B-like tps on the same server."
-    echo "  Every state change is one write transaction of ~${stm:-?} statements, each a round trip between sessiond and its"
-    echo "  backend, under the single advisory lock that is held until COMMIT's WAL flush: writes never overlap, so the"
-    echo "  rate is 1 / (time the lock is held) ~ $(awk -v r="$rps" 'BEGIN{printf "%.2f", 1000 / r}') ms, which is roughly the CPU of both sides per RPC run back"
-    echo "  to back (sessiond ${cpu:-?} us + PostgreSQL ${pg:-?} us of CPU per RPC, of which only ${ex:-?} us in the executor: the rest"
-    echo "  is per-statement work outside it: protocol messages, snapshots, locks, wakeups); the WAL flush is only ~${flush:-?} ms of it, and"
-    echo "  there is about one per transaction (no group commit across the lock). More calls in flight only queue on the lock"
-    echo "  (\`active Lock:advisory\` in the samples) and compete for the same cores."
+    echo "- PostgreSQL, one sessiond: best $rps/s at C=$c D=$d, against pgbench's ${tps_b:-n/a} TPC-B-like tps on the same server"
+    echo "  ($(awk -v a="$rps" -v b="${tps_b:-0}" 'BEGIN{ if (b > 0) printf "%.2fx", a / b; else print "n/a" }')). The owner serves from memory and"
+    echo "  commits each group commit as one statement (one round trip, one transaction, one WAL flush): ${per:-?} state-changing RPCs"
+    echo "  per batch, ${stm:-?} PostgreSQL statements (round trips, pings and reads included) and ${flushes:-?} WAL flushes per RPC."
+    echo "  CPU per RPC: sessiond ${cpu:-?} us, PostgreSQL ${pg:-?} us."
     b2=$(best "postgres (2 sessiond)" full)
     if [[ -n "$b2" ]]; then
       read -r k2 _ <<<"$b2"
-      echo "  Two sessiond on one database: $k2/s ($(awk -v a="$k2" -v b="$rps" 'BEGIN{printf "%.2f", a / b}')x one instance): a second instance adds little, since it takes the"
-      echo "  same lock (its write-lock wait per transaction is the other instance's hold time) on the same $(nproc) cores; only the"
-      echo "  work outside the lock (RPC handling, reads) runs in parallel."
+      echo "  Two sessiond on one database: $k2/s ($(awk -v a="$k2" -v b="$rps" 'BEGIN{printf "%.2f", a / b}')x one instance): the second"
+      echo "  instance stands by and forwards its clients' calls to the owner (one more hop, on the same $(nproc) cores): it adds"
+      echo "  availability (it takes over when the owner dies), not write throughput, until tenants are spread over instances."
     fi
   fi
   return 0
@@ -1057,9 +1056,9 @@ SECTION=$RAW/domain.md
     echo
     echo "PostgreSQL: ${PG_VERSION:-?}, a throwaway cluster (initdb) in /tmp on the same disk, 127.0.0.1 only;"
     echo "$(cat "$RAW/pg-settings.txt" 2>/dev/null); defaults otherwise$( [[ "$PG_PROFILE" == 1 ]] && echo ", plus pg_stat_statements and track_wal_io_timing (PG_PROFILE=1)")."
-    echo "sessiond's PostgresStore: 2 writer + 4 reader connections per"
-    echo "instance, every write transaction takes one advisory lock (held until its COMMIT is flushed), so writes of"
-    echo "all instances are serialized. \`postgres (1 sessiond)\`: database bench; \`postgres (2 sessiond)\`: two sessiond"
+    echo "sessiond on PostgreSQL: the instance holding the partition's lock serves it from memory and writes each"
+    echo "group commit as one statement on the lock's connection; another instance forwards its calls to that owner."
+    echo "\`postgres (1 sessiond)\`: database bench; \`postgres (2 sessiond)\`: two sessiond (owner + forwarding standby)"
     echo "on database bench2, each driven by its own session-bench client with C/2 connections (C shown as a+b; with"
     echo "C=1 each gets 1), both for the same window: state changes/s summed, p50/p99/p99.9 the worse client's,"
     echo "errors of both."
@@ -1085,12 +1084,12 @@ SECTION=$RAW/domain.md
   fi
   if has_store postgres && [[ "$PG_PROFILE" == 1 ]] && (( $(wc -l < "$PROFILE") > 1 )); then
     echo "Where PostgreSQL time goes (first run of each point; pg_stat_statements and pg_stat_wal over the whole client"
-    echo "run, per write transaction = per state-changing RPC, counted as the calls of \`pg_advisory_xact_lock\` (so calls"
-    echo "answered after the window count too); SQL exec = executor time of every statement (server CPU in the executor,"
-    echo "not parse/bind/protocol); write-lock wait = the time \`SELECT pg_advisory_xact_lock\` spent waiting for the lock;"
-    echo "WAL flush = pg_stat_wal's wal_sync_time (the commits' fsyncs); backends: share of samples of sessiond's connections"
-    echo "by state and wait event, where \`idle in transaction Client:ClientRead\` is a transaction, usually the lock"
-    echo "holder, waiting for sessiond's next statement):"
+    echo "run; state-changing RPCs = the owner's \`sessiond_calls_total\` for sessions.v1 over the same span, so calls"
+    echo "answered after the window count on both sides; a journal batch = one \`WITH ... INSERT ... unnest\` statement;"
+    echo "statements/RPC = every statement of the database (batches, pings, reads of what is not in memory, the standby's"
+    echo "owner lookups) per RPC: the round trips; SQL exec = executor time of every statement; WAL flush ="
+    echo "pg_stat_wal's wal_sync_time; backends: share of samples of sessiond's connections by state and wait event"
+    echo "(\`Lock:*\` would be a write waiting for another):"
     echo
     render_profile
     echo

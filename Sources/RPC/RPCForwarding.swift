@@ -91,7 +91,7 @@ extension RPCMethodHandler {
                 }
                 let payload = Array(bytes)
                 return { context, sink in
-                    let events = try await channel.openStream(path: path, payload: payload, options: Self.options(context))
+                    let events = try await channel.openStream(path: path, payload: payload, options: try Self.options(context))
                     for await event in events {
                         switch event {
                         case .message(let message, let initial):
@@ -108,17 +108,26 @@ extension RPCMethodHandler {
         }
     }
 
-    private static func options(_ context: RPCServerContext) -> RPCCallOptions {
+    /// The metadata key a forwarded call carries: a server passes a call on at most once, so two
+    /// servers that each believe the other is the owner answer UNAVAILABLE instead of looping.
+    public static let forwardedKey = "rpc-forwarded"
+
+    private static func options(_ context: RPCServerContext) throws(RPCError) -> RPCCallOptions {
+        guard context.metadata[forwardedKey] == nil else {
+            throw RPCError(.unavailable, "this call was forwarded here by a server that took this one for the owner; the owner is changing, retry")
+        }
         var metadata = RPCMetadata()
         for entry in context.metadata { metadata.add(entry.key, entry.value) }
+        metadata.add(forwardedKey, "1")
         return RPCCallOptions(timeout: context.remainingNanos.map { .nanoseconds(Int64(clamping: $0)) }, metadata: metadata)
     }
 
     private static func forward(_ channel: RPCClientChannel, _ path: String, _ payload: [UInt8], _ context: RPCServerContext) async throws(RPCError) -> [UInt8] {
-        let outcome = try await channel.unaryBytes(path: path, payload: payload, options: options(context))
+        let outcome = try await channel.unaryBytes(path: path, payload: payload, options: try options(context))
         if !outcome.initialMetadata.isEmpty { context.initialMetadata = outcome.initialMetadata }
-        context.trailingMetadata = outcome.trailingMetadata
+        // An error carries the trailers itself (the server sends them with its status).
         if let error = outcome.error { throw error }
+        context.trailingMetadata = outcome.trailingMetadata
         return outcome.payload ?? []
     }
 
@@ -126,10 +135,11 @@ extension RPCMethodHandler {
     private static func forwardBlocking(_ channel: RPCClientChannel, _ path: String, _ payload: [UInt8], _ context: RPCServerContext) throws(RPCError) -> [UInt8] {
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: Result<[UInt8], RPCError> = .failure(RPCError(.internal, "forwarding did not finish"))
-        Task {
+        let task = Task {
             do throws(RPCError) { result = .success(try await forward(channel, path, payload, context)) } catch { result = .failure(error) }
             done.signal()
         }
+        context.onCancel { task.cancel() }
         done.wait()
         return try result.get()
     }

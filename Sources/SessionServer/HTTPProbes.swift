@@ -81,7 +81,7 @@ final class HTTPProbes: Sendable {
             text.sample("sessiond_call_duration_seconds_count", ["method": method], Double(m.count))
         }
         guard let owner = backend.owner else {
-            // PostgreSQL: no state owner in this process; the gauges below come from it.
+            // A standby (PostgreSQL) holds no partition: the owning instance reports the gauges below.
             return respond(RPCHTTPResponse(status: 200, contentType: MetricsText.contentType, body: text.output))
         }
         let journal = owner.journalStats
