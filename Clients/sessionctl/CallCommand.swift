@@ -95,6 +95,9 @@ struct Call: AsyncParsableCommand {
     static func resolve(_ spec: String, in schema: ProtoSchema) throws -> (ProtoSchema.Service, ProtoSchema.Method) {
         var text = spec
         if text.hasPrefix("/") { text.removeFirst() }
+        if let service = schema.services(named: text).first {
+            throw ValidationError("'\(spec)' is a service; name one of its methods, e.g. \(service.name)/\(service.methods.first?.name ?? "Method") (its methods: \(service.methods.map(\.name).joined(separator: ", ")))")
+        }
         let separator = text.lastIndex(of: "/") ?? text.lastIndex(of: ".")
         guard let separator, separator != text.startIndex, text.index(after: separator) != text.endIndex else {
             throw ValidationError("'\(spec)' is not Service/Method (e.g. SessionService/GetSession); 'sessionctl describe' lists the methods")

@@ -107,6 +107,7 @@ struct CallDescribeTests {
               (["call", "SessionServce/GetSession"], "did you mean sessions.v1.SessionService?"),
               (["call", "Nothing/Here"], "the services are"),
               (["call", "GetSession"], "is not Service/Method"),
+              (["call", "sessions.v1.SessionService"], "is a service; name one of its methods, e.g. SessionService/CreateSession"),
               (["call", "SessionService/GetSession", "-H", "novalue"], "'key: value'"),
               (["call", "SessionService/GetSession", "-H", "x-data-bin: %%%"], "must be base64"),
               (["describe", "Chanel"], "did you mean"),
