@@ -115,6 +115,7 @@ let package = Package(
         // ---- tests
         .testTarget(name: "RPCTests", dependencies: ["RPC", "SessionAPI", "SessionClient", "SessionServer", "ProtoRuntime"], swiftSettings: swiftSettings),
         .testTarget(name: "SystemTests", dependencies: ["SessionClient", "SessionAPI", "RPC", "SessionCore", "SessionStorage", "PostgresTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ProtoRuntimeTests", dependencies: ["ProtoRuntime", "SessionAPI", "RPC"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"], swiftSettings: swiftSettings),
         .target(name: "PostgresTestSupport", dependencies: ["SessionStorage"], path: "Tests/PostgresTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SessionStorageTests", dependencies: ["SessionStorage", "SessionCore", "SessionState", "PostgresTestSupport"], swiftSettings: swiftSettings),

@@ -430,6 +430,7 @@ def gen_message_conformance(t: TypeInfo, types, out: list[str]):
         out.append("        .object([])")
         out.append("    }")
         out.append("}")
+        gen_json_decoding(t, types, out)
         for n in m.nested_type:
             gen_message_conformance(types[t.full + "." + n.name], types, out)
         return
@@ -459,8 +460,136 @@ def gen_message_conformance(t: TypeInfo, types, out: list[str]):
     out.append("        return .object(o)")
     out.append("    }")
     out.append("}")
+    gen_json_decoding(t, types, out)
     for n in m.nested_type:
         gen_message_conformance(types[t.full + "." + n.name], types, out)
+
+
+def json_key(f) -> str:
+    return f.json_name or lower_camel(f.name)
+
+
+def json_read(fo: "Field", value: str, key: str) -> str:
+    """The ProtoJSONRead call that reads one (non-repeated) value of `fo`."""
+    t = fo.type
+    if t == F.TYPE_MESSAGE:
+        return f"try ProtoJSONRead.message({value}, as: {fo.tinfo.swift}.self, {key})"
+    if t == F.TYPE_ENUM:
+        return f'try ProtoJSONRead.enumValue({value}, as: {fo.tinfo.swift}.self, named: "{fo.tinfo.full[1:]}", {key})'
+    return f"try ProtoJSONRead.{JSON_READERS[t]}({value}, {key})"
+
+
+JSON_READERS = {
+    F.TYPE_DOUBLE: "double", F.TYPE_FLOAT: "float",
+    F.TYPE_INT64: "int64", F.TYPE_SINT64: "int64", F.TYPE_SFIXED64: "int64",
+    F.TYPE_UINT64: "uint64", F.TYPE_FIXED64: "uint64",
+    F.TYPE_INT32: "int32", F.TYPE_SINT32: "int32", F.TYPE_SFIXED32: "int32",
+    F.TYPE_UINT32: "uint32", F.TYPE_FIXED32: "uint32",
+    F.TYPE_BOOL: "bool", F.TYPE_STRING: "string", F.TYPE_BYTES: "bytes",
+}
+
+
+def gen_json_decoding(t: TypeInfo, types, out: list[str]):
+    """init(json:): proto3 JSON -> message, through ProtoJSONRead."""
+    m = t.proto
+    fields = [Field(f, types) for f in m.field]
+    names = ", ".join(f'("{json_key(f)}", "{f.name}")' for f in m.field)
+    out.append("")
+    out.append(f"extension {t.swift}: ProtoJSONDecodable {{")
+    out.append("    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {")
+    out.append("        self.init()")
+    members = f'try ProtoJSONRead.members(of: json, message: "{t.full[1:]}", fields: [{names}])'
+    if not m.field:
+        out.append(f"        _ = {members}")
+        out.append("    }")
+        out.append("}")
+        return
+    for idx in sorted({f.oneof_index for f in m.field if f.HasField("oneof_index")}):
+        out.append(f"        var {lower_camel(m.oneof_decl[idx].name)}Set: String? = nil")
+    out.append(f"        for (field, key, value) in {members} {{")
+    out.append("            switch field {")
+    for i, (fo, f) in enumerate(zip(fields, m.field)):
+        if f.HasField("oneof_index"):
+            oname = m.oneof_decl[f.oneof_index].name
+            out.append(f"            case {i}:")
+            out.append(f'                try ProtoJSONRead.oneof(&{lower_camel(oname)}Set, "{oname}", key)')
+            out.append(f"                self.{ident(lower_camel(oname))} = .{fo.name}({json_read(fo, 'value', 'key')})")
+        elif fo.repeated:
+            if fo.type == F.TYPE_MESSAGE:
+                expr = f"try ProtoJSONRead.repeatedMessage(value, as: {fo.tinfo.swift}.self, key)"
+            elif fo.type == F.TYPE_ENUM:
+                expr = f'try ProtoJSONRead.repeatedEnum(value, as: {fo.tinfo.swift}.self, named: "{fo.tinfo.full[1:]}", key)'
+            else:
+                expr = f"try ProtoJSONRead.repeated(value, key, ProtoJSONRead.{JSON_READERS[fo.type]})"
+            out.append(f"            case {i}: self.{fo.name} = {expr}")
+        else:
+            out.append(f"            case {i}: self.{fo.name} = {json_read(fo, 'value', 'key')}")
+    out.append("            default: break")
+    out.append("            }")
+    out.append("        }")
+    out.append("    }")
+    out.append("}")
+
+
+# ----------------------------------------------------------------- Swift: schema
+
+SCALAR_NAMES = {
+    F.TYPE_DOUBLE: "double", F.TYPE_FLOAT: "float", F.TYPE_INT64: "int64", F.TYPE_UINT64: "uint64",
+    F.TYPE_INT32: "int32", F.TYPE_FIXED64: "fixed64", F.TYPE_FIXED32: "fixed32", F.TYPE_BOOL: "bool",
+    F.TYPE_STRING: "string", F.TYPE_BYTES: "bytes", F.TYPE_UINT32: "uint32", F.TYPE_SFIXED32: "sfixed32",
+    F.TYPE_SFIXED64: "sfixed64", F.TYPE_SINT32: "sint32", F.TYPE_SINT64: "sint64",
+}
+
+
+def gen_schema(name: str, files, types, out: list[str]):
+    """One ProtoSchema for a group: its services (with JSON <-> bytes per method), messages and enums."""
+    out.append(f"/// Every service, message and enum of {', '.join('Protos/' + f.name for f in files)}:")
+    out.append("/// what `sessionctl call` and `sessionctl describe` find by name.")
+    out.append("extension ProtoSchema {")
+    out.append(f"    public static let {name} = ProtoSchema(")
+    out.append("        services: [")
+    for f in files:
+        for s in f.service:
+            full = f"{f.package}.{s.name}"
+            out.append(f'            ProtoSchema.Service(fullName: "{full}", methods: [')
+            for meth in s.method:
+                req, res = types[meth.input_type], types[meth.output_type]
+                out.append(f'                ProtoSchema.Method(service: "{full}", name: "{meth.name}", '
+                           f'request: {req.swift}.self, requestType: "{req.full[1:]}", '
+                           f'response: {res.swift}.self, responseType: "{res.full[1:]}", '
+                           f'serverStreaming: {"true" if meth.server_streaming else "false"}),')
+            out.append("            ]),")
+    out.append("        ],")
+    group_types = [t for t in types.values() if t.file in {f.name for f in files}]
+    out.append("        messages: [")
+    for t in group_types:
+        if t.kind != "message":
+            continue
+        m = t.proto
+        if not m.field:
+            out.append(f'            ProtoSchema.Message(fullName: "{t.full[1:]}", fields: []),')
+            continue
+        out.append(f'            ProtoSchema.Message(fullName: "{t.full[1:]}", fields: [')
+        for f in m.field:
+            if f.type == F.TYPE_MESSAGE:
+                kind, tname = "message", types[f.type_name].full[1:]
+            elif f.type == F.TYPE_ENUM:
+                kind, tname = "enumeration", types[f.type_name].full[1:]
+            else:
+                kind, tname = "scalar", SCALAR_NAMES[f.type]
+            oneof = f', oneof: "{m.oneof_decl[f.oneof_index].name}"' if f.HasField("oneof_index") else ""
+            out.append(f'                .init(name: "{f.name}", jsonName: "{json_key(f)}", number: {f.number}, kind: .{kind}, '
+                       f'type: "{tname}", repeated: {"true" if f.label == F.LABEL_REPEATED else "false"}{oneof}),')
+        out.append("            ]),")
+    out.append("        ],")
+    out.append("        enums: [")
+    for t in group_types:
+        if t.kind != "enum":
+            continue
+        values = ", ".join(f'("{v.name}", {v.number})' for v in t.proto.value)
+        out.append(f'            ProtoSchema.Enum(fullName: "{t.full[1:]}", values: [{values}]),')
+    out.append("        ])")
+    out.append("}")
 
 
 # ----------------------------------------------------------------- Swift: services
@@ -604,7 +733,7 @@ def main():
                     if os.path.isdir(path):
                         for name in os.listdir(path):
                             full = os.path.join(path, name)
-                            if name.endswith((".pb-c.c", ".pb.swift", ".grpc.swift", ".client.swift")):
+                            if name.endswith((".pb-c.c", ".pb.swift", ".grpc.swift", ".client.swift", ".schema.swift")):
                                 os.remove(full)
                             elif name == "include" and key == "c_target":
                                 shutil.rmtree(full)
@@ -658,6 +787,18 @@ def main():
                     gen_service_client(f, s, types, cbody)
                 write(os.path.join(ROOT, g["clients"], base + ".client.swift"),
                       swift_file(["RPC", "SessionAPI"], p, cbody))
+        # One schema per group with services, beside its service code.
+        by_group: dict[str, list] = {}
+        for p in protos:
+            g = GROUPS.get(p, DEFAULT_GROUP)
+            if g.get("services"):
+                by_group.setdefault(g["services"], []).append(files[p])
+        for services_dir, members in by_group.items():
+            module = os.path.basename(os.path.dirname(services_dir))
+            sbody: list[str] = []
+            gen_schema(module[:1].lower() + module[1:], members, types, sbody)
+            write(os.path.join(ROOT, services_dir, module + ".schema.swift"),
+                  swift_file(["ProtoRuntime"], ", ".join(m.name for m in members), sbody))
     print("generated from", ", ".join(protos))
 
 

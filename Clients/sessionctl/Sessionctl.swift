@@ -31,7 +31,7 @@ struct Sessionctl: AsyncParsableCommand {
         version: "sessionctl \(BuildInfo.versionString)",
         subcommands: [
             Sessions.self, Reps.self, Channels.self, Permissions.self, Events.self, Tokens.self, ClockCommands.self,
-            Health.self, Echo.self, Ping.self,
+            Health.self, Echo.self, Ping.self, Call.self, Describe.self,
         ])
 }
 
@@ -113,11 +113,15 @@ struct GlobalOptions: ParsableArguments {
         return 10
     }
 
-    func client() throws -> SessionClient {
+    /// Whether a timeout was asked for (flag or environment) rather than defaulted.
+    var timeoutGiven: Bool { timeout != nil || !(env["SESSIONCTL_TIMEOUT"] ?? "").isEmpty }
+
+    /// A client of `--server`; `sendToken: false` leaves out `--token` (the caller sends its own authorization).
+    func client(sendToken: Bool = true) throws -> SessionClient {
         var configuration = RPCClientConfiguration()
         configuration.tls = try tlsSettings()
         do {
-            return try SessionClient(address: address, token: bearer, configuration: configuration)
+            return try SessionClient(address: address, token: sendToken ? bearer : nil, configuration: configuration)
         } catch {
             throw ValidationError("--server: \(error.message)")
         }

@@ -1,9 +1,14 @@
 /// A JSON value in proto3's JSON mapping (lowerCamelCase keys, enum names,
-/// 64-bit integers as strings, bytes as base64), for `--json` output.
+/// 64-bit integers as strings, bytes as base64), for `--json` output and,
+/// through ``parse(_:maxDepth:)``, for requests written as JSON.
 public indirect enum ProtoJSON: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(Double)
+    /// A number exactly as written in parsed JSON text (RFC 8259 grammar), so
+    /// that a 64-bit integer loses no digits on its way to a field. Rendered
+    /// as written.
+    case numberLiteral(String)
     case string(String)
     case array([ProtoJSON])
     case object([(String, ProtoJSON)])
@@ -51,7 +56,15 @@ public indirect enum ProtoJSON: Sendable, Hashable {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .number(let n):
-            if n.rounded() == n, abs(n) < 1e15 { out += String(Int64(n)) } else { out += "\(n)" }
+            if n.rounded() == n, abs(n) < 1e15 {
+                out += String(Int64(n))
+            } else if n.isFinite {
+                out += "\(n)"
+            } else {
+                // JSON has no NaN or infinities; proto3 JSON writes them as strings.
+                ProtoJSON.quote(n.isNaN ? "NaN" : n < 0 ? "-Infinity" : "Infinity", into: &out)
+            }
+        case .numberLiteral(let text): out += text
         case .string(let s): ProtoJSON.quote(s, into: &out)
         case .array(let items):
             if items.isEmpty { out += "[]"; return }
@@ -76,7 +89,7 @@ public indirect enum ProtoJSON: Sendable, Hashable {
         }
     }
 
-    private static func quote(_ s: String, into out: inout String) {
+    static func quote(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {

@@ -139,7 +139,26 @@ public final class RPCClientChannel: Sendable {
     public func serverStreaming<Request: ProtoCMessage, Response: ProtoCMessage>(
         _ method: RPCMethodDescriptor, request: Request, options: RPCCallOptions = .init()
     ) -> RPCResponseStream<Response> {
-        RPCResponseStream(channel: self, method: method, payload: request.serializedBytes(), options: options)
+        RPCResponseStream(raw: RPCSerializedResponseStream(channel: self, path: method.path, payload: request.serializedBytes(), options: options))
+    }
+
+    /// A unary call of an already serialized request to the method at `path`
+    /// (`/package.Service/Method`), answering the serialized response: for
+    /// generic clients that find the message types at run time
+    /// (`sessionctl call`). Retries, deadlines and metadata work as in ``unary(_:request:options:)``.
+    public func unarySerialized(path: String, request: [UInt8], options: RPCCallOptions = .init()) async throws(RPCError) -> RPCResponse<[UInt8]> {
+        let outcome = try await unaryBytes(path: path, payload: request, options: options)
+        if let error = outcome.error { throw error }
+        guard let bytes = outcome.payload else {
+            throw RPCError(.internal, "server ended \(path) with OK but sent no response message")
+        }
+        return RPCResponse(message: bytes, initialMetadata: outcome.initialMetadata, trailingMetadata: outcome.trailingMetadata)
+    }
+
+    /// A server-streaming call of an already serialized request to the method
+    /// at `path`, yielding each response message serialized (see ``unarySerialized(path:request:options:)``).
+    public func serverStreamingSerialized(path: String, request: [UInt8], options: RPCCallOptions = .init()) -> RPCSerializedResponseStream {
+        RPCSerializedResponseStream(channel: self, path: path, payload: request, options: options)
     }
 
     /// Round trip of a protocol ping on the shared connection, in nanoseconds.
@@ -309,8 +328,38 @@ public struct RPCResponseStream<Message: ProtoCMessage>: AsyncSequence, Sendable
     public typealias Element = Message
     public typealias Failure = any Error
 
+    let raw: RPCSerializedResponseStream
+    /// Initial and trailing metadata, filled in as they arrive.
+    public var metadata: RPCStreamMetadata { raw.metadata }
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(raw: raw.makeAsyncIterator())
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var raw: RPCSerializedResponseStream.Iterator
+
+        public mutating func next() async throws -> Message? {
+            guard let bytes = try await raw.next() else { return nil }
+            do {
+                return try Message(serializedBytes: bytes)
+            } catch {
+                raw.done = true
+                throw RPCError(.internal, "stream message of \(raw.stream.path) could not be decoded: \(error)")
+            }
+        }
+    }
+}
+
+/// The responses of a server-streaming call as serialized messages (see
+/// ``RPCClientChannel/serverStreamingSerialized(path:request:options:)``);
+/// otherwise like ``RPCResponseStream``.
+public struct RPCSerializedResponseStream: AsyncSequence, Sendable {
+    public typealias Element = [UInt8]
+    public typealias Failure = any Error
+
     let channel: RPCClientChannel
-    let method: RPCMethodDescriptor
+    let path: String
     let payload: [UInt8]
     let options: RPCCallOptions
     /// Initial and trailing metadata, filled in as they arrive.
@@ -321,18 +370,18 @@ public struct RPCResponseStream<Message: ProtoCMessage>: AsyncSequence, Sendable
     }
 
     public struct Iterator: AsyncIteratorProtocol {
-        let stream: RPCResponseStream
+        let stream: RPCSerializedResponseStream
         var events: AsyncStream<StreamEvent>.AsyncIterator?
         var done = false
         var retried = false
 
-        init(stream: RPCResponseStream) { self.stream = stream }
+        init(stream: RPCSerializedResponseStream) { self.stream = stream }
 
-        public mutating func next() async throws -> Message? {
+        public mutating func next() async throws -> [UInt8]? {
             if done { return nil }
             if events == nil {
                 do {
-                    events = try await stream.channel.openStream(path: stream.method.path, payload: stream.payload, options: stream.options).makeAsyncIterator()
+                    events = try await stream.channel.openStream(path: stream.path, payload: stream.payload, options: stream.options).makeAsyncIterator()
                 } catch {
                     done = true
                     throw error
@@ -352,12 +401,7 @@ public struct RPCResponseStream<Message: ProtoCMessage>: AsyncSequence, Sendable
             switch event {
             case .message(let bytes, let initial):
                 if !initial.isEmpty { stream.metadata.setInitial(initial) }
-                do {
-                    return try Message(serializedBytes: bytes)
-                } catch {
-                    done = true
-                    throw RPCError(.internal, "stream message of \(stream.method.path) could not be decoded: \(error)")
-                }
+                return bytes
             case .end(let outcome):
                 done = true
                 if !outcome.initialMetadata.isEmpty { stream.metadata.setInitial(outcome.initialMetadata) }

@@ -61,7 +61,8 @@ final class Running: @unchecked Sendable {
     let out: Collector
     let err: Collector
 
-    init(_ binary: String, _ arguments: [String], environment: [String: String]) throws {
+    /// Starts `binary`; `stdin`, when given, is what it reads on standard input (else nothing).
+    init(_ binary: String, _ arguments: [String], environment: [String: String], stdin: Data? = nil) throws {
         let path = (binDirectory as NSString).appendingPathComponent(binary)
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw CLIError("\(binary) is not built at \(path); run `swift build --build-tests` first")
@@ -72,10 +73,15 @@ final class Running: @unchecked Sendable {
         let o = Pipe(), e = Pipe()
         process.standardOutput = o
         process.standardError = e
-        process.standardInput = FileHandle.nullDevice
+        let input = stdin.map { _ in Pipe() }
+        process.standardInput = input ?? FileHandle.nullDevice
         out = Collector(o)
         err = Collector(e)
         try process.run()
+        if let input, let stdin {
+            input.fileHandleForWriting.write(stdin)
+            try input.fileHandleForWriting.close()
+        }
     }
 
     /// Waits until `condition` holds on (stdout, stderr), up to `seconds`.
@@ -110,8 +116,8 @@ final class Running: @unchecked Sendable {
 }
 
 /// Runs `sessionctl` with `arguments` to its end.
-func sessionctl(_ arguments: [String], env: [String: String] = [:]) async throws -> RunResult {
-    try await Running("sessionctl", arguments, environment: cleanEnvironment(env)).finish()
+func sessionctl(_ arguments: [String], env: [String: String] = [:], stdin: Data? = nil) async throws -> RunResult {
+    try await Running("sessionctl", arguments, environment: cleanEnvironment(env), stdin: stdin).finish()
 }
 
 /// A port where nothing listens, so that calls fail fast with UNAVAILABLE (exit 24)

@@ -149,6 +149,19 @@ extension SessionrpcV1.MetadataEntry: ProtoJSONEncodable {
     }
 }
 
+extension SessionrpcV1.MetadataEntry: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessionrpc.v1.MetadataEntry", fields: [("key", "key"), ("value", "value")]) {
+            switch field {
+            case 0: self.key = try ProtoJSONRead.string(value, key)
+            case 1: self.value = try ProtoJSONRead.bytes(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionrpcV1.Request: ProtoCMessage {
     public typealias CMessage = Sessionrpc__V1__Request
 
@@ -200,6 +213,21 @@ extension SessionrpcV1.Request: ProtoJSONEncodable {
     }
 }
 
+extension SessionrpcV1.Request: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessionrpc.v1.Request", fields: [("method", "method"), ("timeoutMicros", "timeout_micros"), ("metadata", "metadata"), ("payload", "payload")]) {
+            switch field {
+            case 0: self.method = try ProtoJSONRead.string(value, key)
+            case 1: self.timeoutMicros = try ProtoJSONRead.uint64(value, key)
+            case 2: self.metadata = try ProtoJSONRead.repeatedMessage(value, as: SessionrpcV1.MetadataEntry.self, key)
+            case 3: self.payload = try ProtoJSONRead.bytes(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionrpcV1.StreamMessage: ProtoCMessage {
     public typealias CMessage = Sessionrpc__V1__StreamMessage
 
@@ -242,6 +270,19 @@ extension SessionrpcV1.StreamMessage: ProtoJSONEncodable {
         o.append(("payload", ProtoJSON(ProtoJSON.base64(self.payload))))
         if !self.initialMetadata.isEmpty { o.append(("initialMetadata", .array(self.initialMetadata.map { ProtoJSON($0) }))) }
         return .object(o)
+    }
+}
+
+extension SessionrpcV1.StreamMessage: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessionrpc.v1.StreamMessage", fields: [("payload", "payload"), ("initialMetadata", "initial_metadata")]) {
+            switch field {
+            case 0: self.payload = try ProtoJSONRead.bytes(value, key)
+            case 1: self.initialMetadata = try ProtoJSONRead.repeatedMessage(value, as: SessionrpcV1.MetadataEntry.self, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -323,6 +364,25 @@ extension SessionrpcV1.Response: ProtoJSONEncodable {
     }
 }
 
+extension SessionrpcV1.Response: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        var resultSet: String? = nil
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessionrpc.v1.Response", fields: [("statusCode", "status_code"), ("statusMessage", "status_message"), ("payload", "payload"), ("initialMetadata", "initial_metadata"), ("trailingMetadata", "trailing_metadata")]) {
+            switch field {
+            case 0: self.statusCode = try ProtoJSONRead.uint32(value, key)
+            case 1: self.statusMessage = try ProtoJSONRead.string(value, key)
+            case 2:
+                try ProtoJSONRead.oneof(&resultSet, "result", key)
+                self.result = .payload(try ProtoJSONRead.bytes(value, key))
+            case 3: self.initialMetadata = try ProtoJSONRead.repeatedMessage(value, as: SessionrpcV1.MetadataEntry.self, key)
+            case 4: self.trailingMetadata = try ProtoJSONRead.repeatedMessage(value, as: SessionrpcV1.MetadataEntry.self, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionrpcV1.Cancel: ProtoCMessage {
     public typealias CMessage = Sessionrpc__V1__Cancel
 
@@ -349,6 +409,18 @@ extension SessionrpcV1.Cancel: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         o.append(("reason", ProtoJSON(self.reason)))
         return .object(o)
+    }
+}
+
+extension SessionrpcV1.Cancel: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessionrpc.v1.Cancel", fields: [("reason", "reason")]) {
+            switch field {
+            case 0: self.reason = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -381,6 +453,18 @@ extension SessionrpcV1.Ping: ProtoJSONEncodable {
     }
 }
 
+extension SessionrpcV1.Ping: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessionrpc.v1.Ping", fields: [("opaque", "opaque")]) {
+            switch field {
+            case 0: self.opaque = try ProtoJSONRead.uint64(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionrpcV1.Pong: ProtoCMessage {
     public typealias CMessage = Sessionrpc__V1__Pong
 
@@ -407,6 +491,18 @@ extension SessionrpcV1.Pong: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         o.append(("opaque", ProtoJSON(String(self.opaque))))
         return .object(o)
+    }
+}
+
+extension SessionrpcV1.Pong: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessionrpc.v1.Pong", fields: [("opaque", "opaque")]) {
+            switch field {
+            case 0: self.opaque = try ProtoJSONRead.uint64(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -442,6 +538,20 @@ extension SessionrpcV1.GoAway: ProtoJSONEncodable {
         o.append(("errorCode", ProtoJSON(self.errorCode)))
         o.append(("reason", ProtoJSON(self.reason)))
         return .object(o)
+    }
+}
+
+extension SessionrpcV1.GoAway: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessionrpc.v1.GoAway", fields: [("lastCallId", "last_call_id"), ("errorCode", "error_code"), ("reason", "reason")]) {
+            switch field {
+            case 0: self.lastCallId = try ProtoJSONRead.uint64(value, key)
+            case 1: self.errorCode = try ProtoJSONRead.uint32(value, key)
+            case 2: self.reason = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -529,5 +639,39 @@ extension SessionrpcV1.Envelope: ProtoJSONEncodable {
         case nil: break
         }
         return .object(o)
+    }
+}
+
+extension SessionrpcV1.Envelope: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        var kindSet: String? = nil
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessionrpc.v1.Envelope", fields: [("callId", "call_id"), ("request", "request"), ("streamMessage", "stream_message"), ("response", "response"), ("cancel", "cancel"), ("ping", "ping"), ("pong", "pong"), ("goAway", "go_away")]) {
+            switch field {
+            case 0: self.callId = try ProtoJSONRead.uint64(value, key)
+            case 1:
+                try ProtoJSONRead.oneof(&kindSet, "kind", key)
+                self.kind = .request(try ProtoJSONRead.message(value, as: SessionrpcV1.Request.self, key))
+            case 2:
+                try ProtoJSONRead.oneof(&kindSet, "kind", key)
+                self.kind = .streamMessage(try ProtoJSONRead.message(value, as: SessionrpcV1.StreamMessage.self, key))
+            case 3:
+                try ProtoJSONRead.oneof(&kindSet, "kind", key)
+                self.kind = .response(try ProtoJSONRead.message(value, as: SessionrpcV1.Response.self, key))
+            case 4:
+                try ProtoJSONRead.oneof(&kindSet, "kind", key)
+                self.kind = .cancel(try ProtoJSONRead.message(value, as: SessionrpcV1.Cancel.self, key))
+            case 5:
+                try ProtoJSONRead.oneof(&kindSet, "kind", key)
+                self.kind = .ping(try ProtoJSONRead.message(value, as: SessionrpcV1.Ping.self, key))
+            case 6:
+                try ProtoJSONRead.oneof(&kindSet, "kind", key)
+                self.kind = .pong(try ProtoJSONRead.message(value, as: SessionrpcV1.Pong.self, key))
+            case 7:
+                try ProtoJSONRead.oneof(&kindSet, "kind", key)
+                self.kind = .goAway(try ProtoJSONRead.message(value, as: SessionrpcV1.GoAway.self, key))
+            default: break
+            }
+        }
     }
 }

@@ -75,6 +75,18 @@ extension GrpcHealthV1.HealthCheckRequest: ProtoJSONEncodable {
     }
 }
 
+extension GrpcHealthV1.HealthCheckRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "grpc.health.v1.HealthCheckRequest", fields: [("service", "service")]) {
+            switch field {
+            case 0: self.service = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension GrpcHealthV1.HealthCheckResponse: ProtoCMessage {
     public typealias CMessage = Grpc__Health__V1__HealthCheckResponse
 
@@ -101,5 +113,17 @@ extension GrpcHealthV1.HealthCheckResponse: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         o.append(("status", ProtoJSON(self.status.protoName)))
         return .object(o)
+    }
+}
+
+extension GrpcHealthV1.HealthCheckResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "grpc.health.v1.HealthCheckResponse", fields: [("status", "status")]) {
+            switch field {
+            case 0: self.status = try ProtoJSONRead.enumValue(value, as: GrpcHealthV1.HealthCheckResponse.ServingStatus.self, named: "grpc.health.v1.HealthCheckResponse.ServingStatus", key)
+            default: break
+            }
+        }
     }
 }

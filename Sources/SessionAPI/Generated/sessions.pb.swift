@@ -782,6 +782,24 @@ extension SessionsV1.Channel: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.Channel: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.Channel", fields: [("id", "id"), ("type", "type"), ("capacityModel", "capacity_model"), ("capacityWeight", "capacity_weight"), ("customerInactivityTimeoutMs", "customer_inactivity_timeout_ms"), ("inactiveAutoEndAfterMs", "inactive_auto_end_after_ms"), ("inactivateActionHidden", "inactivate_action_hidden")]) {
+            switch field {
+            case 0: self.id = try ProtoJSONRead.string(value, key)
+            case 1: self.type = try ProtoJSONRead.enumValue(value, as: SessionsV1.ChannelType.self, named: "sessions.v1.ChannelType", key)
+            case 2: self.capacityModel = try ProtoJSONRead.enumValue(value, as: SessionsV1.CapacityModel.self, named: "sessions.v1.CapacityModel", key)
+            case 3: self.capacityWeight = try ProtoJSONRead.int32(value, key)
+            case 4: self.customerInactivityTimeoutMs = try ProtoJSONRead.int64(value, key)
+            case 5: self.inactiveAutoEndAfterMs = try ProtoJSONRead.int64(value, key)
+            case 6: self.inactivateActionHidden = try ProtoJSONRead.bool(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.Rep: ProtoCMessage {
     public typealias CMessage = Sessions__V1__Rep
 
@@ -838,6 +856,24 @@ extension SessionsV1.Rep: ProtoJSONEncodable {
         o.append(("usedCapacity", ProtoJSON(self.usedCapacity)))
         o.append(("idleSinceMs", ProtoJSON(String(self.idleSinceMs))))
         return .object(o)
+    }
+}
+
+extension SessionsV1.Rep: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.Rep", fields: [("id", "id"), ("displayName", "display_name"), ("capacity", "capacity"), ("presence", "presence"), ("permissions", "permissions"), ("usedCapacity", "used_capacity"), ("idleSinceMs", "idle_since_ms")]) {
+            switch field {
+            case 0: self.id = try ProtoJSONRead.string(value, key)
+            case 1: self.displayName = try ProtoJSONRead.string(value, key)
+            case 2: self.capacity = try ProtoJSONRead.int32(value, key)
+            case 3: self.presence = try ProtoJSONRead.enumValue(value, as: SessionsV1.Presence.self, named: "sessions.v1.Presence", key)
+            case 4: self.permissions = try ProtoJSONRead.repeatedEnum(value, as: SessionsV1.Permission.self, named: "sessions.v1.Permission", key)
+            case 5: self.usedCapacity = try ProtoJSONRead.int32(value, key)
+            case 6: self.idleSinceMs = try ProtoJSONRead.int64(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -903,6 +939,29 @@ extension SessionsV1.Session: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.Session: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.Session", fields: [("id", "id"), ("conversationId", "conversation_id"), ("channelId", "channel_id"), ("status", "status"), ("repId", "rep_id"), ("createdAtMs", "created_at_ms"), ("updatedAtMs", "updated_at_ms"), ("queuedAtMs", "queued_at_ms"), ("inactivityDeadlineMs", "inactivity_deadline_ms"), ("autoEndDeadlineMs", "auto_end_deadline_ms"), ("endReason", "end_reason"), ("version", "version")]) {
+            switch field {
+            case 0: self.id = try ProtoJSONRead.string(value, key)
+            case 1: self.conversationId = try ProtoJSONRead.string(value, key)
+            case 2: self.channelId = try ProtoJSONRead.string(value, key)
+            case 3: self.status = try ProtoJSONRead.enumValue(value, as: SessionsV1.SessionStatus.self, named: "sessions.v1.SessionStatus", key)
+            case 4: self.repId = try ProtoJSONRead.string(value, key)
+            case 5: self.createdAtMs = try ProtoJSONRead.int64(value, key)
+            case 6: self.updatedAtMs = try ProtoJSONRead.int64(value, key)
+            case 7: self.queuedAtMs = try ProtoJSONRead.int64(value, key)
+            case 8: self.inactivityDeadlineMs = try ProtoJSONRead.int64(value, key)
+            case 9: self.autoEndDeadlineMs = try ProtoJSONRead.int64(value, key)
+            case 10: self.endReason = try ProtoJSONRead.enumValue(value, as: SessionsV1.TransitionReason.self, named: "sessions.v1.TransitionReason", key)
+            case 11: self.version = try ProtoJSONRead.int64(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.Actor: ProtoCMessage {
     public typealias CMessage = Sessions__V1__Actor
 
@@ -932,6 +991,19 @@ extension SessionsV1.Actor: ProtoJSONEncodable {
         o.append(("kind", ProtoJSON(self.kind.protoName)))
         o.append(("id", ProtoJSON(self.id)))
         return .object(o)
+    }
+}
+
+extension SessionsV1.Actor: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.Actor", fields: [("kind", "kind"), ("id", "id")]) {
+            switch field {
+            case 0: self.kind = try ProtoJSONRead.enumValue(value, as: SessionsV1.ActorKind.self, named: "sessions.v1.ActorKind", key)
+            case 1: self.id = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -988,6 +1060,26 @@ extension SessionsV1.Event: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.Event: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.Event", fields: [("cursor", "cursor"), ("sessionId", "session_id"), ("sequence", "sequence"), ("timeMs", "time_ms"), ("actor", "actor"), ("fromStatus", "from_status"), ("toStatus", "to_status"), ("repId", "rep_id"), ("reason", "reason")]) {
+            switch field {
+            case 0: self.cursor = try ProtoJSONRead.int64(value, key)
+            case 1: self.sessionId = try ProtoJSONRead.string(value, key)
+            case 2: self.sequence = try ProtoJSONRead.int64(value, key)
+            case 3: self.timeMs = try ProtoJSONRead.int64(value, key)
+            case 4: self.actor = try ProtoJSONRead.message(value, as: SessionsV1.Actor.self, key)
+            case 5: self.fromStatus = try ProtoJSONRead.enumValue(value, as: SessionsV1.SessionStatus.self, named: "sessions.v1.SessionStatus", key)
+            case 6: self.toStatus = try ProtoJSONRead.enumValue(value, as: SessionsV1.SessionStatus.self, named: "sessions.v1.SessionStatus", key)
+            case 7: self.repId = try ProtoJSONRead.string(value, key)
+            case 8: self.reason = try ProtoJSONRead.enumValue(value, as: SessionsV1.TransitionReason.self, named: "sessions.v1.TransitionReason", key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.CreateSessionRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__CreateSessionRequest
 
@@ -1026,6 +1118,21 @@ extension SessionsV1.CreateSessionRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.CreateSessionRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.CreateSessionRequest", fields: [("conversationId", "conversation_id"), ("channelId", "channel_id"), ("messageId", "message_id"), ("text", "text")]) {
+            switch field {
+            case 0: self.conversationId = try ProtoJSONRead.string(value, key)
+            case 1: self.channelId = try ProtoJSONRead.string(value, key)
+            case 2: self.messageId = try ProtoJSONRead.string(value, key)
+            case 3: self.text = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.SessionResponse: ProtoCMessage {
     public typealias CMessage = Sessions__V1__SessionResponse
 
@@ -1058,6 +1165,19 @@ extension SessionsV1.SessionResponse: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.SessionResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.SessionResponse", fields: [("session", "session"), ("replayed", "replayed")]) {
+            switch field {
+            case 0: self.session = try ProtoJSONRead.message(value, as: SessionsV1.Session.self, key)
+            case 1: self.replayed = try ProtoJSONRead.bool(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.GetSessionRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__GetSessionRequest
 
@@ -1084,6 +1204,18 @@ extension SessionsV1.GetSessionRequest: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         o.append(("sessionId", ProtoJSON(self.sessionId)))
         return .object(o)
+    }
+}
+
+extension SessionsV1.GetSessionRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.GetSessionRequest", fields: [("sessionId", "session_id")]) {
+            switch field {
+            case 0: self.sessionId = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -1128,6 +1260,23 @@ extension SessionsV1.ListSessionsRequest: ProtoJSONEncodable {
         o.append(("pageSize", ProtoJSON(self.pageSize)))
         o.append(("pageToken", ProtoJSON(self.pageToken)))
         return .object(o)
+    }
+}
+
+extension SessionsV1.ListSessionsRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ListSessionsRequest", fields: [("status", "status"), ("repId", "rep_id"), ("channelId", "channel_id"), ("conversationId", "conversation_id"), ("pageSize", "page_size"), ("pageToken", "page_token")]) {
+            switch field {
+            case 0: self.status = try ProtoJSONRead.enumValue(value, as: SessionsV1.SessionStatus.self, named: "sessions.v1.SessionStatus", key)
+            case 1: self.repId = try ProtoJSONRead.string(value, key)
+            case 2: self.channelId = try ProtoJSONRead.string(value, key)
+            case 3: self.conversationId = try ProtoJSONRead.string(value, key)
+            case 4: self.pageSize = try ProtoJSONRead.int32(value, key)
+            case 5: self.pageToken = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -1176,6 +1325,19 @@ extension SessionsV1.ListSessionsResponse: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.ListSessionsResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ListSessionsResponse", fields: [("sessions", "sessions"), ("nextPageToken", "next_page_token")]) {
+            switch field {
+            case 0: self.sessions = try ProtoJSONRead.repeatedMessage(value, as: SessionsV1.Session.self, key)
+            case 1: self.nextPageToken = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.PostCustomerMessageRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__PostCustomerMessageRequest
 
@@ -1214,6 +1376,21 @@ extension SessionsV1.PostCustomerMessageRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.PostCustomerMessageRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.PostCustomerMessageRequest", fields: [("conversationId", "conversation_id"), ("channelId", "channel_id"), ("messageId", "message_id"), ("text", "text")]) {
+            switch field {
+            case 0: self.conversationId = try ProtoJSONRead.string(value, key)
+            case 1: self.channelId = try ProtoJSONRead.string(value, key)
+            case 2: self.messageId = try ProtoJSONRead.string(value, key)
+            case 3: self.text = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.PostRepMessageRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__PostRepMessageRequest
 
@@ -1249,6 +1426,20 @@ extension SessionsV1.PostRepMessageRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.PostRepMessageRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.PostRepMessageRequest", fields: [("sessionId", "session_id"), ("messageId", "message_id"), ("text", "text")]) {
+            switch field {
+            case 0: self.sessionId = try ProtoJSONRead.string(value, key)
+            case 1: self.messageId = try ProtoJSONRead.string(value, key)
+            case 2: self.text = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.MarkInactiveRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__MarkInactiveRequest
 
@@ -1278,6 +1469,18 @@ extension SessionsV1.MarkInactiveRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.MarkInactiveRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.MarkInactiveRequest", fields: [("sessionId", "session_id")]) {
+            switch field {
+            case 0: self.sessionId = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.EndSessionRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__EndSessionRequest
 
@@ -1304,6 +1507,18 @@ extension SessionsV1.EndSessionRequest: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         o.append(("sessionId", ProtoJSON(self.sessionId)))
         return .object(o)
+    }
+}
+
+extension SessionsV1.EndSessionRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.EndSessionRequest", fields: [("sessionId", "session_id")]) {
+            switch field {
+            case 0: self.sessionId = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -1348,6 +1563,22 @@ extension SessionsV1.StartBusinessInitiatedRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.StartBusinessInitiatedRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.StartBusinessInitiatedRequest", fields: [("repId", "rep_id"), ("conversationId", "conversation_id"), ("channelId", "channel_id"), ("messageId", "message_id"), ("text", "text")]) {
+            switch field {
+            case 0: self.repId = try ProtoJSONRead.string(value, key)
+            case 1: self.conversationId = try ProtoJSONRead.string(value, key)
+            case 2: self.channelId = try ProtoJSONRead.string(value, key)
+            case 3: self.messageId = try ProtoJSONRead.string(value, key)
+            case 4: self.text = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.RepRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__RepRequest
 
@@ -1374,6 +1605,18 @@ extension SessionsV1.RepRequest: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         if let v = self.rep { o.append(("rep", v.jsonObject())) }
         return .object(o)
+    }
+}
+
+extension SessionsV1.RepRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.RepRequest", fields: [("rep", "rep")]) {
+            switch field {
+            case 0: self.rep = try ProtoJSONRead.message(value, as: SessionsV1.Rep.self, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -1406,6 +1649,18 @@ extension SessionsV1.GetRepRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.GetRepRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.GetRepRequest", fields: [("repId", "rep_id")]) {
+            switch field {
+            case 0: self.repId = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.ListRepsRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__ListRepsRequest
 
@@ -1432,6 +1687,18 @@ extension SessionsV1.ListRepsRequest: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         o.append(("presence", ProtoJSON(self.presence.protoName)))
         return .object(o)
+    }
+}
+
+extension SessionsV1.ListRepsRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ListRepsRequest", fields: [("presence", "presence")]) {
+            switch field {
+            case 0: self.presence = try ProtoJSONRead.enumValue(value, as: SessionsV1.Presence.self, named: "sessions.v1.Presence", key)
+            default: break
+            }
+        }
     }
 }
 
@@ -1477,6 +1744,18 @@ extension SessionsV1.ListRepsResponse: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.ListRepsResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ListRepsResponse", fields: [("reps", "reps")]) {
+            switch field {
+            case 0: self.reps = try ProtoJSONRead.repeatedMessage(value, as: SessionsV1.Rep.self, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.SetPresenceRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__SetPresenceRequest
 
@@ -1509,6 +1788,19 @@ extension SessionsV1.SetPresenceRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.SetPresenceRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.SetPresenceRequest", fields: [("repId", "rep_id"), ("presence", "presence")]) {
+            switch field {
+            case 0: self.repId = try ProtoJSONRead.string(value, key)
+            case 1: self.presence = try ProtoJSONRead.enumValue(value, as: SessionsV1.Presence.self, named: "sessions.v1.Presence", key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.RepResponse: ProtoCMessage {
     public typealias CMessage = Sessions__V1__RepResponse
 
@@ -1535,6 +1827,18 @@ extension SessionsV1.RepResponse: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         if let v = self.rep { o.append(("rep", v.jsonObject())) }
         return .object(o)
+    }
+}
+
+extension SessionsV1.RepResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.RepResponse", fields: [("rep", "rep")]) {
+            switch field {
+            case 0: self.rep = try ProtoJSONRead.message(value, as: SessionsV1.Rep.self, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -1608,6 +1912,23 @@ extension SessionsV1.WorkloadResponse: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.WorkloadResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.WorkloadResponse", fields: [("rep", "rep"), ("capacity", "capacity"), ("used", "used"), ("free", "free"), ("activeSessions", "active_sessions"), ("otherSessions", "other_sessions")]) {
+            switch field {
+            case 0: self.rep = try ProtoJSONRead.message(value, as: SessionsV1.Rep.self, key)
+            case 1: self.capacity = try ProtoJSONRead.int32(value, key)
+            case 2: self.used = try ProtoJSONRead.int32(value, key)
+            case 3: self.free = try ProtoJSONRead.int32(value, key)
+            case 4: self.activeSessions = try ProtoJSONRead.repeatedMessage(value, as: SessionsV1.Session.self, key)
+            case 5: self.otherSessions = try ProtoJSONRead.repeatedMessage(value, as: SessionsV1.Session.self, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.ChannelRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__ChannelRequest
 
@@ -1634,6 +1955,18 @@ extension SessionsV1.ChannelRequest: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         if let v = self.channel { o.append(("channel", v.jsonObject())) }
         return .object(o)
+    }
+}
+
+extension SessionsV1.ChannelRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ChannelRequest", fields: [("channel", "channel")]) {
+            switch field {
+            case 0: self.channel = try ProtoJSONRead.message(value, as: SessionsV1.Channel.self, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -1666,6 +1999,18 @@ extension SessionsV1.GetChannelRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.GetChannelRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.GetChannelRequest", fields: [("channelId", "channel_id")]) {
+            switch field {
+            case 0: self.channelId = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.ListChannelsRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__ListChannelsRequest
 
@@ -1688,6 +2033,13 @@ extension SessionsV1.ListChannelsRequest: ProtoCMessage {
 extension SessionsV1.ListChannelsRequest: ProtoJSONEncodable {
     public func jsonObject() -> ProtoJSON {
         .object([])
+    }
+}
+
+extension SessionsV1.ListChannelsRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        _ = try ProtoJSONRead.members(of: json, message: "sessions.v1.ListChannelsRequest", fields: [])
     }
 }
 
@@ -1733,6 +2085,18 @@ extension SessionsV1.ListChannelsResponse: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.ListChannelsResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ListChannelsResponse", fields: [("channels", "channels")]) {
+            switch field {
+            case 0: self.channels = try ProtoJSONRead.repeatedMessage(value, as: SessionsV1.Channel.self, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.ChannelResponse: ProtoCMessage {
     public typealias CMessage = Sessions__V1__ChannelResponse
 
@@ -1759,6 +2123,18 @@ extension SessionsV1.ChannelResponse: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         if let v = self.channel { o.append(("channel", v.jsonObject())) }
         return .object(o)
+    }
+}
+
+extension SessionsV1.ChannelResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ChannelResponse", fields: [("channel", "channel")]) {
+            switch field {
+            case 0: self.channel = try ProtoJSONRead.message(value, as: SessionsV1.Channel.self, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -1794,6 +2170,19 @@ extension SessionsV1.PermissionChangeRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.PermissionChangeRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.PermissionChangeRequest", fields: [("repId", "rep_id"), ("permission", "permission")]) {
+            switch field {
+            case 0: self.repId = try ProtoJSONRead.string(value, key)
+            case 1: self.permission = try ProtoJSONRead.enumValue(value, as: SessionsV1.Permission.self, named: "sessions.v1.Permission", key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.ListPermissionsRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__ListPermissionsRequest
 
@@ -1820,6 +2209,18 @@ extension SessionsV1.ListPermissionsRequest: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         o.append(("repId", ProtoJSON(self.repId)))
         return .object(o)
+    }
+}
+
+extension SessionsV1.ListPermissionsRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ListPermissionsRequest", fields: [("repId", "rep_id")]) {
+            switch field {
+            case 0: self.repId = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -1867,6 +2268,19 @@ extension SessionsV1.PermissionsResponse: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.PermissionsResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.PermissionsResponse", fields: [("repId", "rep_id"), ("permissions", "permissions")]) {
+            switch field {
+            case 0: self.repId = try ProtoJSONRead.string(value, key)
+            case 1: self.permissions = try ProtoJSONRead.repeatedEnum(value, as: SessionsV1.Permission.self, named: "sessions.v1.Permission", key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.CheckPermissionRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__CheckPermissionRequest
 
@@ -1896,6 +2310,19 @@ extension SessionsV1.CheckPermissionRequest: ProtoJSONEncodable {
         o.append(("repId", ProtoJSON(self.repId)))
         o.append(("channelId", ProtoJSON(self.channelId)))
         return .object(o)
+    }
+}
+
+extension SessionsV1.CheckPermissionRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.CheckPermissionRequest", fields: [("repId", "rep_id"), ("channelId", "channel_id")]) {
+            switch field {
+            case 0: self.repId = try ProtoJSONRead.string(value, key)
+            case 1: self.channelId = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -1943,6 +2370,19 @@ extension SessionsV1.CheckPermissionResponse: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.CheckPermissionResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.CheckPermissionResponse", fields: [("allowed", "allowed"), ("missing", "missing")]) {
+            switch field {
+            case 0: self.allowed = try ProtoJSONRead.bool(value, key)
+            case 1: self.missing = try ProtoJSONRead.repeatedEnum(value, as: SessionsV1.Permission.self, named: "sessions.v1.Permission", key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.ListEventsRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__ListEventsRequest
 
@@ -1975,6 +2415,20 @@ extension SessionsV1.ListEventsRequest: ProtoJSONEncodable {
         o.append(("afterSequence", ProtoJSON(String(self.afterSequence))))
         o.append(("limit", ProtoJSON(self.limit)))
         return .object(o)
+    }
+}
+
+extension SessionsV1.ListEventsRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ListEventsRequest", fields: [("sessionId", "session_id"), ("afterSequence", "after_sequence"), ("limit", "limit")]) {
+            switch field {
+            case 0: self.sessionId = try ProtoJSONRead.string(value, key)
+            case 1: self.afterSequence = try ProtoJSONRead.int64(value, key)
+            case 2: self.limit = try ProtoJSONRead.int32(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -2020,6 +2474,18 @@ extension SessionsV1.ListEventsResponse: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.ListEventsResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ListEventsResponse", fields: [("events", "events")]) {
+            switch field {
+            case 0: self.events = try ProtoJSONRead.repeatedMessage(value, as: SessionsV1.Event.self, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.GetEventHeadRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__GetEventHeadRequest
 
@@ -2042,6 +2508,13 @@ extension SessionsV1.GetEventHeadRequest: ProtoCMessage {
 extension SessionsV1.GetEventHeadRequest: ProtoJSONEncodable {
     public func jsonObject() -> ProtoJSON {
         .object([])
+    }
+}
+
+extension SessionsV1.GetEventHeadRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        _ = try ProtoJSONRead.members(of: json, message: "sessions.v1.GetEventHeadRequest", fields: [])
     }
 }
 
@@ -2071,6 +2544,18 @@ extension SessionsV1.EventHead: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         o.append(("cursor", ProtoJSON(String(self.cursor))))
         return .object(o)
+    }
+}
+
+extension SessionsV1.EventHead: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.EventHead", fields: [("cursor", "cursor")]) {
+            switch field {
+            case 0: self.cursor = try ProtoJSONRead.int64(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -2106,6 +2591,19 @@ extension SessionsV1.WatchEventsRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.WatchEventsRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.WatchEventsRequest", fields: [("afterCursor", "after_cursor"), ("sessionId", "session_id")]) {
+            switch field {
+            case 0: self.afterCursor = try ProtoJSONRead.int64(value, key)
+            case 1: self.sessionId = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.IssueTokenRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__IssueTokenRequest
 
@@ -2138,6 +2636,20 @@ extension SessionsV1.IssueTokenRequest: ProtoJSONEncodable {
         o.append(("role", ProtoJSON(self.role.protoName)))
         o.append(("repId", ProtoJSON(self.repId)))
         return .object(o)
+    }
+}
+
+extension SessionsV1.IssueTokenRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.IssueTokenRequest", fields: [("name", "name"), ("role", "role"), ("repId", "rep_id")]) {
+            switch field {
+            case 0: self.name = try ProtoJSONRead.string(value, key)
+            case 1: self.role = try ProtoJSONRead.enumValue(value, as: SessionsV1.Role.self, named: "sessions.v1.Role", key)
+            case 2: self.repId = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -2185,6 +2697,23 @@ extension SessionsV1.TokenInfo: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.TokenInfo: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.TokenInfo", fields: [("id", "id"), ("name", "name"), ("role", "role"), ("repId", "rep_id"), ("createdAtMs", "created_at_ms"), ("revoked", "revoked")]) {
+            switch field {
+            case 0: self.id = try ProtoJSONRead.string(value, key)
+            case 1: self.name = try ProtoJSONRead.string(value, key)
+            case 2: self.role = try ProtoJSONRead.enumValue(value, as: SessionsV1.Role.self, named: "sessions.v1.Role", key)
+            case 3: self.repId = try ProtoJSONRead.string(value, key)
+            case 4: self.createdAtMs = try ProtoJSONRead.int64(value, key)
+            case 5: self.revoked = try ProtoJSONRead.bool(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.IssueTokenResponse: ProtoCMessage {
     public typealias CMessage = Sessions__V1__IssueTokenResponse
 
@@ -2217,6 +2746,19 @@ extension SessionsV1.IssueTokenResponse: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.IssueTokenResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.IssueTokenResponse", fields: [("info", "info"), ("token", "token")]) {
+            switch field {
+            case 0: self.info = try ProtoJSONRead.message(value, as: SessionsV1.TokenInfo.self, key)
+            case 1: self.token = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.ListTokensRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__ListTokensRequest
 
@@ -2239,6 +2781,13 @@ extension SessionsV1.ListTokensRequest: ProtoCMessage {
 extension SessionsV1.ListTokensRequest: ProtoJSONEncodable {
     public func jsonObject() -> ProtoJSON {
         .object([])
+    }
+}
+
+extension SessionsV1.ListTokensRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        _ = try ProtoJSONRead.members(of: json, message: "sessions.v1.ListTokensRequest", fields: [])
     }
 }
 
@@ -2284,6 +2833,18 @@ extension SessionsV1.ListTokensResponse: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.ListTokensResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ListTokensResponse", fields: [("tokens", "tokens")]) {
+            switch field {
+            case 0: self.tokens = try ProtoJSONRead.repeatedMessage(value, as: SessionsV1.TokenInfo.self, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.RevokeTokenRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__RevokeTokenRequest
 
@@ -2313,6 +2874,18 @@ extension SessionsV1.RevokeTokenRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.RevokeTokenRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.RevokeTokenRequest", fields: [("id", "id")]) {
+            switch field {
+            case 0: self.id = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.WhoAmIRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__WhoAmIRequest
 
@@ -2338,6 +2911,13 @@ extension SessionsV1.WhoAmIRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.WhoAmIRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        _ = try ProtoJSONRead.members(of: json, message: "sessions.v1.WhoAmIRequest", fields: [])
+    }
+}
+
 extension SessionsV1.GetTimeRequest: ProtoCMessage {
     public typealias CMessage = Sessions__V1__GetTimeRequest
 
@@ -2360,6 +2940,13 @@ extension SessionsV1.GetTimeRequest: ProtoCMessage {
 extension SessionsV1.GetTimeRequest: ProtoJSONEncodable {
     public func jsonObject() -> ProtoJSON {
         .object([])
+    }
+}
+
+extension SessionsV1.GetTimeRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        _ = try ProtoJSONRead.members(of: json, message: "sessions.v1.GetTimeRequest", fields: [])
     }
 }
 
@@ -2392,6 +2979,18 @@ extension SessionsV1.AdvanceClockRequest: ProtoJSONEncodable {
     }
 }
 
+extension SessionsV1.AdvanceClockRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.AdvanceClockRequest", fields: [("byMs", "by_ms")]) {
+            switch field {
+            case 0: self.byMs = try ProtoJSONRead.int64(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension SessionsV1.ClockResponse: ProtoCMessage {
     public typealias CMessage = Sessions__V1__ClockResponse
 
@@ -2421,5 +3020,18 @@ extension SessionsV1.ClockResponse: ProtoJSONEncodable {
         o.append(("nowMs", ProtoJSON(String(self.nowMs))))
         o.append(("testClock", ProtoJSON(self.testClock)))
         return .object(o)
+    }
+}
+
+extension SessionsV1.ClockResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ClockResponse", fields: [("nowMs", "now_ms"), ("testClock", "test_clock")]) {
+            switch field {
+            case 0: self.nowMs = try ProtoJSONRead.int64(value, key)
+            case 1: self.testClock = try ProtoJSONRead.bool(value, key)
+            default: break
+            }
+        }
     }
 }

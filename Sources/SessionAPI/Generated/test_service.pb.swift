@@ -134,6 +134,13 @@ extension GrpcTesting.Empty: ProtoJSONEncodable {
     }
 }
 
+extension GrpcTesting.Empty: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        _ = try ProtoJSONRead.members(of: json, message: "grpc.testing.Empty", fields: [])
+    }
+}
+
 extension GrpcTesting.Payload: ProtoCMessage {
     public typealias CMessage = Grpc__Testing__Payload
 
@@ -166,6 +173,19 @@ extension GrpcTesting.Payload: ProtoJSONEncodable {
     }
 }
 
+extension GrpcTesting.Payload: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "grpc.testing.Payload", fields: [("type", "type"), ("body", "body")]) {
+            switch field {
+            case 0: self.type = try ProtoJSONRead.enumValue(value, as: GrpcTesting.PayloadType.self, named: "grpc.testing.PayloadType", key)
+            case 1: self.body = try ProtoJSONRead.bytes(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension GrpcTesting.EchoStatus: ProtoCMessage {
     public typealias CMessage = Grpc__Testing__EchoStatus
 
@@ -195,6 +215,19 @@ extension GrpcTesting.EchoStatus: ProtoJSONEncodable {
         o.append(("code", ProtoJSON(self.code)))
         o.append(("message", ProtoJSON(self.message)))
         return .object(o)
+    }
+}
+
+extension GrpcTesting.EchoStatus: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "grpc.testing.EchoStatus", fields: [("code", "code"), ("message", "message")]) {
+            switch field {
+            case 0: self.code = try ProtoJSONRead.int32(value, key)
+            case 1: self.message = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -242,6 +275,23 @@ extension GrpcTesting.SimpleRequest: ProtoJSONEncodable {
     }
 }
 
+extension GrpcTesting.SimpleRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "grpc.testing.SimpleRequest", fields: [("responseType", "response_type"), ("responseSize", "response_size"), ("payload", "payload"), ("fillUsername", "fill_username"), ("fillOauthScope", "fill_oauth_scope"), ("responseStatus", "response_status")]) {
+            switch field {
+            case 0: self.responseType = try ProtoJSONRead.enumValue(value, as: GrpcTesting.PayloadType.self, named: "grpc.testing.PayloadType", key)
+            case 1: self.responseSize = try ProtoJSONRead.int32(value, key)
+            case 2: self.payload = try ProtoJSONRead.message(value, as: GrpcTesting.Payload.self, key)
+            case 3: self.fillUsername = try ProtoJSONRead.bool(value, key)
+            case 4: self.fillOauthScope = try ProtoJSONRead.bool(value, key)
+            case 5: self.responseStatus = try ProtoJSONRead.message(value, as: GrpcTesting.EchoStatus.self, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension GrpcTesting.SimpleResponse: ProtoCMessage {
     public typealias CMessage = Grpc__Testing__SimpleResponse
 
@@ -280,6 +330,21 @@ extension GrpcTesting.SimpleResponse: ProtoJSONEncodable {
     }
 }
 
+extension GrpcTesting.SimpleResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "grpc.testing.SimpleResponse", fields: [("payload", "payload"), ("username", "username"), ("oauthScope", "oauth_scope"), ("hostname", "hostname")]) {
+            switch field {
+            case 0: self.payload = try ProtoJSONRead.message(value, as: GrpcTesting.Payload.self, key)
+            case 1: self.username = try ProtoJSONRead.string(value, key)
+            case 2: self.oauthScope = try ProtoJSONRead.string(value, key)
+            case 3: self.hostname = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension GrpcTesting.ResponseParameters: ProtoCMessage {
     public typealias CMessage = Grpc__Testing__ResponseParameters
 
@@ -309,6 +374,19 @@ extension GrpcTesting.ResponseParameters: ProtoJSONEncodable {
         o.append(("size", ProtoJSON(self.size)))
         o.append(("intervalUs", ProtoJSON(self.intervalUs)))
         return .object(o)
+    }
+}
+
+extension GrpcTesting.ResponseParameters: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "grpc.testing.ResponseParameters", fields: [("size", "size"), ("intervalUs", "interval_us")]) {
+            switch field {
+            case 0: self.size = try ProtoJSONRead.int32(value, key)
+            case 1: self.intervalUs = try ProtoJSONRead.int32(value, key)
+            default: break
+            }
+        }
     }
 }
 
@@ -363,6 +441,21 @@ extension GrpcTesting.StreamingOutputCallRequest: ProtoJSONEncodable {
     }
 }
 
+extension GrpcTesting.StreamingOutputCallRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "grpc.testing.StreamingOutputCallRequest", fields: [("responseType", "response_type"), ("responseParameters", "response_parameters"), ("payload", "payload"), ("responseStatus", "response_status")]) {
+            switch field {
+            case 0: self.responseType = try ProtoJSONRead.enumValue(value, as: GrpcTesting.PayloadType.self, named: "grpc.testing.PayloadType", key)
+            case 1: self.responseParameters = try ProtoJSONRead.repeatedMessage(value, as: GrpcTesting.ResponseParameters.self, key)
+            case 2: self.payload = try ProtoJSONRead.message(value, as: GrpcTesting.Payload.self, key)
+            case 3: self.responseStatus = try ProtoJSONRead.message(value, as: GrpcTesting.EchoStatus.self, key)
+            default: break
+            }
+        }
+    }
+}
+
 extension GrpcTesting.StreamingOutputCallResponse: ProtoCMessage {
     public typealias CMessage = Grpc__Testing__StreamingOutputCallResponse
 
@@ -389,5 +482,17 @@ extension GrpcTesting.StreamingOutputCallResponse: ProtoJSONEncodable {
         var o: [(String, ProtoJSON)] = []
         if let v = self.payload { o.append(("payload", v.jsonObject())) }
         return .object(o)
+    }
+}
+
+extension GrpcTesting.StreamingOutputCallResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "grpc.testing.StreamingOutputCallResponse", fields: [("payload", "payload")]) {
+            switch field {
+            case 0: self.payload = try ProtoJSONRead.message(value, as: GrpcTesting.Payload.self, key)
+            default: break
+            }
+        }
     }
 }
