@@ -103,6 +103,7 @@ final class GatedJournal: PartitionJournal {
     func commit(_ batch: JournalBatch) throws { try guarded { try journal.commit(batch) } }
     func readDurable<T>(_ body: (any SessionRepository) throws -> T) throws -> T { try guarded { try journal.readDurable(body) } }
     func lastSequence(sessionId: String) throws -> Int64 { try guarded { try journal.lastSequence(sessionId: sessionId) } }
+    func lastSequences(sessionIds: [String]) throws -> [String: Int64] { try guarded { try journal.lastSequences(sessionIds: sessionIds) } }
     var settlesOnCommit: Bool { journal.settlesOnCommit }
     func onSettled(_ handler: @escaping @Sendable ([JournalBatch]) -> Void) { journal.onSettled(handler) }
 }

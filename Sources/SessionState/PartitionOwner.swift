@@ -356,6 +356,8 @@ public final class PartitionOwner: @unchecked Sendable {
             var repo = state
             let engine = SessionEngine()
             var failures: [String] = []
+            // One store read for the sequences of sessions not changed since start-up, not one per fire.
+            try? state.prefetchLastSequences(due)
             for sessionId in due {
                 let savepoint = state.savepoint()
                 do {

@@ -496,6 +496,16 @@ public final class PartitionState: SessionRepository {
 
     // MARK: Events
 
+    /// Reads, in one store read, the last event sequence of every open session in `ids` whose
+    /// sequence memory does not know yet (sessions loaded at start-up): their next events then
+    /// need no read each. Kept outside the undo log: these are durable facts, right either way.
+    public func prefetchLastSequences(_ ids: [String]) throws {
+        let missing = ids.filter { lastSequence[$0] == nil && sessionsByID[$0] != nil }
+        guard !missing.isEmpty else { return }
+        let known = try journal.lastSequences(sessionIds: missing)
+        for id in missing { lastSequence[id] = known[id] ?? 0 }
+    }
+
     public func appendEvent(_ event: Event) throws -> Event {
         try requireSessionExists(event.sessionId)
         let previous = lastSequence[event.sessionId]

@@ -177,4 +177,25 @@ struct JournalTests {
             #expect(try JournaledSQLiteStore(store: store, directory: dir.path, syncs: false).loadPartition().channels.isEmpty)
         }
     }
+
+    @Test("The last event sequences of many sessions come in one read, quotes and absent sessions included")
+    func lastSequencesInOneRead() throws {
+        try TemporaryDirectory.with { dir in
+            let store = try SQLiteStore(path: dir.path + "/sessions.sqlite")
+            var b = JournalBatch()
+            b.record(Fixtures.plainChannel("web"))
+            let ids = ["s1", "s\"2", "s\\3"]
+            for (i, id) in ids.enumerated() {
+                b.record(Session(id: id, conversationId: "c\(i)", channelId: "web", status: .waiting, createdAt: Fixtures.t0, updatedAt: Fixtures.t0))
+                for sequence in 1...(i + 1) {
+                    b.record(Event(cursor: Int64(10 * i + sequence), sessionId: id, sequence: Int64(sequence), time: Fixtures.t0, actor: .system,
+                                   from: nil, to: .waiting, repId: nil, reason: .created))
+                }
+            }
+            try store.commit(b)
+            #expect(try store.lastSequences(sessionIds: ids + ["absent"]) == ["s1": 1, "s\"2": 2, "s\\3": 3])
+            #expect(try store.lastSequences(sessionIds: []) == [:])
+            for (i, id) in ids.enumerated() { #expect(try store.lastSequence(sessionId: id) == Int64(i + 1)) }
+        }
+    }
 }

@@ -104,6 +104,8 @@ public protocol PartitionJournal: Sendable {
     func readDurable<T>(_ body: (any SessionRepository) throws -> T) throws -> T
     /// The highest sequence of `sessionId`'s stored events (0 when none).
     func lastSequence(sessionId: String) throws -> Int64
+    /// ``lastSequence(sessionId:)`` of many sessions in one read (0 or absent when none).
+    func lastSequences(sessionIds: [String]) throws -> [String: Int64]
     /// Whether `commit` also writes the tables that `readDurable` reads. When it does not (the
     /// batch is durable in a log first), the journal calls the `onSettled` handler once the tables
     /// hold a run of batches, and memory keeps answering for them until then.
@@ -113,6 +115,12 @@ public protocol PartitionJournal: Sendable {
 }
 
 extension PartitionJournal {
+    public func lastSequences(sessionIds: [String]) throws -> [String: Int64] {
+        var out: [String: Int64] = [:]
+        for id in sessionIds { out[id] = try lastSequence(sessionId: id) }
+        return out
+    }
+
     public var settlesOnCommit: Bool { true }
     public func onSettled(_ handler: @escaping @Sendable ([JournalBatch]) -> Void) {}
 }

@@ -151,4 +151,5 @@ public final class JournaledSQLiteStore: PartitionJournal, @unchecked Sendable {
 
     public func readDurable<T>(_ body: (any SessionRepository) throws -> T) throws -> T { try store.readDurable(body) }
     public func lastSequence(sessionId: String) throws -> Int64 { try store.lastSequence(sessionId: sessionId) }
+    public func lastSequences(sessionIds: [String]) throws -> [String: Int64] { try store.lastSequences(sessionIds: sessionIds) }
 }

@@ -89,4 +89,34 @@ extension SQLiteStore: PartitionJournal {
                 "SELECT coalesce(max(sequence), 0) FROM events WHERE session_id = ?", [sessionId], { try $0.int64(0) }) ?? 0
         }
     }
+
+    /// One statement whatever the count: the ids travel as one JSON array parameter.
+    public func lastSequences(sessionIds: [String]) throws -> [String: Int64] {
+        guard !sessionIds.isEmpty else { return [:] }
+        var json = "["
+        for (i, id) in sessionIds.enumerated() {
+            if i > 0 { json += "," }
+            json += "\""
+            for ch in id.unicodeScalars {
+                switch ch {
+                case "\"", "\\": json += "\\"; json.unicodeScalars.append(ch)
+                case _ where ch.value < 0x20:
+                    let hex = String(ch.value, radix: 16)
+                    json += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: json.unicodeScalars.append(ch)
+                }
+            }
+            json += "\""
+        }
+        json += "]"
+        return try read { (repo: SQLiteRepository) throws -> [String: Int64] in
+            var out: [String: Int64] = [:]
+            for (id, last) in try repo.connection.query(
+                "SELECT session_id, max(sequence) FROM events WHERE session_id IN (SELECT value FROM json_each(?)) GROUP BY session_id",
+                [json], { (try $0.string(0), try $0.int64(1)) }) {
+                out[id] = last
+            }
+            return out
+        }
+    }
 }

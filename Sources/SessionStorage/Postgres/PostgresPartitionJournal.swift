@@ -242,6 +242,20 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         }
     }
 
+    public func lastSequences(sessionIds: [String]) throws -> [String: Int64] {
+        guard !sessionIds.isEmpty else { return [:] }
+        let ids = PostgresValue.text(Self.arrayLiteral(sessionIds.map { .text($0) }))
+        return try store.read { (repo: PostgresRepository) throws -> [String: Int64] in
+            var out: [String: Int64] = [:]
+            for (id, last) in try repo.connection.query(
+                "SELECT session_id, max(sequence) FROM events WHERE session_id = ANY($1::text[]) GROUP BY session_id",
+                [ids], { (try $0.string(0), try $0.int64(1)) }) {
+                out[id] = last
+            }
+            return out
+        }
+    }
+
     // MARK: The batch statement
 
     /// One statement for the whole batch: a data-modifying CTE per table that has rows, each

@@ -1,0 +1,76 @@
+import Foundation
+import PostgresTestSupport
+import SessionCore
+import Testing
+
+@testable import SessionStorage
+
+/// The PostgreSQL journal below a state owner: a batch is one statement of array parameters, so
+/// every value must survive the array-literal encoding, and the lock must fence a second owner.
+@Suite("PostgreSQL partition journal")
+struct PostgresPartitionJournalTests {
+    static func journal(_ url: String) throws -> PostgresPartitionJournal {
+        try PostgresPartitionJournal(store: PostgresStore(url: url, options: .forTests), url: url, lease: .seconds(10))
+    }
+
+    /// Text that an array literal must quote or escape: quotes, backslashes, braces, commas,
+    /// spaces, the word NULL, empty strings, non-ASCII, newlines.
+    static let awkward = ["a\"b", "back\\slash", "{braces}", "comma,separated", " spaced ", "NULL", "", "héllo — Zoë 🎉", "line\nbreak"]
+
+    @Test("Every row kind, with awkward text and NULLs, comes back as committed")
+    func roundTrip() throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let journal = try Self.journal(url)
+        #expect(try journal.tryAcquire())
+        defer { journal.release() }
+        var batch = JournalBatch()
+        batch.record(Fixtures.fullChannel("web"))
+        var rep = Fixtures.rep("r1")
+        rep.displayName = Self.awkward.joined(separator: "|")
+        batch.record(rep)
+        batch.record(Fixtures.fullSession("s1", conversation: "c\"1\\", channel: "web", rep: "r1"))
+        batch.record(Session(id: "s2", conversationId: "NULL", channelId: "web", status: .waiting, createdAt: Fixtures.t0, updatedAt: Fixtures.t0))
+        batch.record(Event(cursor: 1, sessionId: "s2", sequence: 1, time: Fixtures.t0, actor: .system, from: nil, to: .waiting, repId: nil, reason: .created))
+        batch.record(Event(cursor: 2, sessionId: "s1", sequence: 1, time: Fixtures.t0, actor: .rep("r1"), from: nil, to: .active, repId: "r1", reason: .routed))
+        for (i, text) in Self.awkward.enumerated() {
+            batch.record(Message(messageId: "m\(i)", channelId: "web", sessionId: "s1", sender: .customer, text: text, time: Fixtures.t0))
+        }
+        batch.record(setting: "clock.offset", -5)
+        try journal.commit(batch)
+
+        let loaded = try journal.loadPartition()
+        #expect(loaded.channels == batch.channels)
+        #expect(loaded.reps == batch.reps)
+        #expect(Set(loaded.openSessions.map(\.id)) == ["s1", "s2"])
+        for session in batch.sessions { #expect(loaded.openSessions.first { $0.id == session.id } == session) }
+        #expect(loaded.settings["clock.offset"] == -5)
+        #expect(loaded.headCursor == 2)
+        #expect(loaded.messageFingerprints.count == Self.awkward.count)
+        for (i, text) in Self.awkward.enumerated() {
+            let stored = try journal.readDurable { try $0.message(channelId: "web", id: "m\(i)") }
+            #expect(stored?.text == text, "message m\(i)")
+        }
+        #expect(try journal.readDurable { try $0.events(sessionId: "s1", afterSequence: 0, limit: 10) } == [batch.events[1]])
+        #expect(try journal.lastSequences(sessionIds: ["s1", "s2", "nobody"]) == ["s1": 1, "s2": 1])
+        #expect(try journal.lastSequence(sessionId: "nobody") == 0)
+    }
+
+    @Test("A second journal cannot take the partition while the first holds it, and takes it once released")
+    func oneOwnerAtATime() throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let first = try Self.journal(url), second = try Self.journal(url)
+        #expect(try first.tryAcquire())
+        #expect(try !second.tryAcquire())
+        #expect(!second.isOwner)
+        var batch = JournalBatch()
+        batch.record(Fixtures.plainChannel("web"))
+        #expect(throws: PostgresStoreError.self) { try second.commit(batch) }
+        try first.advertise(address: "127.0.0.1:1", now: 1)
+        #expect(try second.ownerAddress() == "127.0.0.1:1")
+        first.release()
+        #expect(try second.tryAcquire())
+        defer { second.release() }
+        try second.commit(batch)
+        #expect(try second.loadPartition().channels.map(\.id) == ["web"])
+    }
+}
