@@ -64,6 +64,7 @@
 #   REDIS=1  REDIS_POINTS="1x1 32x16"  REDIS_N=<sized from the warmup run>  REDIS_PORT=<free>
 #            ANCHORS=../shared/bench-anchors                 (REDIS=0 skips the Redis comparison)
 #   SKIP_BUILD=1  reuse the binaries of an earlier run          BASE_PORT=17151
+#   WRITE_BENCHMARKS=0  print the section but leave BENCHMARKS.md alone (partial runs, experiments)
 #
 # Output: tables on stdout, the "Domain workload" section of BENCHMARKS.md, raw data (points.csv,
 # comparisons.csv, server logs, client stderr, redis-durable.sh output, sweeper output, PostgreSQL logs
@@ -1148,6 +1149,10 @@ SECTION=$RAW/domain.md
 } > "$SECTION"
 cat "$SECTION"
 
+if [[ "${WRITE_BENCHMARKS:-1}" == 0 ]]; then
+  log "WRITE_BENCHMARKS=0: BENCHMARKS.md left as it was; this run's section: $SECTION"
+  exit 0
+fi
 # Replace the "## Domain workload" section of BENCHMARKS.md (up to the next level-2 heading), or append it.
 OUT=$ROOT/BENCHMARKS.md
 [[ -f "$OUT" ]] || printf '# Benchmarks\n' > "$OUT"
