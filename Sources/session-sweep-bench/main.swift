@@ -7,13 +7,14 @@
 //    after an existing history. `--layout time-ordered` (default) orders ids, rows and deadlines by
 //    creation time like production ids, so the due sessions are the oldest; `--layout spread` makes
 //    every (N/M)-th id due (each fired session then dirties pages of its own: the worst case).
-// 2. Measured (SQLite, `--engine owner`, the default there: sessiond's path): the store is reopened
+// 2. Measured (`--engine owner`, the default: sessiond's path on either store): the store is reopened
 //    with the daemon's settings and loaded into a `PartitionOwner` (timed apart as partition_load_s:
 //    what a restart costs; rss_loaded_mb is memory with every session in it), which fires every due
 //    timer from its heap at once; seconds = from the owner's start until every due timer has fired
 //    durably (the owner holds no due session and its journal holds the transitions); tables_s = until
-//    the SQLite tables (which the materializer writes behind the journal) hold them too.
-//    Measured (PostgreSQL, or `--engine sweeper`): the store is reopened with the daemon's settings (`--durability`, default `full`, like
+//    the SQLite tables (which the materializer writes behind the journal) hold them too (on
+//    PostgreSQL the journal is the tables: one statement per batch on the partition lock's connection).
+//    Measured (`--engine sweeper`: the store-per-call path): the store is reopened with the daemon's settings (`--durability`, default `full`, like
 //    `sessiond`), a real `TimerSweeper` over a `SessionBackend` is started (it sweeps at once, then
 //    every interval, in batches of `--sweep-batch` sessions per transaction) and the main thread
 //    polls, every few milliseconds, on its own read connection, whether any due deadline is left, and
@@ -72,8 +73,8 @@ struct Options {
     var layout = Population.Layout.timeOrdered
     var timeoutSeconds = 600.0
     var loadMode = LoadMode.bulk
-    /// `owner`: sessiond's SQLite path (the partition loaded into a state owner, timers fired from
-    /// its heap); `sweeper`: the store-polling TimerSweeper (PostgreSQL's path; the only one there).
+    /// `owner` (default): sessiond's path (the partition loaded into a state owner, timers fired
+    /// from its heap); `sweeper`: the store-polling TimerSweeper (the store-per-call path).
     var engine: String?
 
     /// How the PostgreSQL store is loaded (SQLite always goes through its repository).
@@ -599,11 +600,7 @@ do {
     // ---- measured: as sessiond runs it. SQLite: the partition loaded into a state owner, which
     // fires due timers from its heap at once (the load is timed apart: it is the restart's cost);
     // PostgreSQL (or --engine sweeper): a real TimerSweeper over a SessionBackend.
-    let useOwner: Bool
-    if case .sqlite = options.store { useOwner = (options.engine ?? "owner") == "owner" } else {
-        if options.engine == "owner" { fail("--engine owner is the embedded store's path; PostgreSQL runs the sweeper") }
-        useOwner = false
-    }
+    let useOwner = (options.engine ?? "owner") == "owner"
     guard try benchStore.anyDue(at: population.cutoff) || options.due == 0 else {
         fail("no session is due after the load")
     }
@@ -619,11 +616,18 @@ do {
     if useOwner {
         note("loading the partition into a state owner (durability \(options.durability)); it fires what is due at once…")
         let store = try benchStore.openForSweep()
-        guard let sqlite = store as? SQLiteStore, let files = benchStore as? SQLiteSweepBenchStore else {
-            fail("the owner needs the SQLite store")
+        let journal: any PartitionJournal
+        if let sqlite = store as? SQLiteStore, let files = benchStore as? SQLiteSweepBenchStore {
+            // As sessiond runs it: the journal file in the data directory, the tables behind it.
+            journal = JournaledSQLiteStore(store: sqlite, directory: files.directory, syncs: options.durability == .full)
+        } else if let postgres = store as? PostgresStore, case .postgres(let url) = options.store {
+            // As sessiond runs it: the partition's lock taken, each batch one statement on its connection.
+            let pg = try PostgresPartitionJournal(store: postgres, url: url, lease: .seconds(10))
+            guard try pg.tryAcquire() else { fail("another process holds the partition's lock on \(url)") }
+            journal = pg
+        } else {
+            fail("the owner needs the SQLite or the PostgreSQL store")
         }
-        // As sessiond runs it: the journal file in the data directory, the tables behind it.
-        let journal = JournaledSQLiteStore(store: sqlite, directory: files.directory, syncs: options.durability == .full)
         let clock = ServerClock(testClock: false)
         let loadStart = monotonicSeconds()
         let owner = try PartitionOwner(journal: journal, now: { clock.now() })
