@@ -174,7 +174,7 @@ public final class SessionDaemon: Sendable {
     // MARK: - PostgreSQL: owner or standby
 
     /// Takes the partition if no other instance holds it, else stands by: forwards calls to
-    /// the owner and tries again every second.
+    /// the owner and tries again every 100 ms.
     private func startPartition(_ postgres: PostgresStore) throws {
         let journal = try PostgresPartitionJournal(store: postgres, url: options.storeURL ?? "", lease: .milliseconds(options.partitionLeaseMillis))
         partitionJournal.withLock { $0 = journal }
@@ -186,11 +186,15 @@ public final class SessionDaemon: Sendable {
         logger.info("another instance owns the partition: standing by, forwarding calls to it")
         try? routing.point(to: journal.ownerAddress(), tls: forwardingTLS)
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "sessiond.standby"))
-        timer.schedule(deadline: .now() + 1, repeating: 1, leeway: .milliseconds(100))
+        // Tries often (one statement on a kept connection): a killed owner's lock frees the
+        // moment its socket closes, and the standby should not leave it unowned for long.
+        timer.schedule(deadline: .now() + Self.standbyTryInterval, repeating: Self.standbyTryInterval, leeway: .milliseconds(20))
         timer.setEventHandler { [weak self] in self?.standbyTick(journal) }
         standbyTimer.withLock { $0 = TimerBox(timer: timer) }
         timer.resume()
     }
+
+    static let standbyTryInterval: DispatchTimeInterval = .milliseconds(100)
 
     private func standbyTick(_ journal: PostgresPartitionJournal) {
         guard backend.owner == nil, !routing.isStopping else { return }
@@ -526,7 +530,7 @@ final class PartitionRouting: Sendable {
 
     /// Forwards to `address` from now on (a new channel when it changed).
     func point(to address: String?, tls: RPCClientTLS?) throws {
-        guard let address else { return }
+        guard let address, target.withLock({ $0.address != address }) else { return }
         var configuration = RPCClientConfiguration()
         configuration.tls = tls
         configuration.connectTimeout = .seconds(2)

@@ -37,6 +37,9 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
     private let leaseMillis: Int64
     /// The lock connection; nil once lost. Guarded by `lock` (commits and pings take turns).
     private var connection: PostgresConnection?
+    /// A standby's connection for its tries (kept, so that trying often costs no new backend);
+    /// it becomes the lock connection when a try succeeds.
+    private var candidate: PostgresConnection?
     private let lock = NSLock()
     private var pinger: (any DispatchSourceTimer)?
     /// What this owner wrote to `partition_owner` (nil before ``advertise(address:now:)``).
@@ -69,12 +72,18 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         if connection != nil { return true }
         guard !lost, !reconnecting else { return false }
         do {
-            let c = try PostgresConnection(configuration: configuration)
+            let c = try candidate ?? PostgresConnection(configuration: configuration)
+            candidate = c
             let taken = try c.queryOne("SELECT pg_try_advisory_lock($1)", [Self.lockKey]) { try $0.bool(0) } ?? false
             guard taken else { return false }
+            candidate = nil
             connection = c
         } catch let error as PostgresError where error.meansUnavailable {
+            candidate = nil
             throw PostgresStoreError.unavailable("\(store.database): \(error.message)")
+        } catch {
+            candidate = nil
+            throw error
         }
         startPinging()
         return true
@@ -120,6 +129,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         pinger = nil
         if let c = connection { _ = try? c.execute("SELECT pg_advisory_unlock_all()") }
         connection = nil
+        candidate = nil
     }
 
     private func startPinging() {
