@@ -499,18 +499,23 @@ final class PartitionRouting: Sendable {
     private let forwarding = Atomic<Bool>(false)
     private let stoppingFlag = Atomic<Bool>(false)
     private let target = Mutex<Target>(Target())
+    private let turn = Atomic<Int>(0)
+    /// Connections to the owner: calls take them in turn, so that the owner's per-connection
+    /// limit (`--max-concurrent-calls`, per connection) caps a standby at this many times it, not once.
+    static let connectionsToOwner = 8
 
     private struct Target {
         var address: String?
-        var channel: RPCClientChannel?
+        var channels: [RPCClientChannel] = []
         var refusal: String?
     }
 
     func decision() -> RPCForwardDecision {
         guard forwarding.load(ordering: .acquiring) else { return .serveLocally }
+        let n = turn.wrappingAdd(1, ordering: .relaxed).oldValue
         return target.withLock { t in
             if let refusal = t.refusal { return .refuse(RPCError(.unavailable, refusal)) }
-            if let channel = t.channel { return .forward(channel) }
+            if !t.channels.isEmpty { return .forward(t.channels[Int(UInt(bitPattern: n) % UInt(t.channels.count))]) }
             return .refuse(RPCError(.unavailable, "no instance owns the partition yet; retry shortly"))
         }
     }
@@ -520,28 +525,28 @@ final class PartitionRouting: Sendable {
     func startStandby() { forwarding.store(true, ordering: .releasing) }
 
     func becomeOwner() {
-        let old = target.withLock { t -> RPCClientChannel? in
+        let old = target.withLock { t -> [RPCClientChannel] in
             defer { t = Target() }
-            return t.channel
+            return t.channels
         }
         forwarding.store(false, ordering: .releasing)
-        old?.close()
+        for channel in old { channel.close() }
     }
 
-    /// Forwards to `address` from now on (a new channel when it changed).
+    /// Forwards to `address` from now on (new channels when it changed).
     func point(to address: String?, tls: RPCClientTLS?) throws {
         guard let address, target.withLock({ $0.address != address }) else { return }
         var configuration = RPCClientConfiguration()
         configuration.tls = tls
         configuration.connectTimeout = .seconds(2)
         configuration.maxBackoff = .milliseconds(500)
-        let channel = try RPCClientChannel(address: address, configuration: configuration)
-        let old = target.withLock { t -> RPCClientChannel? in
-            guard t.address != address else { return channel }
-            defer { t.address = address; t.channel = channel }
-            return t.channel
+        let channels = try (0..<Self.connectionsToOwner).map { _ in try RPCClientChannel(address: address, configuration: configuration) }
+        let old = target.withLock { t -> [RPCClientChannel] in
+            guard t.address != address else { return channels }
+            defer { t.address = address; t.channels = channels }
+            return t.channels
         }
-        old?.close()
+        for channel in old { channel.close() }
     }
 
     func refuseAll(_ reason: String) {

@@ -230,4 +230,46 @@ struct PostgresFailoverTests {
             #expect(b.terminate() == 0)
         }
     }
+
+    @Test("A standby passes on more calls at once than the owner takes on one connection")
+    func forwardingIsNotCappedByOneConnection() async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let limit = ["--max-concurrent-calls", "4"]
+        let dirA = makeTemporaryDirectory(), dirB = makeTemporaryDirectory()
+        defer { removeDirectory(dirA); removeDirectory(dirB) }
+        let a = try DaemonProcess.start(dataDirectory: dirA, arguments: Self.arguments(url) + limit)
+        #expect(await a.logBuffer.waitFor("owning the partition", until: Date().addingTimeInterval(30)))
+        let b = try DaemonProcess.start(dataDirectory: dirB, arguments: Self.arguments(url) + limit)
+        #expect(await b.logBuffer.waitFor("standing by", until: Date().addingTimeInterval(30)))
+        try await DaemonProcess.withLogsOnFailure([a, b]) {
+            let setup = try b.client()
+            defer { setup.close() }
+            try await setUpChannelAndReps(setup, reps: 1)
+            _ = try await customerMessage(setup, conversation: "c", channel: "web", message: "m")
+            // 9 watches open at once through the standby (3 connections x 3, under the standby's own
+            // limit of 4 per connection), more than the owner takes on any one connection.
+            let clients = try (0..<3).map { _ in try b.client() }
+            defer { for c in clients { c.close() } }
+            let opened = Shared(0)
+            var watches: [Task<Void, any Error>] = []
+            for client in clients {
+                for _ in 0..<3 {
+                    watches.append(Task {
+                        var first = true
+                        for try await _ in client.events.watchEvents(SessionsV1.WatchEventsRequest()) where first {
+                            first = false
+                            opened.withLock { $0 += 1 }
+                        }
+                    })
+                }
+            }
+            #expect(await waitUntil(seconds: 20) { opened.value == 9 }, "only \(opened.value) of 9 watches got their first event")
+            // And a call beside them still goes through.
+            _ = try await customerMessage(setup, conversation: "d", channel: "web", message: "m2")
+            for w in watches { w.cancel() }
+            for w in watches { _ = await w.result }
+            #expect(b.terminate() == 0)
+            #expect(a.terminate() == 0)
+        }
+    }
 }
