@@ -280,9 +280,16 @@ class Connection:
         failure: Optional[_Outcome] = None
         with self._lock:
             if not self.usable:
-                reason = (f"connection to {self.peer} closed: {self._close_reason or self._close_requested}"
-                          if self._goaway is None else f"server {self.peer} is going away")
-                failure = _Outcome.failure(RPCError(StatusCode.UNAVAILABLE, reason), not_started=True)
+                code = StatusCode.UNAVAILABLE
+                if self._goaway is None:
+                    reason = f"connection to {self.peer} closed: {self._close_reason or self._close_requested}"
+                else:
+                    # The GoAway may have come before this call (a server refusing every call says
+                    # why in it): the caller gets its code and reason, as calls it cut off do.
+                    _, error_code, why = self._goaway
+                    code = StatusCode.UNAVAILABLE if error_code == 0 else StatusCode.from_wire(error_code)
+                    reason = f"server {self.peer} went away: {why}" if why else f"server {self.peer} is going away"
+                failure = _Outcome.failure(RPCError(code, reason), not_started=True)
             elif len(body) > self._max_frame - _ENVELOPE_ROOM:
                 failure = _Outcome.failure(RPCError(
                     StatusCode.RESOURCE_EXHAUSTED,
