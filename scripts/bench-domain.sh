@@ -856,7 +856,7 @@ targets() {
     local l
     for l in "${SWEEP_LINES[@]}"; do
       [[ "$l" == *"store=postgres"* ]] || continue
-      echo "| PostgreSQL sweeper (no target; the 5 s target is SQLite's), layout $(kv layout "$l") | $(kv fired "$l") of $(kv due "$l") due (of $(kv sessions "$l")) fired in $(kv seconds "$l") s ($(kv transitions_per_s "$l")/s), check $(kv check "$l"), client RSS +$(awk -v a="$(kv rss_before_mb "$l")" -v b="$(kv rss_peak_during_mb "$l")" 'BEGIN{ printf "%.1f", b - a }') MiB | reference |"
+      echo "| PostgreSQL timers, engine $(kv engine "$l") (the 1 s target is SQLite's), layout $(kv layout "$l") | $(kv fired "$l") of $(kv due "$l") due (of $(kv sessions "$l")) fired in $(kv seconds "$l") s ($(kv transitions_per_s "$l")/s), check $(kv check "$l"), benchmark RSS loaded $(kv rss_loaded_mb "$l") MiB, peak $(kv rss_peak_during_mb "$l") MiB | reference |"
     done
   else
     echo "| PostgreSQL (one and two instances, beside pgbench on the same server) | not measured (STORES without postgres) | n/a |"
