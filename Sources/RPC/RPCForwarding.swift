@@ -40,34 +40,19 @@ extension RPCMethodHandler {
         switch local.body {
         case .unary(let decode):
             self.init(descriptor: local.descriptor, policy: local.policy, body: .unary { bytes throws(RPCError) in
-                let channel: RPCClientChannel
-                switch target() {
-                case .serveLocally: return try decode(bytes)
-                case .refuse(let error): throw error
-                case .forward(let c): channel = c
-                }
+                guard let channel = try Self.channel(target) else { return try decode(bytes) }
                 let payload = Array(bytes)
                 return { context in try Self.forwardBlocking(channel, path, payload, context) }
             })
         case .asyncUnary(let decode):
             self.init(descriptor: local.descriptor, policy: local.policy, body: .asyncUnary { bytes throws(RPCError) in
-                let channel: RPCClientChannel
-                switch target() {
-                case .serveLocally: return try decode(bytes)
-                case .refuse(let error): throw error
-                case .forward(let c): channel = c
-                }
+                guard let channel = try Self.channel(target) else { return try decode(bytes) }
                 let payload = Array(bytes)
                 return { context in try await Self.forward(channel, path, payload, context) }
             })
         case .deferred(let decode):
             self.init(descriptor: local.descriptor, policy: local.policy, body: .deferred { bytes throws(RPCError) in
-                let channel: RPCClientChannel
-                switch target() {
-                case .serveLocally: return try decode(bytes)
-                case .refuse(let error): throw error
-                case .forward(let c): channel = c
-                }
+                guard let channel = try Self.channel(target) else { return try decode(bytes) }
                 let payload = Array(bytes)
                 return { context, responder in
                     let task = Task {
@@ -83,12 +68,7 @@ extension RPCMethodHandler {
             })
         case .serverStreaming(let decode):
             self.init(descriptor: local.descriptor, policy: local.policy, body: .serverStreaming { bytes throws(RPCError) in
-                let channel: RPCClientChannel
-                switch target() {
-                case .serveLocally: return try decode(bytes)
-                case .refuse(let error): throw error
-                case .forward(let c): channel = c
-                }
+                guard let channel = try Self.channel(target) else { return try decode(bytes) }
                 let payload = Array(bytes)
                 return { context, sink in
                     let events = try await channel.openStream(path: path, payload: payload, options: try Self.options(context))
@@ -105,6 +85,15 @@ extension RPCMethodHandler {
                     }
                 }
             })
+        }
+    }
+
+    /// The channel to forward over; nil: serve locally.
+    private static func channel(_ target: RPCForwardTarget) throws(RPCError) -> RPCClientChannel? {
+        switch target() {
+        case .serveLocally: return nil
+        case .refuse(let error): throw error
+        case .forward(let channel): return channel
         }
     }
 
