@@ -90,10 +90,12 @@ package final class ClientConnection: @unchecked Sendable {
         queue.async { [self] in
             let rs = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
             rs.setEventHandler { self.readable() }
-            rs.setCancelHandler { Glibc.close(fd) }
+            let release = DescriptorRelease(fd: fd, sources: 2)
+            rs.setCancelHandler { release.sourceCancelled() }
             readSource = rs
             let ws = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
             ws.setEventHandler { self.flush() }
+            ws.setCancelHandler { release.sourceCancelled() }
             writeSource = ws
             rs.resume()
             // Records that came with the end of the handshake wait in the session.

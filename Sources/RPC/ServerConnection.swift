@@ -99,11 +99,13 @@ package final class ServerConnection: @unchecked Sendable {
         queue.async { [self] in
             let rs = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
             rs.setEventHandler { self.readable() }
-            let fd = self.fd
-            rs.setCancelHandler { close(fd) }
+            // The descriptor is closed once both sources on it are gone (see DescriptorRelease).
+            let release = DescriptorRelease(fd: fd, sources: 2)
+            rs.setCancelHandler { release.sourceCancelled() }
             readSource = rs
             let ws = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
             ws.setEventHandler { self.flush() }
+            ws.setCancelHandler { release.sourceCancelled() }
             writeSource = ws  // resumed only while a write is blocked (EAGAIN)
             let tick = max(0.05, min(config.idleTimeoutSeconds, config.frameTimeoutSeconds, config.firstCallTimeoutSeconds) / 4)
             let timer = DispatchSource.makeTimerSource(queue: queue)
@@ -925,7 +927,7 @@ package final class ServerConnection: @unchecked Sendable {
         }
         if let rs = readSource {
             if readPaused { rs.resume() }
-            rs.cancel()  // closes the fd in its cancel handler
+            rs.cancel()  // the last of the two cancel handlers closes the fd
         } else {
             close(fd)
         }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Thin POSIX socket helpers; every return code checked.
 package enum Socket {
@@ -174,5 +175,25 @@ package enum Socket {
             }
             return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
         }
+    }
+}
+
+/// Closes a descriptor once every Dispatch source watching it has finished cancelling. A
+/// source's cancellation is asynchronous, and libdispatch on Linux keeps one epoll entry per
+/// descriptor for all sources on it: closing the descriptor when the read source is done while
+/// the write source is still being torn down lets the number be reused by a new socket under an
+/// entry that is about to be changed (the manager thread then crashes in the event loop).
+package final class DescriptorRelease: Sendable {
+    private let fd: Int32
+    private let remaining: Atomic<Int>
+
+    package init(fd: Int32, sources: Int) {
+        self.fd = fd
+        self.remaining = Atomic(sources)
+    }
+
+    /// From each source's cancel handler; the last one closes the descriptor.
+    package func sourceCancelled() {
+        if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { _ = close(fd) }
     }
 }

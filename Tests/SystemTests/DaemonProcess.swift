@@ -63,14 +63,18 @@ final class DaemonProcess: @unchecked Sendable {
         process.standardError = pipe
         process.standardOutput = pipe
         let log = LogBuffer()
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                log.markEOF()
-            } else {
+        // A blocking read on a thread of its own, not `readabilityHandler`: tearing down the
+        // Dispatch read source behind that handler while others come and go corrupts libdispatch's
+        // epoll bookkeeping on Linux (swift-corelibs-libdispatch#949); the test process crashed in
+        // `_dispatch_event_loop_drain` about one run in two of the kill -9 loop under load.
+        let handle = pipe.fileHandleForReading
+        Thread.detachNewThread {
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
                 log.append(String(decoding: data, as: UTF8.self))
             }
+            log.markEOF()
         }
         let exited = ExitWaiter()
         process.terminationHandler = { _ in exited.signal() }
