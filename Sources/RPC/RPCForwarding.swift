@@ -39,7 +39,9 @@ extension RPCMethodHandler {
         let path = local.descriptor.path
         switch local.body {
         case .unary(let decode):
-            self.init(descriptor: local.descriptor, policy: local.policy, body: .unary { bytes throws(RPCError) in
+            // A synchronous handler that may be forwarded runs on the pool, never inline: a forwarded
+            // call waits for the network, which must not hold the connection's queue.
+            self.init(descriptor: local.descriptor, policy: .pool, body: .unary { bytes throws(RPCError) in
                 guard let channel = try Self.channel(target) else { return try decode(bytes) }
                 let payload = Array(bytes)
                 return { context in try Self.forwardBlocking(channel, path, payload, context) }

@@ -134,5 +134,44 @@ extension Loopback {
                 #expect(await eventually("the owner's stream saw the cancel") { owner.probe.counts.cancelled == 2 })
             }
         }
+
+        /// `grpc.testing.TestService/EmptyCall` answered after 500 ms, on the pool; counts its calls.
+        struct SlowEmpty: RPCService {
+            let started = Started()
+            final class Started: Sendable {
+                private let n = Mutex(0)
+                var count: Int { n.withLock { $0 } }
+                func add() { n.withLock { $0 += 1 } }
+            }
+            var serviceName: String { "grpc.testing.TestService" }
+            func methodHandlers() -> [RPCMethodHandler] {
+                [RPCMethodHandler(unary: GrpcTesting.TestService.Method.emptyCall, policy: .pool) { [started] (_: GrpcTesting.Empty, _) -> GrpcTesting.Empty in
+                    started.add()
+                    usleepMillis(500)
+                    return GrpcTesting.Empty()
+                }]
+            }
+        }
+
+        @Test("a forwarded call of an inline handler waits off the connection's queue: the connection's other traffic goes on")
+        func forwardedInlineCallDoesNotHoldTheConnection() async throws {
+            var configuration = TestServer.defaultConfiguration()
+            configuration.port = 0
+            let slowService = SlowEmpty()
+            let owner = RPCServer(configuration: configuration, services: [slowService])
+            try owner.start()
+            defer { owner.beginGracefulShutdown() }
+            let toOwner = RPCClientChannel(host: "127.0.0.1", port: owner.port)
+            defer { toOwner.close() }
+            let front = try Front(.forward(toOwner))  // TestService's EmptyCall is an inline handler
+            defer { front.stop() }
+            _ = try await front.channel.ping()  // connected
+            let client = front.client
+            let slow = Task { try await client.emptyCall(GrpcTesting.Empty(), options: .init(timeout: .seconds(10))) }
+            #expect(await eventually("the forwarded call reached the owner") { slowService.started.count == 1 })
+            let rtt = try await front.channel.ping()
+            #expect(rtt < 250_000_000, "a ping on the same connection took \(rtt / 1_000_000) ms while a forwarded call waited")
+            _ = try await slow.value
+        }
     }
 }
