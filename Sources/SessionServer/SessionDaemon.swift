@@ -69,6 +69,8 @@ public final class SessionDaemon: Sendable {
     /// Dispatch sources are thread-safe; Swift does not mark them Sendable yet.
     private struct TimerBox: @unchecked Sendable { let timer: any DispatchSourceTimer }
     private let exitCode = Atomic<Int32>(0)
+    private let standbyTicks = Atomic<Int>(0)
+    private let standbyFailing = Atomic<Bool>(false)
     /// 0 after a normal stop; 75 (EX_TEMPFAIL) after this instance lost the partition it owned.
     public var exitStatus: Int32 { exitCode.load(ordering: .acquiring) }
 
@@ -195,18 +197,25 @@ public final class SessionDaemon: Sendable {
     }
 
     static let standbyTryInterval: DispatchTimeInterval = .milliseconds(100)
+    /// The owner's address is read again every this many tries (and whenever none is known).
+    static let standbyAddressEvery = 10
 
     private func standbyTick(_ journal: PostgresPartitionJournal) {
         guard backend.owner == nil, !routing.isStopping else { return }
+        let tick = standbyTicks.wrappingAdd(1, ordering: .relaxed).oldValue
         do {
             if try journal.tryAcquire() {
                 standbyTimer.withLock { $0?.timer.cancel(); $0 = nil }
                 try becomeOwner(journal)
-            } else {
+            } else if !routing.hasOwnerAddress || tick % Self.standbyAddressEvery == 0 {
                 try routing.point(to: journal.ownerAddress(), tls: forwardingTLS)
             }
+            if standbyFailing.exchange(false, ordering: .relaxed) { logger.info("standby: the database answers again") }
         } catch {
-            logger.warning("standby: cannot reach the database or load the partition", metadata: ["error": "\(error)"])
+            // Said once per outage, not ten times a second.
+            if !standbyFailing.exchange(true, ordering: .relaxed) {
+                logger.warning("standby: cannot reach the database or load the partition", metadata: ["error": "\(error)"])
+            }
             if journal.isOwner { partitionLost("loading the partition failed: \(error)") }
         }
     }
@@ -521,6 +530,8 @@ final class PartitionRouting: Sendable {
     }
 
     var isStopping: Bool { stoppingFlag.load(ordering: .acquiring) }
+
+    var hasOwnerAddress: Bool { target.withLock { $0.address != nil } }
 
     func startStandby() { forwarding.store(true, ordering: .releasing) }
 

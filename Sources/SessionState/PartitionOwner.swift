@@ -356,7 +356,8 @@ public final class PartitionOwner: @unchecked Sendable {
             var repo = state
             let engine = SessionEngine()
             var failures: [String] = []
-            // One store read for the sequences of sessions not changed since start-up, not one per fire.
+            // One store read for the sequences of sessions not changed since start-up, not one per
+            // fire. Only a shortcut: if it fails, each fire reads its own and reports its error.
             try? state.prefetchLastSequences(due)
             for sessionId in due {
                 let savepoint = state.savepoint()

@@ -22,14 +22,14 @@ struct PostgresFailoverTests {
     }
 
     /// Starts the owner, waits until it owns the partition, then a standby.
-    static func startPair(_ url: String, lease: Int64 = leaseMillis) async throws -> (owner: DaemonProcess, standby: DaemonProcess) {
+    static func startPair(_ url: String, lease: Int64 = leaseMillis, extra: [String] = []) async throws -> (owner: DaemonProcess, standby: DaemonProcess) {
         let dirA = makeTemporaryDirectory(), dirB = makeTemporaryDirectory()
-        let a = try DaemonProcess.start(dataDirectory: dirA, arguments: arguments(url, lease: lease))
+        let a = try DaemonProcess.start(dataDirectory: dirA, arguments: arguments(url, lease: lease) + extra)
         guard await a.logBuffer.waitFor("owning the partition", until: Date().addingTimeInterval(30)) else {
             a.recordLog("the first instance never owned the partition")
             throw SystemTestError("no owner")
         }
-        let b = try DaemonProcess.start(dataDirectory: dirB, arguments: arguments(url, lease: lease))
+        let b = try DaemonProcess.start(dataDirectory: dirB, arguments: arguments(url, lease: lease) + extra)
         guard await b.logBuffer.waitFor("standing by", until: Date().addingTimeInterval(30)) else {
             b.recordLog("the second instance did not stand by")
             throw SystemTestError("no standby")
@@ -234,13 +234,8 @@ struct PostgresFailoverTests {
     @Test("A standby passes on more calls at once than the owner takes on one connection")
     func forwardingIsNotCappedByOneConnection() async throws {
         let url = try PostgresTestServer.makeDatabase()
-        let limit = ["--max-concurrent-calls", "4"]
-        let dirA = makeTemporaryDirectory(), dirB = makeTemporaryDirectory()
-        defer { removeDirectory(dirA); removeDirectory(dirB) }
-        let a = try DaemonProcess.start(dataDirectory: dirA, arguments: Self.arguments(url) + limit)
-        #expect(await a.logBuffer.waitFor("owning the partition", until: Date().addingTimeInterval(30)))
-        let b = try DaemonProcess.start(dataDirectory: dirB, arguments: Self.arguments(url) + limit)
-        #expect(await b.logBuffer.waitFor("standing by", until: Date().addingTimeInterval(30)))
+        let (a, b) = try await Self.startPair(url, extra: ["--max-concurrent-calls", "4"])
+        defer { removeDirectory(a.dataDirectory); removeDirectory(b.dataDirectory) }
         try await DaemonProcess.withLogsOnFailure([a, b]) {
             let setup = try b.client()
             defer { setup.close() }

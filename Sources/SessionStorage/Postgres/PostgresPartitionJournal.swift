@@ -48,7 +48,8 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
     private var reconnecting = false
     private var lost = false
     private let lostHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
-    private let lostReason = Mutex<String?>(nil)
+    /// Why the partition was lost (guarded by `lock`).
+    private var lostReason: String?
 
     /// Opens the lock connection (not the lock yet). `lease`: how long a silent
     /// owner keeps the partition before PostgreSQL lets another take it.
@@ -187,7 +188,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         connection = nil
         pinger?.cancel()
         pinger = nil
-        lostReason.withLock { $0 = reason }
+        lostReason = reason
         let handler = lostHandler.withLock { $0 }
         DispatchQueue.global().async { handler?(reason) }
     }
@@ -222,7 +223,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         guard let c = connection else {
             if reconnecting { throw PostgresStoreError.unavailable("\(store.database) is unreachable; reconnecting") }
             throw PostgresStoreError.unavailable(
-                "this instance no longer owns the partition (\(lostReason.withLock { $0 } ?? "not acquired")); its writes are refused")
+                "this instance no longer owns the partition (\(lostReason ?? "not acquired")); its writes are refused")
         }
         // A connection the server closed while it sat idle (a restart, an administrator) says so
         // before anything is sent: then nothing of this batch reached the database.
