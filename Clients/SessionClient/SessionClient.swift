@@ -34,6 +34,7 @@ public struct SessionClient: Sendable {
     public var events: SessionsV1.EventService.Client { .init(channel: channel) }
     public var tokens: SessionsV1.TokenService.Client { .init(channel: channel) }
     public var clock: SessionsV1.ClockService.Client { .init(channel: channel) }
+    public var tenants: SessionsV1.TenantService.Client { .init(channel: channel) }
 
     /// Closes the connection.
     public func close() { channel.close() }

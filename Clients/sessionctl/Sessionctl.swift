@@ -30,7 +30,7 @@ struct Sessionctl: AsyncParsableCommand {
             """,
         version: "sessionctl \(BuildInfo.versionString)",
         subcommands: [
-            Sessions.self, Reps.self, Channels.self, Permissions.self, Events.self, Tokens.self, ClockCommands.self,
+            Sessions.self, Reps.self, Channels.self, Permissions.self, Events.self, Tokens.self, Tenants.self, ClockCommands.self,
             Health.self, Echo.self, Ping.self, Call.self, Describe.self,
         ])
 }

@@ -8,7 +8,8 @@ struct Tokens: AsyncParsableCommand {
         abstract: "Issue, list and revoke bearer tokens; show who the current token is.",
         discussion: """
             Roles: service (channel integrations), rep (acts as one rep, on its own sessions), \
-            admin (configuration, reps, permissions, any session).
+            admin (configuration, reps, permissions, any session) — each inside one tenant, the \
+            tenant of the token that issues it; operator (manages tenants, see 'sessionctl tenants').
             """,
         subcommands: [Issue.self, List.self, Revoke.self, WhoAmI.self])
 
@@ -69,9 +70,9 @@ struct Tokens: AsyncParsableCommand {
                     printJSON(response)
                     return
                 }
-                var table = Table(["ID", "NAME", "ROLE", "REP", "CREATED", "STATE"])
+                var table = Table(["ID", "NAME", "ROLE", "REP", "TENANT", "CREATED", "STATE"])
                 for t in response.tokens {
-                    table.add([t.id, t.name, roleText(t.role), t.repId, isoTime(t.createdAtMs), t.revoked ? "revoked" : "active"])
+                    table.add([t.id, t.name, roleText(t.role), t.repId, t.tenantId.isEmpty ? "-" : t.tenantId, isoTime(t.createdAtMs), t.revoked ? "revoked" : "active"])
                 }
                 printTable(table, empty: "No tokens.")
             }
@@ -116,8 +117,8 @@ private func roleText(_ role: SessionsV1.Role) -> String {
     role == .unspecified ? "-" : role.protoName
 }
 
-private func tokenFields(_ t: SessionsV1.TokenInfo) -> [(String, String)] {
-    var fields: [(String, String)] = [("id", t.id), ("name", t.name), ("role", roleText(t.role))]
+func tokenFields(_ t: SessionsV1.TokenInfo) -> [(String, String)] {
+    var fields: [(String, String)] = [("id", t.id), ("name", t.name), ("role", roleText(t.role)), ("tenant", t.tenantId.isEmpty ? "-" : t.tenantId)]
     if !t.repId.isEmpty || t.role == .rep { fields.append(("rep", t.repId)) }
     fields.append(("created", isoTime(t.createdAtMs)))
     fields.append(("state", t.revoked ? "revoked" : "active"))

@@ -10,7 +10,9 @@ public enum RPCForwardDecision: Sendable {
     case refuse(RPCError)
 }
 
-public typealias RPCForwardTarget = @Sendable () -> RPCForwardDecision
+/// Decides where a call goes from its metadata (its token, say), on the connection's queue:
+/// it must be quick and must not block.
+public typealias RPCForwardTarget = @Sendable (RPCMetadata) -> RPCForwardDecision
 
 /// A service whose calls are passed on, bytes as they came, to another server
 /// while `target` says so, and served by `inner` otherwise (decided per call).
@@ -41,20 +43,20 @@ extension RPCMethodHandler {
         case .unary(let decode):
             // A synchronous handler that may be forwarded runs on the pool, never inline: a forwarded
             // call waits for the network, which must not hold the connection's queue.
-            self.init(descriptor: local.descriptor, policy: .pool, body: .unary { bytes throws(RPCError) in
-                guard let channel = try Self.channel(target) else { return try decode(bytes) }
+            self.init(descriptor: local.descriptor, policy: .pool, body: .unary { bytes, metadata throws(RPCError) in
+                guard let channel = try Self.channel(target, metadata) else { return try decode(bytes, metadata) }
                 let payload = Array(bytes)
                 return { context in try Self.forwardBlocking(channel, path, payload, context) }
             })
         case .asyncUnary(let decode):
-            self.init(descriptor: local.descriptor, policy: local.policy, body: .asyncUnary { bytes throws(RPCError) in
-                guard let channel = try Self.channel(target) else { return try decode(bytes) }
+            self.init(descriptor: local.descriptor, policy: local.policy, body: .asyncUnary { bytes, metadata throws(RPCError) in
+                guard let channel = try Self.channel(target, metadata) else { return try decode(bytes, metadata) }
                 let payload = Array(bytes)
                 return { context in try await Self.forward(channel, path, payload, context) }
             })
         case .deferred(let decode):
-            self.init(descriptor: local.descriptor, policy: local.policy, body: .deferred { bytes throws(RPCError) in
-                guard let channel = try Self.channel(target) else { return try decode(bytes) }
+            self.init(descriptor: local.descriptor, policy: local.policy, body: .deferred { bytes, metadata throws(RPCError) in
+                guard let channel = try Self.channel(target, metadata) else { return try decode(bytes, metadata) }
                 let payload = Array(bytes)
                 return { context, responder in
                     let task = Task {
@@ -69,8 +71,8 @@ extension RPCMethodHandler {
                 }
             })
         case .serverStreaming(let decode):
-            self.init(descriptor: local.descriptor, policy: local.policy, body: .serverStreaming { bytes throws(RPCError) in
-                guard let channel = try Self.channel(target) else { return try decode(bytes) }
+            self.init(descriptor: local.descriptor, policy: local.policy, body: .serverStreaming { bytes, metadata throws(RPCError) in
+                guard let channel = try Self.channel(target, metadata) else { return try decode(bytes, metadata) }
                 let payload = Array(bytes)
                 return { context, sink in
                     let events = try await channel.openStream(path: path, payload: payload, options: try Self.options(context))
@@ -91,8 +93,8 @@ extension RPCMethodHandler {
     }
 
     /// The channel to forward over; nil: serve locally.
-    private static func channel(_ target: RPCForwardTarget) throws(RPCError) -> RPCClientChannel? {
-        switch target() {
+    private static func channel(_ target: RPCForwardTarget, _ metadata: RPCMetadata) throws(RPCError) -> RPCClientChannel? {
+        switch target(metadata) {
         case .serveLocally: return nil
         case .refuse(let error): throw error
         case .forward(let channel): return channel

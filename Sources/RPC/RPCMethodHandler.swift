@@ -12,11 +12,13 @@ public struct RPCMethodHandler: Sendable {
     /// A decoded server-streaming call, ready to run.
     package typealias PreparedStream = @Sendable (RPCServerContext, any RPCRawStreamSink) async throws -> Void
 
+    /// Each case prepares a call from its payload and metadata (the metadata: for a forwarding
+    /// handler, which decides from it where the call goes).
     package enum Body: Sendable {
-        case unary(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedUnary)
-        case asyncUnary(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedAsyncUnary)
-        case deferred(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedDeferred)
-        case serverStreaming(@Sendable (UnsafeRawBufferPointer) throws(RPCError) -> PreparedStream)
+        case unary(@Sendable (UnsafeRawBufferPointer, RPCMetadata) throws(RPCError) -> PreparedUnary)
+        case asyncUnary(@Sendable (UnsafeRawBufferPointer, RPCMetadata) throws(RPCError) -> PreparedAsyncUnary)
+        case deferred(@Sendable (UnsafeRawBufferPointer, RPCMetadata) throws(RPCError) -> PreparedDeferred)
+        case serverStreaming(@Sendable (UnsafeRawBufferPointer, RPCMetadata) throws(RPCError) -> PreparedStream)
     }
 
     public let descriptor: RPCMethodDescriptor
@@ -37,7 +39,7 @@ public struct RPCMethodHandler: Sendable {
     ) {
         self.descriptor = descriptor
         self.policy = policy
-        self.body = .unary { bytes throws(RPCError) in
+        self.body = .unary { bytes, _ throws(RPCError) in
             let request = try decodeRequest(Request.self, bytes, descriptor)
             return { context in try handler(request, context).serializedBytes() }
         }
@@ -51,7 +53,7 @@ public struct RPCMethodHandler: Sendable {
     ) {
         self.descriptor = descriptor
         self.policy = .pool
-        self.body = .asyncUnary { bytes throws(RPCError) in
+        self.body = .asyncUnary { bytes, _ throws(RPCError) in
             let request = try decodeRequest(Request.self, bytes, descriptor)
             return { context in try await handler(request, context).serializedBytes() }
         }
@@ -67,7 +69,7 @@ public struct RPCMethodHandler: Sendable {
     ) {
         self.descriptor = descriptor
         self.policy = .inline
-        self.body = .deferred { bytes throws(RPCError) in
+        self.body = .deferred { bytes, _ throws(RPCError) in
             let request = try decodeRequest(Request.self, bytes, descriptor)
             return { context, raw in handler(request, context, RPCResponder(raw: raw)) }
         }
@@ -81,7 +83,7 @@ public struct RPCMethodHandler: Sendable {
     ) {
         self.descriptor = descriptor
         self.policy = policy
-        self.body = .serverStreaming { bytes throws(RPCError) in
+        self.body = .serverStreaming { bytes, _ throws(RPCError) in
             let request = try decodeRequest(Request.self, bytes, descriptor)
             return { context, sink in
                 try await handler(request, RPCServerStreamWriter(sink: sink), context)

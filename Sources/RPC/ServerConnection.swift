@@ -487,7 +487,7 @@ package final class ServerConnection: @unchecked Sendable {
         switch handler.body {
         case .unary(let prepare):
             let run: RPCMethodHandler.PreparedUnary
-            do { run = try prepare(payload) } catch { return refuse(callID, error.code, error.message) }
+            do { run = try prepare(payload, metadata) } catch { return refuse(callID, error.code, error.message) }
             if handler.policy == .inline && deadline == nil {
                 let result = runUnary(run, context)
                 appendFinal(callID: callID, context: context, result: result, initialSent: false)
@@ -508,7 +508,7 @@ package final class ServerConnection: @unchecked Sendable {
             }
         case .asyncUnary(let prepare):
             let run: RPCMethodHandler.PreparedAsyncUnary
-            do { run = try prepare(payload) } catch { return refuse(callID, error.code, error.message) }
+            do { run = try prepare(payload, metadata) } catch { return refuse(callID, error.code, error.message) }
             let call = ServerCall(id: callID, context: context)
             calls[callID] = call
             armDeadline(call, timeoutMicros: timeoutMicros)
@@ -525,7 +525,7 @@ package final class ServerConnection: @unchecked Sendable {
             }
         case .deferred(let prepare):
             let start: RPCMethodHandler.PreparedDeferred
-            do { start = try prepare(payload) } catch { return refuse(callID, error.code, error.message) }
+            do { start = try prepare(payload, metadata) } catch { return refuse(callID, error.code, error.message) }
             let call = ServerCall(id: callID, context: context)
             calls[callID] = call
             armDeadline(call, timeoutMicros: timeoutMicros)
@@ -548,7 +548,7 @@ package final class ServerConnection: @unchecked Sendable {
             start(context, responder)
         case .serverStreaming(let prepare):
             let run: RPCMethodHandler.PreparedStream
-            do { run = try prepare(payload) } catch { return refuse(callID, error.code, error.message) }
+            do { run = try prepare(payload, metadata) } catch { return refuse(callID, error.code, error.message) }
             let call = ServerCall(id: callID, context: context)
             calls[callID] = call
             armDeadline(call, timeoutMicros: timeoutMicros)

@@ -2122,6 +2122,321 @@ void   sessions__v1__clock_response__free_unpacked
   assert(message->base.descriptor == &sessions__v1__clock_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   sessions__v1__tenant__init
+                     (Sessions__V1__Tenant         *message)
+{
+  static const Sessions__V1__Tenant init_value = SESSIONS__V1__TENANT__INIT;
+  *message = init_value;
+}
+size_t sessions__v1__tenant__get_packed_size
+                     (const Sessions__V1__Tenant *message)
+{
+  assert(message->base.descriptor == &sessions__v1__tenant__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t sessions__v1__tenant__pack
+                     (const Sessions__V1__Tenant *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &sessions__v1__tenant__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t sessions__v1__tenant__pack_to_buffer
+                     (const Sessions__V1__Tenant *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &sessions__v1__tenant__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Sessions__V1__Tenant *
+       sessions__v1__tenant__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Sessions__V1__Tenant *)
+     protobuf_c_message_unpack (&sessions__v1__tenant__descriptor,
+                                allocator, len, data);
+}
+void   sessions__v1__tenant__free_unpacked
+                     (Sessions__V1__Tenant *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &sessions__v1__tenant__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   sessions__v1__create_tenant_request__init
+                     (Sessions__V1__CreateTenantRequest         *message)
+{
+  static const Sessions__V1__CreateTenantRequest init_value = SESSIONS__V1__CREATE_TENANT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t sessions__v1__create_tenant_request__get_packed_size
+                     (const Sessions__V1__CreateTenantRequest *message)
+{
+  assert(message->base.descriptor == &sessions__v1__create_tenant_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t sessions__v1__create_tenant_request__pack
+                     (const Sessions__V1__CreateTenantRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &sessions__v1__create_tenant_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t sessions__v1__create_tenant_request__pack_to_buffer
+                     (const Sessions__V1__CreateTenantRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &sessions__v1__create_tenant_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Sessions__V1__CreateTenantRequest *
+       sessions__v1__create_tenant_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Sessions__V1__CreateTenantRequest *)
+     protobuf_c_message_unpack (&sessions__v1__create_tenant_request__descriptor,
+                                allocator, len, data);
+}
+void   sessions__v1__create_tenant_request__free_unpacked
+                     (Sessions__V1__CreateTenantRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &sessions__v1__create_tenant_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   sessions__v1__create_tenant_response__init
+                     (Sessions__V1__CreateTenantResponse         *message)
+{
+  static const Sessions__V1__CreateTenantResponse init_value = SESSIONS__V1__CREATE_TENANT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t sessions__v1__create_tenant_response__get_packed_size
+                     (const Sessions__V1__CreateTenantResponse *message)
+{
+  assert(message->base.descriptor == &sessions__v1__create_tenant_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t sessions__v1__create_tenant_response__pack
+                     (const Sessions__V1__CreateTenantResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &sessions__v1__create_tenant_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t sessions__v1__create_tenant_response__pack_to_buffer
+                     (const Sessions__V1__CreateTenantResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &sessions__v1__create_tenant_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Sessions__V1__CreateTenantResponse *
+       sessions__v1__create_tenant_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Sessions__V1__CreateTenantResponse *)
+     protobuf_c_message_unpack (&sessions__v1__create_tenant_response__descriptor,
+                                allocator, len, data);
+}
+void   sessions__v1__create_tenant_response__free_unpacked
+                     (Sessions__V1__CreateTenantResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &sessions__v1__create_tenant_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   sessions__v1__tenant_request__init
+                     (Sessions__V1__TenantRequest         *message)
+{
+  static const Sessions__V1__TenantRequest init_value = SESSIONS__V1__TENANT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t sessions__v1__tenant_request__get_packed_size
+                     (const Sessions__V1__TenantRequest *message)
+{
+  assert(message->base.descriptor == &sessions__v1__tenant_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t sessions__v1__tenant_request__pack
+                     (const Sessions__V1__TenantRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &sessions__v1__tenant_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t sessions__v1__tenant_request__pack_to_buffer
+                     (const Sessions__V1__TenantRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &sessions__v1__tenant_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Sessions__V1__TenantRequest *
+       sessions__v1__tenant_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Sessions__V1__TenantRequest *)
+     protobuf_c_message_unpack (&sessions__v1__tenant_request__descriptor,
+                                allocator, len, data);
+}
+void   sessions__v1__tenant_request__free_unpacked
+                     (Sessions__V1__TenantRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &sessions__v1__tenant_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   sessions__v1__list_tenants_request__init
+                     (Sessions__V1__ListTenantsRequest         *message)
+{
+  static const Sessions__V1__ListTenantsRequest init_value = SESSIONS__V1__LIST_TENANTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t sessions__v1__list_tenants_request__get_packed_size
+                     (const Sessions__V1__ListTenantsRequest *message)
+{
+  assert(message->base.descriptor == &sessions__v1__list_tenants_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t sessions__v1__list_tenants_request__pack
+                     (const Sessions__V1__ListTenantsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &sessions__v1__list_tenants_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t sessions__v1__list_tenants_request__pack_to_buffer
+                     (const Sessions__V1__ListTenantsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &sessions__v1__list_tenants_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Sessions__V1__ListTenantsRequest *
+       sessions__v1__list_tenants_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Sessions__V1__ListTenantsRequest *)
+     protobuf_c_message_unpack (&sessions__v1__list_tenants_request__descriptor,
+                                allocator, len, data);
+}
+void   sessions__v1__list_tenants_request__free_unpacked
+                     (Sessions__V1__ListTenantsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &sessions__v1__list_tenants_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   sessions__v1__list_tenants_response__init
+                     (Sessions__V1__ListTenantsResponse         *message)
+{
+  static const Sessions__V1__ListTenantsResponse init_value = SESSIONS__V1__LIST_TENANTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t sessions__v1__list_tenants_response__get_packed_size
+                     (const Sessions__V1__ListTenantsResponse *message)
+{
+  assert(message->base.descriptor == &sessions__v1__list_tenants_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t sessions__v1__list_tenants_response__pack
+                     (const Sessions__V1__ListTenantsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &sessions__v1__list_tenants_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t sessions__v1__list_tenants_response__pack_to_buffer
+                     (const Sessions__V1__ListTenantsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &sessions__v1__list_tenants_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Sessions__V1__ListTenantsResponse *
+       sessions__v1__list_tenants_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Sessions__V1__ListTenantsResponse *)
+     protobuf_c_message_unpack (&sessions__v1__list_tenants_response__descriptor,
+                                allocator, len, data);
+}
+void   sessions__v1__list_tenants_response__free_unpacked
+                     (Sessions__V1__ListTenantsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &sessions__v1__list_tenants_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   sessions__v1__issue_tenant_admin_token_request__init
+                     (Sessions__V1__IssueTenantAdminTokenRequest         *message)
+{
+  static const Sessions__V1__IssueTenantAdminTokenRequest init_value = SESSIONS__V1__ISSUE_TENANT_ADMIN_TOKEN_REQUEST__INIT;
+  *message = init_value;
+}
+size_t sessions__v1__issue_tenant_admin_token_request__get_packed_size
+                     (const Sessions__V1__IssueTenantAdminTokenRequest *message)
+{
+  assert(message->base.descriptor == &sessions__v1__issue_tenant_admin_token_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t sessions__v1__issue_tenant_admin_token_request__pack
+                     (const Sessions__V1__IssueTenantAdminTokenRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &sessions__v1__issue_tenant_admin_token_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t sessions__v1__issue_tenant_admin_token_request__pack_to_buffer
+                     (const Sessions__V1__IssueTenantAdminTokenRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &sessions__v1__issue_tenant_admin_token_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Sessions__V1__IssueTenantAdminTokenRequest *
+       sessions__v1__issue_tenant_admin_token_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Sessions__V1__IssueTenantAdminTokenRequest *)
+     protobuf_c_message_unpack (&sessions__v1__issue_tenant_admin_token_request__descriptor,
+                                allocator, len, data);
+}
+void   sessions__v1__issue_tenant_admin_token_request__free_unpacked
+                     (Sessions__V1__IssueTenantAdminTokenRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &sessions__v1__issue_tenant_admin_token_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor sessions__v1__channel__field_descriptors[7] =
 {
   {
@@ -4384,7 +4699,7 @@ const ProtobufCMessageDescriptor sessions__v1__issue_token_request__descriptor =
   (ProtobufCMessageInit) sessions__v1__issue_token_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor sessions__v1__token_info__field_descriptors[6] =
+static const ProtobufCFieldDescriptor sessions__v1__token_info__field_descriptors[7] =
 {
   {
     "id",
@@ -4458,6 +4773,18 @@ static const ProtobufCFieldDescriptor sessions__v1__token_info__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "tenant_id",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__TokenInfo, tenant_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned sessions__v1__token_info__field_indices_by_name[] = {
   4,   /* field[4] = created_at_ms */
@@ -4466,11 +4793,12 @@ static const unsigned sessions__v1__token_info__field_indices_by_name[] = {
   3,   /* field[3] = rep_id */
   5,   /* field[5] = revoked */
   2,   /* field[2] = role */
+  6,   /* field[6] = tenant_id */
 };
 static const ProtobufCIntRange sessions__v1__token_info__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor sessions__v1__token_info__descriptor =
 {
@@ -4480,7 +4808,7 @@ const ProtobufCMessageDescriptor sessions__v1__token_info__descriptor =
   "Sessions__V1__TokenInfo",
   "sessions.v1",
   sizeof(Sessions__V1__TokenInfo),
-  6,
+  7,
   sessions__v1__token_info__field_descriptors,
   sessions__v1__token_info__field_indices_by_name,
   1,  sessions__v1__token_info__number_ranges,
@@ -4757,6 +5085,356 @@ const ProtobufCMessageDescriptor sessions__v1__clock_response__descriptor =
   (ProtobufCMessageInit) sessions__v1__clock_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor sessions__v1__tenant__field_descriptors[5] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__Tenant, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__Tenant, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__Tenant, created_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "disabled",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__Tenant, disabled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "disabled_at_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__Tenant, disabled_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned sessions__v1__tenant__field_indices_by_name[] = {
+  2,   /* field[2] = created_at_ms */
+  3,   /* field[3] = disabled */
+  4,   /* field[4] = disabled_at_ms */
+  1,   /* field[1] = display_name */
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange sessions__v1__tenant__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor sessions__v1__tenant__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "sessions.v1.Tenant",
+  "Tenant",
+  "Sessions__V1__Tenant",
+  "sessions.v1",
+  sizeof(Sessions__V1__Tenant),
+  5,
+  sessions__v1__tenant__field_descriptors,
+  sessions__v1__tenant__field_indices_by_name,
+  1,  sessions__v1__tenant__number_ranges,
+  (ProtobufCMessageInit) sessions__v1__tenant__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor sessions__v1__create_tenant_request__field_descriptors[3] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__CreateTenantRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__CreateTenantRequest, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "admin_token_name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__CreateTenantRequest, admin_token_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned sessions__v1__create_tenant_request__field_indices_by_name[] = {
+  2,   /* field[2] = admin_token_name */
+  1,   /* field[1] = display_name */
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange sessions__v1__create_tenant_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor sessions__v1__create_tenant_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "sessions.v1.CreateTenantRequest",
+  "CreateTenantRequest",
+  "Sessions__V1__CreateTenantRequest",
+  "sessions.v1",
+  sizeof(Sessions__V1__CreateTenantRequest),
+  3,
+  sessions__v1__create_tenant_request__field_descriptors,
+  sessions__v1__create_tenant_request__field_indices_by_name,
+  1,  sessions__v1__create_tenant_request__number_ranges,
+  (ProtobufCMessageInit) sessions__v1__create_tenant_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor sessions__v1__create_tenant_response__field_descriptors[2] =
+{
+  {
+    "tenant",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__CreateTenantResponse, tenant),
+    &sessions__v1__tenant__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "admin_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__CreateTenantResponse, admin_token),
+    &sessions__v1__issue_token_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned sessions__v1__create_tenant_response__field_indices_by_name[] = {
+  1,   /* field[1] = admin_token */
+  0,   /* field[0] = tenant */
+};
+static const ProtobufCIntRange sessions__v1__create_tenant_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor sessions__v1__create_tenant_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "sessions.v1.CreateTenantResponse",
+  "CreateTenantResponse",
+  "Sessions__V1__CreateTenantResponse",
+  "sessions.v1",
+  sizeof(Sessions__V1__CreateTenantResponse),
+  2,
+  sessions__v1__create_tenant_response__field_descriptors,
+  sessions__v1__create_tenant_response__field_indices_by_name,
+  1,  sessions__v1__create_tenant_response__number_ranges,
+  (ProtobufCMessageInit) sessions__v1__create_tenant_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor sessions__v1__tenant_request__field_descriptors[1] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__TenantRequest, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned sessions__v1__tenant_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange sessions__v1__tenant_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor sessions__v1__tenant_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "sessions.v1.TenantRequest",
+  "TenantRequest",
+  "Sessions__V1__TenantRequest",
+  "sessions.v1",
+  sizeof(Sessions__V1__TenantRequest),
+  1,
+  sessions__v1__tenant_request__field_descriptors,
+  sessions__v1__tenant_request__field_indices_by_name,
+  1,  sessions__v1__tenant_request__number_ranges,
+  (ProtobufCMessageInit) sessions__v1__tenant_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define sessions__v1__list_tenants_request__field_descriptors NULL
+#define sessions__v1__list_tenants_request__field_indices_by_name NULL
+#define sessions__v1__list_tenants_request__number_ranges NULL
+const ProtobufCMessageDescriptor sessions__v1__list_tenants_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "sessions.v1.ListTenantsRequest",
+  "ListTenantsRequest",
+  "Sessions__V1__ListTenantsRequest",
+  "sessions.v1",
+  sizeof(Sessions__V1__ListTenantsRequest),
+  0,
+  sessions__v1__list_tenants_request__field_descriptors,
+  sessions__v1__list_tenants_request__field_indices_by_name,
+  0,  sessions__v1__list_tenants_request__number_ranges,
+  (ProtobufCMessageInit) sessions__v1__list_tenants_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor sessions__v1__list_tenants_response__field_descriptors[1] =
+{
+  {
+    "tenants",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Sessions__V1__ListTenantsResponse, n_tenants),
+    offsetof(Sessions__V1__ListTenantsResponse, tenants),
+    &sessions__v1__tenant__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned sessions__v1__list_tenants_response__field_indices_by_name[] = {
+  0,   /* field[0] = tenants */
+};
+static const ProtobufCIntRange sessions__v1__list_tenants_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor sessions__v1__list_tenants_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "sessions.v1.ListTenantsResponse",
+  "ListTenantsResponse",
+  "Sessions__V1__ListTenantsResponse",
+  "sessions.v1",
+  sizeof(Sessions__V1__ListTenantsResponse),
+  1,
+  sessions__v1__list_tenants_response__field_descriptors,
+  sessions__v1__list_tenants_response__field_indices_by_name,
+  1,  sessions__v1__list_tenants_response__number_ranges,
+  (ProtobufCMessageInit) sessions__v1__list_tenants_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor sessions__v1__issue_tenant_admin_token_request__field_descriptors[2] =
+{
+  {
+    "tenant_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__IssueTenantAdminTokenRequest, tenant_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Sessions__V1__IssueTenantAdminTokenRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned sessions__v1__issue_tenant_admin_token_request__field_indices_by_name[] = {
+  1,   /* field[1] = name */
+  0,   /* field[0] = tenant_id */
+};
+static const ProtobufCIntRange sessions__v1__issue_tenant_admin_token_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor sessions__v1__issue_tenant_admin_token_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "sessions.v1.IssueTenantAdminTokenRequest",
+  "IssueTenantAdminTokenRequest",
+  "Sessions__V1__IssueTenantAdminTokenRequest",
+  "sessions.v1",
+  sizeof(Sessions__V1__IssueTenantAdminTokenRequest),
+  2,
+  sessions__v1__issue_tenant_admin_token_request__field_descriptors,
+  sessions__v1__issue_tenant_admin_token_request__field_indices_by_name,
+  1,  sessions__v1__issue_tenant_admin_token_request__number_ranges,
+  (ProtobufCMessageInit) sessions__v1__issue_tenant_admin_token_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue sessions__v1__channel_type__enum_values_by_number[12] =
 {
   { "CHANNEL_TYPE_UNSPECIFIED", "SESSIONS__V1__CHANNEL_TYPE__CHANNEL_TYPE_UNSPECIFIED", 0 },
@@ -4935,19 +5613,21 @@ const ProtobufCEnumDescriptor sessions__v1__permission__descriptor =
   sessions__v1__permission__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue sessions__v1__role__enum_values_by_number[4] =
+static const ProtobufCEnumValue sessions__v1__role__enum_values_by_number[5] =
 {
   { "ROLE_UNSPECIFIED", "SESSIONS__V1__ROLE__ROLE_UNSPECIFIED", 0 },
   { "SERVICE", "SESSIONS__V1__ROLE__SERVICE", 1 },
   { "REP", "SESSIONS__V1__ROLE__REP", 2 },
   { "ADMIN", "SESSIONS__V1__ROLE__ADMIN", 3 },
+  { "OPERATOR", "SESSIONS__V1__ROLE__OPERATOR", 4 },
 };
 static const ProtobufCIntRange sessions__v1__role__value_ranges[] = {
-{0, 0},{0, 4}
+{0, 0},{0, 5}
 };
-static const ProtobufCEnumValueIndex sessions__v1__role__enum_values_by_name[4] =
+static const ProtobufCEnumValueIndex sessions__v1__role__enum_values_by_name[5] =
 {
   { "ADMIN", 3 },
+  { "OPERATOR", 4 },
   { "REP", 2 },
   { "ROLE_UNSPECIFIED", 0 },
   { "SERVICE", 1 },
@@ -4959,9 +5639,9 @@ const ProtobufCEnumDescriptor sessions__v1__role__descriptor =
   "Role",
   "Sessions__V1__Role",
   "sessions.v1",
-  4,
+  5,
   sessions__v1__role__enum_values_by_number,
-  4,
+  5,
   sessions__v1__role__enum_values_by_name,
   1,
   sessions__v1__role__value_ranges,
@@ -5552,5 +6232,88 @@ void sessions__v1__clock_service__init (Sessions__V1__ClockService_Service *serv
 {
   protobuf_c_service_generated_init (&service->base,
                                      &sessions__v1__clock_service__descriptor,
+                                     (ProtobufCServiceDestroy) destroy);
+}
+static const ProtobufCMethodDescriptor sessions__v1__tenant_service__method_descriptors[6] =
+{
+  { "CreateTenant", &sessions__v1__create_tenant_request__descriptor, &sessions__v1__create_tenant_response__descriptor },
+  { "GetTenant", &sessions__v1__tenant_request__descriptor, &sessions__v1__tenant__descriptor },
+  { "ListTenants", &sessions__v1__list_tenants_request__descriptor, &sessions__v1__list_tenants_response__descriptor },
+  { "DisableTenant", &sessions__v1__tenant_request__descriptor, &sessions__v1__tenant__descriptor },
+  { "EnableTenant", &sessions__v1__tenant_request__descriptor, &sessions__v1__tenant__descriptor },
+  { "IssueTenantAdminToken", &sessions__v1__issue_tenant_admin_token_request__descriptor, &sessions__v1__issue_token_response__descriptor },
+};
+const unsigned sessions__v1__tenant_service__method_indices_by_name[] = {
+  0,        /* CreateTenant */
+  3,        /* DisableTenant */
+  4,        /* EnableTenant */
+  1,        /* GetTenant */
+  5,        /* IssueTenantAdminToken */
+  2         /* ListTenants */
+};
+const ProtobufCServiceDescriptor sessions__v1__tenant_service__descriptor =
+{
+  PROTOBUF_C__SERVICE_DESCRIPTOR_MAGIC,
+  "sessions.v1.TenantService",
+  "TenantService",
+  "Sessions__V1__TenantService",
+  "sessions.v1",
+  6,
+  sessions__v1__tenant_service__method_descriptors,
+  sessions__v1__tenant_service__method_indices_by_name
+};
+void sessions__v1__tenant_service__create_tenant(ProtobufCService *service,
+                                                 const Sessions__V1__CreateTenantRequest *input,
+                                                 Sessions__V1__CreateTenantResponse_Closure closure,
+                                                 void *closure_data)
+{
+  assert(service->descriptor == &sessions__v1__tenant_service__descriptor);
+  service->invoke(service, 0, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void sessions__v1__tenant_service__get_tenant(ProtobufCService *service,
+                                              const Sessions__V1__TenantRequest *input,
+                                              Sessions__V1__Tenant_Closure closure,
+                                              void *closure_data)
+{
+  assert(service->descriptor == &sessions__v1__tenant_service__descriptor);
+  service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void sessions__v1__tenant_service__list_tenants(ProtobufCService *service,
+                                                const Sessions__V1__ListTenantsRequest *input,
+                                                Sessions__V1__ListTenantsResponse_Closure closure,
+                                                void *closure_data)
+{
+  assert(service->descriptor == &sessions__v1__tenant_service__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void sessions__v1__tenant_service__disable_tenant(ProtobufCService *service,
+                                                  const Sessions__V1__TenantRequest *input,
+                                                  Sessions__V1__Tenant_Closure closure,
+                                                  void *closure_data)
+{
+  assert(service->descriptor == &sessions__v1__tenant_service__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void sessions__v1__tenant_service__enable_tenant(ProtobufCService *service,
+                                                 const Sessions__V1__TenantRequest *input,
+                                                 Sessions__V1__Tenant_Closure closure,
+                                                 void *closure_data)
+{
+  assert(service->descriptor == &sessions__v1__tenant_service__descriptor);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void sessions__v1__tenant_service__issue_tenant_admin_token(ProtobufCService *service,
+                                                            const Sessions__V1__IssueTenantAdminTokenRequest *input,
+                                                            Sessions__V1__IssueTokenResponse_Closure closure,
+                                                            void *closure_data)
+{
+  assert(service->descriptor == &sessions__v1__tenant_service__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void sessions__v1__tenant_service__init (Sessions__V1__TenantService_Service *service,
+                                         Sessions__V1__TenantService_ServiceDestroy destroy)
+{
+  protobuf_c_service_generated_init (&service->base,
+                                     &sessions__v1__tenant_service__descriptor,
                                      (ProtobufCServiceDestroy) destroy);
 }

@@ -81,6 +81,9 @@ final class GatedStore: SessionStore {
     func token(hash: [UInt8]) throws -> APIToken? { try guarded { try $0.token(hash: hash) } }
     func listTokens() throws -> [APIToken] { try guarded { try $0.listTokens() } }
     func revokeToken(hash: [UInt8], at time: Timestamp) throws -> APIToken { try guarded { try $0.revokeToken(hash: hash, at: time) } }
+    func tenants() throws -> [TenantRecord] { try guarded { try $0.tenants() } }
+    func insertTenant(_ tenant: TenantRecord) throws { try guarded { try $0.insertTenant(tenant) } }
+    func setTenantDisabled(_ id: String, at time: Timestamp?) throws -> TenantRecord { try guarded { try $0.setTenantDisabled(id, at: time) } }
 }
 
 /// A partition journal behind the gate: a damaged database found while committing or reading

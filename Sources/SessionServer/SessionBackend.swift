@@ -7,47 +7,134 @@ public import SessionState
 import SessionStorage
 import Synchronization
 
-/// What every domain service shares: the store, the clock, authentication
-/// and the event wake-ups; and the one place where errors become statuses.
+/// One tenant's partition as this process serves it: its state owner and the watchers of its
+/// events. A tenant is the unit of ownership: its own store (database file or PostgreSQL schema),
+/// owner, journal and timers, so writes of different tenants never wait for each other.
+public final class TenantPartition: Sendable {
+    public let tenant: String
+    public let owner: PartitionOwner
+    /// Watchers of this tenant's events (fed by its owner's durable batches).
+    public let hub: EventHub
+
+    public init(tenant: String, owner: PartitionOwner, hub: EventHub) {
+        self.tenant = tenant
+        self.owner = owner
+        self.hub = hub
+    }
+}
+
+/// What every domain service shares: the store, the clock, authentication,
+/// the tenants' partitions, and the one place where errors become statuses.
 public final class SessionBackend: Sendable {
+    /// The main store: tokens, the tenant registry, the clock's settings (and, without
+    /// partitions, the default tenant's data on the store-per-call path).
     public let store: any SessionStore
     public let clock: ServerClock
+    /// The store-per-call path's event wake-ups (partitions have their own).
     public let hub: EventHub
     public let auth: TokenAuthenticator
     let logger: Logger
-    /// Set once; read by every call (no lock: see GatedStore).
-    private let ownerBox = AtomicLazyReference<PartitionOwner>()
+    /// True: domain calls run as one store transaction each (tools and benchmarks), no partitions.
+    let servesFromStore: Bool
+    private let directory = Mutex(Directory())
 
-    public init(store: any SessionStore, clock: ServerClock, logger: Logger) {
+    private struct Directory {
+        var served: [String: TenantPartition] = [:]
+        var disabled: Set<String> = []
+    }
+
+    public init(store: any SessionStore, clock: ServerClock, logger: Logger, servesFromStore: Bool = false) {
         self.store = store
         self.clock = clock
         self.hub = EventHub()
         self.auth = TokenAuthenticator(store: store)
         self.logger = logger
+        self.servesFromStore = servesFromStore
     }
 
-    /// The state owner, once attached: from then on every domain call runs on it (in memory,
-    /// group-committed) instead of a store transaction per call.
-    public var owner: PartitionOwner? { ownerBox.load() }
+    // MARK: Partitions
 
-    /// Attaches the state owner; only the first one attached counts.
-    public func attach(owner: PartitionOwner) { _ = ownerBox.storeIfNil(owner) }
+    /// The default tenant's owner, when this process serves it.
+    public var owner: PartitionOwner? { partition(tenant: APIToken.defaultTenant)?.owner }
+
+    /// Serves the default tenant from `owner` (tools and tests with one partition).
+    public func attach(owner: PartitionOwner) {
+        attach(TenantPartition(tenant: APIToken.defaultTenant, owner: owner, hub: EventHub()))
+    }
+
+    /// From now on the tenant's calls run on `partition` (replacing none: the first one counts).
+    public func attach(_ partition: TenantPartition) {
+        directory.withLock { d in
+            if d.served[partition.tenant] == nil { d.served[partition.tenant] = partition }
+            d.disabled.remove(partition.tenant)
+        }
+    }
+
+    /// Stops serving `tenant` here and returns its partition (the caller stops it).
+    @discardableResult
+    public func detach(tenant: String, disabled: Bool = false) -> TenantPartition? {
+        directory.withLock { d in
+            if disabled { d.disabled.insert(tenant) }
+            return d.served.removeValue(forKey: tenant)
+        }
+    }
+
+    /// Marks a tenant disabled (its calls are refused) or not.
+    public func markDisabled(_ tenant: String, _ isDisabled: Bool) {
+        directory.withLock { d in
+            if isDisabled { d.disabled.insert(tenant) } else { d.disabled.remove(tenant) }
+        }
+    }
+
+    public func partition(tenant: String) -> TenantPartition? { directory.withLock { $0.served[tenant] } }
+
+    /// Every partition served here, ordered by tenant.
+    public var partitions: [TenantPartition] {
+        directory.withLock { d in d.served.values.sorted { $0.tenant < $1.tenant } }
+    }
+
+    /// The partition a principal's calls run on; nil on the store-per-call path.
+    func partition(for principal: Principal) throws(RPCError) -> TenantPartition? {
+        guard principal.token.role != .operator, let tenant = principal.token.tenantId else {
+            throw RPCError(.permissionDenied, "an OPERATOR token manages tenants (TenantService) only; calls inside a tenant need one of its tokens")
+        }
+        if servesFromStore { return nil }
+        let (served, isDisabled) = directory.withLock { d in (d.served[tenant], d.disabled.contains(tenant)) }
+        if let served { return served }
+        if isDisabled { throw RPCError(.permissionDenied, "tenant \(tenant) is disabled") }
+        throw RPCError(.unavailable, "tenant \(tenant) is not served by this instance now; retry")
+    }
+
+    /// Authenticates the call: a known, unrevoked token of an enabled tenant (or an operator's).
+    func authenticate(_ context: RPCServerContext) throws(RPCError) -> Principal {
+        try authenticate(metadata: context.metadata)
+    }
+
+    /// `authenticate(_:)` from a call's metadata.
+    func authenticate(metadata: RPCMetadata) throws(RPCError) -> Principal {
+        let principal = try auth.authenticate(metadata: metadata)
+        if let tenant = principal.token.tenantId, directory.withLock({ $0.disabled.contains(tenant) }) {
+            throw RPCError(.permissionDenied, "tenant \(tenant) is disabled")
+        }
+        return principal
+    }
+
+    /// Authenticates the call and finds its tenant's partition.
+    func resolve(_ context: RPCServerContext) throws(RPCError) -> (principal: Principal, partition: TenantPartition?) {
+        let principal = try authenticate(context)
+        return (principal, try partition(for: principal))
+    }
 
     typealias WriteBody<T> = @Sendable (inout SessionEngine, SessionCore.Actor, Timestamp, inout any SessionRepository) throws -> T
     typealias ReadBody<T> = @Sendable (SessionEngine, SessionCore.Actor, any SessionRepository) throws -> T
 
-    /// Authenticates, then runs `body` as one command: on the state owner when there is one
-    /// (answered once its changes are durable), else in one store transaction on a thread that may
-    /// block. Wakes event watchers after the commit. Never blocks the calling task's thread.
+    /// Authenticates, then runs `body` as one command: on the tenant's owner (answered once its
+    /// changes are durable), or in one store transaction on a thread that may block (the
+    /// store-per-call path). Never blocks the calling task's thread.
     func write<T: Sendable>(_ context: RPCServerContext, _ body: @escaping WriteBody<T>) async throws(RPCError) -> T {
-        let principal = try auth.authenticate(context)
-        return try await write(as: principal.actor, body)
-    }
-
-    /// `write(_:_:)` as `actor`.
-    func write<T: Sendable>(as actor: SessionCore.Actor, _ body: @escaping WriteBody<T>) async throws(RPCError) -> T {
+        let (principal, partition) = try resolve(context)
         let result: Result<T, RPCError> = await withCheckedContinuation { continuation in
-            run(as: actor, body) { continuation.resume(returning: $0) }
+            run(in: partition, as: principal.actor, body) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
@@ -59,9 +146,9 @@ public final class SessionBackend: Sendable {
         _ context: RPCServerContext, answer respond: RPCResponder<Response>,
         map: @escaping @Sendable (T) throws -> Response, _ body: @escaping WriteBody<T>
     ) {
-        let principal: Principal
-        do { principal = try auth.authenticate(context) } catch { return respond.fail(error) }
-        run(as: principal.actor, body) { result in
+        let resolved: (principal: Principal, partition: TenantPartition?)
+        do { resolved = try resolve(context) } catch { return respond.fail(error) }
+        run(in: resolved.partition, as: resolved.principal.actor, body) { result in
             switch result {
             case .success(let value): respond.complete { try map(value) }
             case .failure(let error): respond.fail(error)
@@ -69,12 +156,13 @@ public final class SessionBackend: Sendable {
         }
     }
 
-    /// The one way a write runs: as a command on the owner (completed once durable), or, without
-    /// one, in a store transaction on a Dispatch thread (it blocks; never the caller's thread).
+    /// The one way a write runs: as a command on the partition's owner (completed once durable),
+    /// or, without one, in a store transaction on a Dispatch thread (it blocks; never the caller's).
     private func run<T: Sendable>(
-        as actor: SessionCore.Actor, _ body: @escaping WriteBody<T>, _ completion: @escaping @Sendable (Result<T, RPCError>) -> Void
+        in partition: TenantPartition?, as actor: SessionCore.Actor, _ body: @escaping WriteBody<T>,
+        _ completion: @escaping @Sendable (Result<T, RPCError>) -> Void
     ) {
-        guard let owner else {
+        guard let owner = partition?.owner else {
             DispatchQueue.global().async {
                 do throws(RPCError) { completion(.success(try self.write(as: actor, body))) } catch { completion(.failure(error)) }
             }
@@ -89,16 +177,21 @@ public final class SessionBackend: Sendable {
         }, completion: { result in completion(result.mapError { self.status(for: $0) }) })
     }
 
-    /// Authenticates, then runs `body` as a read: on the owner (answered once what it saw is
-    /// durable), or in a store snapshot.
+    /// Authenticates, then runs `body` as a read: on the tenant's owner (answered once what it saw
+    /// is durable), or in a store snapshot.
     func read<T: Sendable>(_ context: RPCServerContext, _ body: @escaping ReadBody<T>) async throws(RPCError) -> T {
-        let principal = try auth.authenticate(context)
+        let (principal, partition) = try resolve(context)
+        return try await read(in: partition, as: principal.actor, body)
+    }
+
+    /// `read(_:_:)` for a resolved caller.
+    func read<T: Sendable>(in partition: TenantPartition?, as actor: SessionCore.Actor, _ body: @escaping ReadBody<T>) async throws(RPCError) -> T {
         do {
-            if let owner {
+            if let owner = partition?.owner {
                 try (store as? GatedStore)?.checkUsable()
-                return try await owner.perform(readOnly: true) { state in try body(SessionEngine(), principal.actor, state) }
+                return try await owner.perform(readOnly: true) { state in try body(SessionEngine(), actor, state) }
             }
-            return try await offload { () throws(RPCError) -> T in try self.readBlocking(principal.actor, body) }
+            return try await offload { () throws(RPCError) -> T in try self.readBlocking(actor, body) }
         } catch let error as RPCError {
             throw error
         } catch {
@@ -126,15 +219,18 @@ public final class SessionBackend: Sendable {
 
     /// Fires every timer that is due now and returns once the transitions are durable.
     func fireDueTimers(sweeper: TimerSweeper) async throws(RPCError) {
-        if let owner {
-            do { try await owner.fireDueNow() } catch { throw status(for: error) }
+        if !servesFromStore {
+            // Every tenant's: the clock is the process's.
+            for partition in partitions {
+                do { try await partition.owner.fireDueNow() } catch { throw status(for: error) }
+            }
             return
         }
         _ = try await offload { () throws(RPCError) -> Int in try sweeper.sweepNow() }
     }
 
-    /// Runs `body` in one store transaction as `actor`, on the calling thread (which may block);
-    /// the path without a state owner (PostgreSQL) and the store-based timer sweeper.
+    /// Runs `body` in one store transaction as `actor`, on the calling thread (which may block):
+    /// the store-per-call path and its timer sweeper.
     func write<T>(
         as actor: SessionCore.Actor,
         _ body: (inout SessionEngine, SessionCore.Actor, Timestamp, inout any SessionRepository) throws -> T

@@ -27,8 +27,10 @@ public final class SessionDaemon: Sendable {
         public var hostTestService = false
         /// Enables `ClockService/AdvanceClock`.
         public var testClock = false
-        /// An admin token to accept (created on first start if not stored yet).
+        /// An admin token of the default tenant to accept (created on first start if not stored yet).
         public var bootstrapAdminToken: String?
+        /// An operator token to accept (tenants are created with one).
+        public var bootstrapOperatorToken: String?
         /// How often due timers are looked for.
         public var sweepIntervalMillis = 1000
         /// `false` trades durability on power loss for speed (fsync per commit).
@@ -52,25 +54,25 @@ public final class SessionDaemon: Sendable {
 
         var databasePath: String { (dataDirectory as NSString).appendingPathComponent("sessions.sqlite") }
         var adminTokenPath: String { (dataDirectory as NSString).appendingPathComponent("admin-token") }
+        var operatorTokenPath: String { (dataDirectory as NSString).appendingPathComponent("operator-token") }
     }
 
     public let options: Options
     public let server: RPCServer
     public let health: HealthProvider
-    private let journaled = Mutex<JournaledSQLiteStore?>(nil)
+    private let sqliteTenants = Mutex<SQLiteTenants?>(nil)
+    private let postgresTenants = Mutex<PostgresTenants?>(nil)
+    private let tenantHost = TenantHostBox()
     public let backend: SessionBackend
     public let sweeper: TimerSweeper
     private let gate: GatedStore
     private let logger: Logger
-    /// PostgreSQL: whether this instance serves calls or passes them to the partition's owner.
+    /// PostgreSQL: where the calls of tenants this instance does not own go.
     private let routing = PartitionRouting()
-    private let partitionJournal = Mutex<PostgresPartitionJournal?>(nil)
-    private let standbyTimer = Mutex<TimerBox?>(nil)
+    private let tenantTimer = Mutex<TimerBox?>(nil)
     /// Dispatch sources are thread-safe; Swift does not mark them Sendable yet.
     private struct TimerBox: @unchecked Sendable { let timer: any DispatchSourceTimer }
     private let exitCode = Atomic<Int32>(0)
-    private let standbyTicks = Atomic<Int>(0)
-    private let standbyFailing = Atomic<Bool>(false)
     /// 0 after a normal stop; 75 (EX_TEMPFAIL) after this instance lost the partition it owned.
     public var exitStatus: Int32 { exitCode.load(ordering: .acquiring) }
 
@@ -82,7 +84,7 @@ public final class SessionDaemon: Sendable {
         let health = HealthProvider(services: [
             GrpcTesting.TestService.serviceName, SessionsV1.SessionService.serviceName, SessionsV1.RepService.serviceName,
             SessionsV1.ChannelService.serviceName, SessionsV1.PermissionService.serviceName, SessionsV1.EventService.serviceName,
-            SessionsV1.TokenService.serviceName, SessionsV1.ClockService.serviceName,
+            SessionsV1.TokenService.serviceName, SessionsV1.ClockService.serviceName, SessionsV1.TenantService.serviceName,
         ])
         health.enterShutdown()  // NOT_SERVING until the store is open
         let gate = GatedStore(onDamaged: { [logger] reason in
@@ -99,13 +101,22 @@ public final class SessionDaemon: Sendable {
             ClockServiceProvider(backend: backend, sweeper: sweeper),
         ]
         if options.usesPostgres {
-            // Only the partition's owner serves the domain; the others pass calls to it.
+            // Only a tenant's owner serves it; the others pass its calls to the owner. A call whose
+            // token names no tenant served elsewhere (none, a bad one, an operator's) is answered here.
             let routing = self.routing
-            routing.startStandby()
+            let decide: RPCForwardTarget = { metadata in
+                if let refusal = routing.refusal { return .refuse(RPCError(.unavailable, refusal)) }
+                guard let principal = try? backend.authenticate(metadata: metadata), let tenant = principal.token.tenantId,
+                      backend.partition(tenant: tenant) == nil
+                else { return .serveLocally }
+                return routing.decision(tenant: tenant)
+            }
             services = services.map { service in
-                service is HealthProvider ? service : RPCForwardingService(service, forwardTo: { routing.decision() })
+                service is HealthProvider ? service : RPCForwardingService(service, forwardTo: decide)
             }
         }
+        // The registry is the main store's: any instance answers it.
+        services.append(TenantServiceProvider(backend: backend, host: tenantHost))
         if options.hostTestService { services.append(TestServiceProvider()) }
         self.gate = gate
         self.health = health
@@ -140,28 +151,23 @@ public final class SessionDaemon: Sendable {
             let store = try openStore()
             try backend.clock.loadPersistedState(from: store)  // before any call can read the clock
             gate.attach(store)
+            try ensureDefaultTenant(store)
             if let sqlite = store as? SQLiteStore {
-                // The embedded store runs behind a state owner: memory answers, the store is its journal.
-                let backend = self.backend
-                let logger = self.logger
-                // Batches are durable in the journal files; the tables follow in the background.
-                let journaled = JournaledSQLiteStore(store: sqlite, directory: options.dataDirectory, syncs: options.synchronousCommits)
-                self.journaled.withLock { $0 = journaled }
-                let gate = self.gate
-                journaled.onFailure { error in
-                    // A damaged database closes the gate (NOT_SERVING); any other failure is logged.
-                    if StoreErrorKind.of(error) != .damaged { logger.error("the journal failed; writes are refused until a restart", metadata: ["error": "\(error)"]) }
-                    _ = gate.failure(error)
-                }
-                let owner = try PartitionOwner(
-                    journal: GatedJournal(journaled, gate: gate), now: { backend.clock.now() },
-                    onDurable: { batch in backend.hub.publish(batch.events) },
-                    onTimerError: { error in logger.warning("timer failed", metadata: ["error": "\(error)"]) })
-                backend.attach(owner: owner)
+                // Every tenant runs behind a state owner of its own: memory answers, its journal files
+                // make batches durable, its tables follow in the background.
+                var storeOptions = SQLiteStore.Options()
+                if !options.synchronousCommits { storeOptions.durability = .processCrash }
+                let tenants = SQLiteTenants(
+                    dataDirectory: options.dataDirectory, main: sqlite, storeOptions: storeOptions, syncs: options.synchronousCommits,
+                    allowEmpty: options.allowEmptyStore, backend: backend, gate: gate, logger: logger)
+                sqliteTenants.withLock { $0 = tenants }
+                tenantHost.set(tenants)
+                try tenants.serveRegistered(try store.tenants())
             } else if let postgres = store as? PostgresStore {
-                try startPartition(postgres)
+                try startTenants(postgres)
             }
-            try bootstrapAdmin(store: store)
+            try bootstrapToken(store: store, role: .admin)
+            try bootstrapToken(store: store, role: .operator)
             try writeMarkerIfMissing()
         } catch {
             server.beginGracefulShutdown()
@@ -170,76 +176,45 @@ public final class SessionDaemon: Sendable {
             throw Self.classify(error, dataDirectory: options.dataDirectory, postgres: options.storeURL?.hasPrefix("postgres") == true)
         }
         for name in health.serviceNames { health.setStatus(.serving, for: name) }
-        if backend.owner == nil && !options.usesPostgres { sweeper.start() }  // an owner fires its own timers
     }
 
-    // MARK: - PostgreSQL: owner or standby
-
-    /// Takes the partition if no other instance holds it, else stands by: forwards calls to
-    /// the owner and tries again every 100 ms.
-    private func startPartition(_ postgres: PostgresStore) throws {
-        let journal = try PostgresPartitionJournal(store: postgres, url: options.storeURL ?? "", lease: .milliseconds(options.partitionLeaseMillis))
-        partitionJournal.withLock { $0 = journal }
-        journal.onLost { [weak self] reason in self?.partitionLost(reason) }
-        if try journal.tryAcquire() {
-            try becomeOwner(journal)
-            return
+    /// The default tenant is in the registry from the first start (and after an upgrade).
+    private func ensureDefaultTenant(_ store: any SessionStore) throws {
+        guard try !store.tenants().contains(where: { $0.id == APIToken.defaultTenant }) else { return }
+        do {
+            try store.insertTenant(TenantRecord(id: APIToken.defaultTenant, displayName: "Default tenant", createdAt: backend.clock.now()))
+        } catch let error as DomainError where error.code == .alreadyExists {
+            // Another instance registered it first.
         }
-        logger.info("another instance owns the partition: standing by, forwarding calls to it")
-        try? routing.point(to: journal.ownerAddress(), tls: forwardingTLS)
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "sessiond.standby"))
-        // Tries often (one statement on a kept connection): a killed owner's lock frees the
-        // moment its socket closes, and the standby should not leave it unowned for long.
+    }
+
+    // MARK: - PostgreSQL: tenants owned here, the others forwarded
+
+    /// Takes every registered tenant that no other instance holds, forwards the others' calls to
+    /// their owners, and tries again every 100 ms (reading the registry again every second).
+    private func startTenants(_ postgres: PostgresStore) throws {
+        var storeOptions = PostgresStore.Options()
+        storeOptions.synchronousCommit = options.synchronousCommits
+        let (options, server) = (self.options, self.server)
+        let tenants = PostgresTenants(
+            url: options.storeURL ?? "", main: postgres, storeOptions: storeOptions, lease: .milliseconds(options.partitionLeaseMillis),
+            backend: backend, gate: gate, routing: routing, logger: logger, forwardingTLS: forwardingTLS,
+            advertisedAddress: { options.advertiseAddress ?? Self.advertised(host: options.server.host, port: server.port) },
+            onLost: { [weak self] reason in self?.partitionLost(reason) })
+        postgresTenants.withLock { $0 = tenants }
+        tenantHost.set(tenants)
+        try tenants.serveRegistered(try postgres.tenants())
+        if backend.partitions.isEmpty { logger.info("other instances own every tenant: forwarding their calls, standing by") }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "sessiond.tenants"))
+        // Tries often (one statement per unowned tenant on a kept connection): a killed owner's
+        // lock frees the moment its socket closes, and its tenants should not stay unowned for long.
         timer.schedule(deadline: .now() + Self.standbyTryInterval, repeating: Self.standbyTryInterval, leeway: .milliseconds(20))
-        timer.setEventHandler { [weak self] in self?.standbyTick(journal) }
-        standbyTimer.withLock { $0 = TimerBox(timer: timer) }
+        timer.setEventHandler { tenants.tick() }
+        tenantTimer.withLock { $0 = TimerBox(timer: timer) }
         timer.resume()
     }
 
     static let standbyTryInterval: DispatchTimeInterval = .milliseconds(100)
-    /// The owner's address is read again every this many tries (and whenever none is known).
-    static let standbyAddressEvery = 10
-
-    private func standbyTick(_ journal: PostgresPartitionJournal) {
-        guard backend.owner == nil, !routing.isStopping else { return }
-        let tick = standbyTicks.wrappingAdd(1, ordering: .relaxed).oldValue
-        do {
-            if try journal.tryAcquire() {
-                standbyTimer.withLock { $0?.timer.cancel(); $0 = nil }
-                try becomeOwner(journal)
-            } else if !routing.hasOwnerAddress || tick % Self.standbyAddressEvery == 0 {
-                try routing.point(to: journal.ownerAddress(), tls: forwardingTLS)
-            }
-            if standbyFailing.exchange(false, ordering: .relaxed) { logger.info("standby: the database answers again") }
-        } catch {
-            // Said once per outage, not ten times a second.
-            if !standbyFailing.exchange(true, ordering: .relaxed) {
-                logger.warning("standby: cannot reach the database or load the partition", metadata: ["error": "\(error)"])
-            }
-            if journal.isOwner { partitionLost("loading the partition failed: \(error)") }
-        }
-    }
-
-    /// Loads the partition from the database (everything every earlier owner committed), serves
-    /// it from memory and tells the other instances where.
-    private func becomeOwner(_ journal: PostgresPartitionJournal) throws {
-        let started = monotonicNanos()
-        try backend.clock.loadPersistedState(from: gate)
-        // Advertised first: a later owner's reconnection sees that this one took over.
-        let address = options.advertiseAddress ?? Self.advertised(host: options.server.host, port: server.port)
-        try journal.advertise(address: address, now: Int64(Date().timeIntervalSince1970 * 1000))
-        let backend = self.backend
-        let logger = self.logger
-        let owner = try PartitionOwner(
-            journal: GatedJournal(journal, gate: gate), now: { backend.clock.now() },
-            onDurable: { batch in backend.hub.publish(batch.events) },
-            onTimerError: { error in logger.warning("timer failed", metadata: ["error": "\(error)"]) })
-        backend.attach(owner: owner)
-        routing.becomeOwner()
-        logger.info("owning the partition", metadata: [
-            "advertised": "\(address)", "load_ms": "\((monotonicNanos() - started) / 1_000_000)",
-        ])
-    }
 
     static func advertised(host: String, port: Int) -> String {
         switch host {
@@ -255,9 +230,9 @@ public final class SessionDaemon: Sendable {
         options.server.tls.map { RPCClientTLS(caPath: $0.certificateChainPath) }
     }
 
-    /// The partition's lock went with its connection: another instance may own it now, so this
-    /// one must not write again. Its calls are refused; it stops and exits 75 (a supervisor
-    /// restarts it, as a standby).
+    /// A tenant's lock went with its connection: another instance may own it now, so this one
+    /// must not write again. Its calls are refused; it stops and exits 75 (a supervisor restarts
+    /// it, as a standby).
     private func partitionLost(_ reason: String) {
         guard exitCode.compareExchange(expected: 0, desired: 75, ordering: .acquiringAndReleasing).exchanged else { return }
         logger.critical("lost the partition: refusing writes and stopping (exit 75)", metadata: ["reason": "\(reason)"])
@@ -340,7 +315,7 @@ public final class SessionDaemon: Sendable {
         }
         if options.allowEmptyStore {
             logger.warning("the database \(problem) but the data directory held data; starting empty (--allow-empty-store)", metadata: ["file": "\(options.databasePath)"])
-            let aside = JournaledSQLiteStore.setAsideJournal(in: options.dataDirectory)
+            let aside = SQLiteTenants.journalDirectories(in: options.dataDirectory).flatMap { JournaledSQLiteStore.setAsideJournal(in: $0) }
             if !aside.isEmpty {
                 logger.warning("the old database's journal files were set aside, not replayed", metadata: ["files": "\(aside.joined(separator: ", "))"])
             }
@@ -378,35 +353,38 @@ public final class SessionDaemon: Sendable {
         if dir >= 0 { _ = fsync(dir); close(dir) }
     }
 
-    /// Makes sure an admin can get in: accepts the configured bootstrap token,
-    /// or on first start generates one into `<data-dir>/admin-token` (0600,
-    /// written before its hash is stored). An existing admin-token file is
-    /// never overwritten: its secret is stored again if the store lost it.
-    private func bootstrapAdmin(store: any SessionStore) throws {
+    /// Makes sure an admin of the default tenant and an operator can get in: accepts the
+    /// configured bootstrap token, or on first start generates one into `<data-dir>/admin-token`
+    /// (`operator-token`), 0600, written before its hash is stored. An existing file is never
+    /// overwritten: its secret is stored again if the store lost it.
+    private func bootstrapToken(store: any SessionStore, role: APIToken.Role) throws {
         let now = backend.clock.now()
-        if let secret = options.bootstrapAdminToken, !secret.isEmpty {
+        let (configured, path, name) = role == .operator
+            ? (options.bootstrapOperatorToken, options.operatorTokenPath, "bootstrap-operator")
+            : (options.bootstrapAdminToken, options.adminTokenPath, "bootstrap-admin")
+        let tenant: String? = role == .operator ? nil : APIToken.defaultTenant
+        if let secret = configured, !secret.isEmpty {
             let hash = TokenAuthenticator.hash(secret: secret)
             if try store.token(hash: hash) == nil {
-                try store.insertToken(APIToken(hash: hash, role: .admin, name: "bootstrap-admin", createdAt: now))
-                logger.info("bootstrap admin token accepted")
+                try store.insertToken(APIToken(hash: hash, role: role, tenantId: tenant, name: name, createdAt: now))
+                logger.info("bootstrap \(role == .operator ? "operator" : "admin") token accepted")
             }
             return
         }
-        if try store.listTokens().contains(where: { $0.role == .admin && $0.isActive }) { return }
-        let path = options.adminTokenPath
+        if try store.listTokens().contains(where: { $0.role == role && $0.tenantId == tenant && $0.isActive }) { return }
         let secret: String
         if let existing = try? String(contentsOfFile: path, encoding: .utf8),
            case let trimmed = existing.trimmingCharacters(in: .whitespacesAndNewlines), !trimmed.isEmpty {
             secret = trimmed
-            logger.notice("no admin token in the store: stored the one in the existing file again", metadata: ["file": "\(path)"])
+            logger.notice("no \(role.rawValue) token in the store: stored the one in the existing file again", metadata: ["file": "\(path)"])
         } else {
             secret = TokenAuthenticator.newSecret()
             try Self.writeOwnerOnlyFile(path, contents: secret + "\n")
-            logger.notice("no admin token existed: created one", metadata: ["file": "\(path)"])
+            logger.notice("no \(role.rawValue) token existed: created one", metadata: ["file": "\(path)"])
         }
         let hash = TokenAuthenticator.hash(secret: secret)
         if try store.token(hash: hash) == nil {
-            try store.insertToken(APIToken(hash: hash, role: .admin, name: "bootstrap-admin", createdAt: now))
+            try store.insertToken(APIToken(hash: hash, role: role, tenantId: tenant, name: name, createdAt: now))
         }
     }
 
@@ -414,7 +392,8 @@ public final class SessionDaemon: Sendable {
     /// NOT_SERVING, stops accepting and drains calls within the grace period.
     public func beginShutdown() {
         routing.stopping()
-        standbyTimer.withLock { $0?.timer.cancel(); $0 = nil }
+        tenantTimer.withLock { $0?.timer.cancel(); $0 = nil }
+        for partition in backend.partitions { partition.hub.endAll() }
         backend.hub.endAll()
         health.enterShutdown()
         server.beginGracefulShutdown()
@@ -425,27 +404,16 @@ public final class SessionDaemon: Sendable {
         beginShutdown()
         await server.stopped()
         sweeper.stop()
-        backend.owner?.stop()
         closeStore()
     }
 
-    /// After the last call: copies the WAL into the database file, so that
-    /// `sessions.sqlite` alone holds everything after a clean stop.
+    /// After the last call: every tenant's partition stopped; on PostgreSQL each tenant given up
+    /// at once (the next owner need not wait for the lease); on SQLite every journal written to
+    /// its tables and every WAL copied into its database file, so that each `sessions.sqlite`
+    /// alone holds everything after a clean stop.
     private func closeStore() {
-        // The next owner takes the partition at once instead of after the lease.
-        partitionJournal.withLock { $0 }?.release()
-        guard let sqlite = gate.underlying as? SQLiteStore else { return }
-        if let journaled = journaled.withLock({ $0 }) {
-            // Everything the journal holds goes to the tables: after a clean stop the database alone holds it all.
-            do { try journaled.flush() } catch {
-                logger.warning("writing the journal to the tables at shutdown failed; it is replayed at the next start", metadata: ["error": "\(error)"])
-            }
-        }
-        do {
-            try sqlite.checkpoint()
-        } catch {
-            logger.warning("WAL checkpoint at shutdown failed", metadata: ["error": "\(error)"])
-        }
+        postgresTenants.withLock { $0 }?.releaseAll()
+        sqliteTenants.withLock { $0 }?.closeAll()
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
@@ -502,68 +470,96 @@ public struct SessionDaemonError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Whether calls are served here or passed to the partition's owner (PostgreSQL). Read by every
-/// call: an atomic flag; the lock is taken only while this instance is not the owner.
+/// Where calls of tenants this instance does not own go (PostgreSQL): each tenant's owner, as
+/// it advertised itself, over connections shared by every tenant of that owner.
 final class PartitionRouting: Sendable {
-    private let forwarding = Atomic<Bool>(false)
     private let stoppingFlag = Atomic<Bool>(false)
-    private let target = Mutex<Target>(Target())
+    private let state = Mutex<State>(State())
     private let turn = Atomic<Int>(0)
-    /// Connections to the owner: calls take them in turn, so that the owner's per-connection
+    /// Connections to each owner: calls take them in turn, so that the owner's per-connection
     /// limit (`--max-concurrent-calls`, per connection) caps a standby at this many times it, not once.
     static let connectionsToOwner = 8
 
-    private struct Target {
-        var address: String?
-        var channels: [RPCClientChannel] = []
+    private struct State {
+        var ownerOf: [String: String] = [:]
+        var channels: [String: [RPCClientChannel]] = [:]
         var refusal: String?
     }
 
-    func decision() -> RPCForwardDecision {
-        guard forwarding.load(ordering: .acquiring) else { return .serveLocally }
+    /// Where a call of `tenant` (not served here) goes.
+    func decision(tenant: String) -> RPCForwardDecision {
         let n = turn.wrappingAdd(1, ordering: .relaxed).oldValue
-        return target.withLock { t in
-            if let refusal = t.refusal { return .refuse(RPCError(.unavailable, refusal)) }
-            if !t.channels.isEmpty { return .forward(t.channels[Int(UInt(bitPattern: n) % UInt(t.channels.count))]) }
-            return .refuse(RPCError(.unavailable, "no instance owns the partition yet; retry shortly"))
+        return state.withLock { s in
+            if let refusal = s.refusal { return .refuse(RPCError(.unavailable, refusal)) }
+            if let address = s.ownerOf[tenant], let channels = s.channels[address], !channels.isEmpty {
+                return .forward(channels[Int(UInt(bitPattern: n) % UInt(channels.count))])
+            }
+            return .refuse(RPCError(.unavailable, "no instance owns tenant \(tenant) yet; retry shortly"))
         }
     }
+
+    /// Set once this instance lost a tenant and stops: every call is refused.
+    var refusal: String? { state.withLock { $0.refusal } }
 
     var isStopping: Bool { stoppingFlag.load(ordering: .acquiring) }
 
-    var hasOwnerAddress: Bool { target.withLock { $0.address != nil } }
+    func knowsOwner(of tenant: String) -> Bool { state.withLock { $0.ownerOf[tenant] != nil } }
 
-    func startStandby() { forwarding.store(true, ordering: .releasing) }
+    /// The tenant is served here now.
+    func forget(tenant: String) { point(tenant: tenant, nil) }
 
-    func becomeOwner() {
-        let old = target.withLock { t -> [RPCClientChannel] in
-            defer { t = Target() }
-            return t.channels
+    /// Forwards `tenant`'s calls to `address` from now on (nil: nowhere).
+    func point(tenant: String, to address: String?, tls: RPCClientTLS?) throws {
+        if let address, state.withLock({ $0.channels[address] == nil }) {
+            var configuration = RPCClientConfiguration()
+            configuration.tls = tls
+            configuration.connectTimeout = .seconds(2)
+            configuration.maxBackoff = .milliseconds(500)
+            let channels = try (0..<Self.connectionsToOwner).map { _ in try RPCClientChannel(address: address, configuration: configuration) }
+            let unused = state.withLock { s -> [RPCClientChannel] in
+                if s.channels[address] != nil { return channels }
+                s.channels[address] = channels
+                return []
+            }
+            for channel in unused { channel.close() }
         }
-        forwarding.store(false, ordering: .releasing)
-        for channel in old { channel.close() }
+        point(tenant: tenant, address)
     }
 
-    /// Forwards to `address` from now on (new channels when it changed).
-    func point(to address: String?, tls: RPCClientTLS?) throws {
-        guard let address, target.withLock({ $0.address != address }) else { return }
-        var configuration = RPCClientConfiguration()
-        configuration.tls = tls
-        configuration.connectTimeout = .seconds(2)
-        configuration.maxBackoff = .milliseconds(500)
-        let channels = try (0..<Self.connectionsToOwner).map { _ in try RPCClientChannel(address: address, configuration: configuration) }
-        let old = target.withLock { t -> [RPCClientChannel] in
-            guard t.address != address else { return channels }
-            defer { t.address = address; t.channels = channels }
-            return t.channels
+    private func point(tenant: String, _ address: String?) {
+        let closing = state.withLock { s -> [RPCClientChannel] in
+            s.ownerOf[tenant] = address
+            // Connections to an instance that owns none of the tenants any more are closed.
+            let used = Set(s.ownerOf.values)
+            var closing: [RPCClientChannel] = []
+            for (a, channels) in s.channels where !used.contains(a) {
+                closing += channels
+                s.channels[a] = nil
+            }
+            return closing
         }
-        for channel in old { channel.close() }
+        for channel in closing { channel.close() }
     }
 
     func refuseAll(_ reason: String) {
-        target.withLock { $0.refusal = reason }
-        forwarding.store(true, ordering: .releasing)
+        state.withLock { $0.refusal = reason }
     }
 
     func stopping() { stoppingFlag.store(true, ordering: .releasing) }
+}
+
+/// The tenant host, set once the store is open (the tenant service exists before).
+final class TenantHostBox: TenantHost {
+    private let host = Mutex<(any TenantHost)?>(nil)
+
+    func set(_ host: any TenantHost) { self.host.withLock { $0 = host } }
+
+    private func current() throws -> any TenantHost {
+        guard let host = host.withLock({ $0 }) else { throw GatedStore.NotReady(message: "sessiond is starting; retry shortly") }
+        return host
+    }
+
+    func prepare(tenant id: String) throws { try current().prepare(tenant: id) }
+    func serve(_ tenant: TenantRecord) throws { try current().serve(tenant) }
+    func stop(tenant id: String) { try? current().stop(tenant: id) }
 }

@@ -17,6 +17,10 @@ public protocol SessionStore: Sendable {
     func token(hash: [UInt8]) throws -> APIToken?
     func listTokens() throws -> [APIToken]
     func revokeToken(hash: [UInt8], at time: Timestamp) throws -> APIToken
+    /// The tenant registry (kept in the main store).
+    func tenants() throws -> [TenantRecord]
+    func insertTenant(_ tenant: TenantRecord) throws
+    func setTenantDisabled(_ id: String, at time: Timestamp?) throws -> TenantRecord
     /// Server settings by key (absent ones left out).
     func settings(_ keys: [String]) throws -> [String: Int64]
     /// Stores settings durably, in one transaction.

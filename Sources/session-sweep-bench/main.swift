@@ -639,7 +639,7 @@ do {
         ownerHasDue = { try owner.performAndWait(readOnly: true) { $0.hasDue(at: population.cutoff) } }
     } else {
         let store = try benchStore.openForSweep()
-        let backend = SessionBackend(store: store, clock: ServerClock(testClock: false), logger: logger)
+        let backend = SessionBackend(store: store, clock: ServerClock(testClock: false), logger: logger, servesFromStore: true)
         let sweeper = TimerSweeper(backend: backend, intervalMillis: options.intervalMillis, batchSize: options.sweepBatch)
         note("sweeping (batch \(options.sweepBatch), interval \(options.intervalMillis) ms, durability \(options.durability))…")
         start = monotonicSeconds()

@@ -79,6 +79,12 @@ struct SessiondCommand: ParsableCommand {
     @Option(help: "Read the bootstrap admin token from this file. [env: SESSIOND_ADMIN_TOKEN_FILE]")
     var adminTokenFile: String?
 
+    @Option(help: "An operator bearer token to accept (manages tenants; stored hashed). Without it, a first start writes a generated one to DATA_DIR/operator-token. [env: SESSIOND_OPERATOR_TOKEN]")
+    var operatorToken: String?
+
+    @Option(help: "Read the bootstrap operator token from this file. [env: SESSIOND_OPERATOR_TOKEN_FILE]")
+    var operatorTokenFile: String?
+
     @Option(help: "PostgreSQL: milliseconds between sweeps for due timers (the embedded store fires each timer at its deadline). [env: SESSIOND_SWEEP_INTERVAL_MS] (default: 1000)")
     var sweepIntervalMs: Int?
 
@@ -194,6 +200,14 @@ struct SessiondCommand: ParsableCommand {
                 throw ValidationError("cannot read the admin token file \(file)")
             }
             options.bootstrapAdminToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        if let token = try value(operatorToken, "SESSIOND_OPERATOR_TOKEN", { $0 }) {
+            options.bootstrapOperatorToken = token
+        } else if let file = try value(operatorTokenFile, "SESSIOND_OPERATOR_TOKEN_FILE", { $0 }) {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read the operator token file \(file)")
+            }
+            options.bootstrapOperatorToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
 
         let levelName = try value(logLevel, "SESSIOND_LOG_LEVEL", { $0 }) ?? "info"

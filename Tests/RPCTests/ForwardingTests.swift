@@ -31,8 +31,8 @@ extension Loopback {
                 server = RPCServer(
                     configuration: configuration,
                     services: [
-                        RPCForwardingService(TestServiceProvider(), forwardTo: { decision.get() }),
-                        RPCForwardingService(ProbeService(), forwardTo: { decision.get() }),
+                        RPCForwardingService(TestServiceProvider(), forwardTo: { _ in decision.get() }),
+                        RPCForwardingService(ProbeService(), forwardTo: { _ in decision.get() }),
                     ])
                 try server.start()
                 channel = RPCClientChannel(host: "127.0.0.1", port: server.port)

@@ -62,9 +62,18 @@ import Testing
             // The table's CHECK constraints hold even for rows written around the store.
             let raw = try SQLiteConnection(path: store.path)
             let check = #expect(throws: SQLiteError.self) {
-                try raw.run("INSERT INTO tokens VALUES (x'01', 'REP', NULL, 'x', 0, NULL)")
+                try raw.run("INSERT INTO tokens VALUES (x'01', 'REP', NULL, 'x', 0, NULL, 'default')")
             }
             #expect(check?.constraint == .check)
+            // An operator token belongs to no tenant; every other token to one.
+            let operatorWithTenant = #expect(throws: SQLiteError.self) {
+                try raw.run("INSERT INTO tokens VALUES (x'02', 'OPERATOR', NULL, 'x', 0, NULL, 'default')")
+            }
+            #expect(operatorWithTenant?.constraint == .check)
+            let adminWithoutTenant = #expect(throws: SQLiteError.self) {
+                try raw.run("INSERT INTO tokens VALUES (x'03', 'ADMIN', NULL, 'x', 0, NULL, NULL)")
+            }
+            #expect(adminWithoutTenant?.constraint == .check)
         }
     }
 

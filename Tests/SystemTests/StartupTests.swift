@@ -76,7 +76,7 @@ struct StartupTests {
             defer { admin.close() }
             try await setUpChannelAndReps(admin, reps: 1)  // writes: -wal and -shm exist now
             let running = Self.modes(dir)
-            #expect(Set(running.keys.filter { !$0.hasPrefix("journal-") }) == [".", "admin-token", "sessiond.marker", "sessions.sqlite", "sessions.sqlite-wal", "sessions.sqlite-shm"], "\(running)")
+            #expect(Set(running.keys.filter { !$0.hasPrefix("journal-") }) == [".", "admin-token", "operator-token", "sessiond.marker", "sessions.sqlite", "sessions.sqlite-wal", "sessions.sqlite-shm"], "\(running)")
             #expect(running.keys.contains { $0.hasPrefix("journal-") && $0.hasSuffix(".log") }, "the writes left no journal file: \(running)")
             #expect(running["."] == 0o700, "\(running)")
             for (name, mode) in running where name != "." { #expect(mode == 0o600, "\(name) is \(String(mode, radix: 8))") }

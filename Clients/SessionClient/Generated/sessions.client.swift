@@ -230,3 +230,43 @@ extension SessionsV1.ClockService {
         }
     }
 }
+
+extension SessionsV1.TenantService {
+    /// A typed client for `sessions.v1.TenantService`; every method shares the channel's
+    /// multiplexed connection.
+    public struct Client: Sendable {
+        public let channel: RPCClientChannel
+
+        public init(channel: RPCClientChannel) { self.channel = channel }
+
+        /// Calls `/sessions.v1.TenantService/CreateTenant`.
+        public func createTenant(_ request: SessionsV1.CreateTenantRequest = .init(), options: RPCCallOptions = .init()) async throws(RPCError) -> SessionsV1.CreateTenantResponse {
+            try await channel.unary(SessionsV1.TenantService.Method.createTenant, request: request, options: options)
+        }
+
+        /// Calls `/sessions.v1.TenantService/GetTenant`.
+        public func getTenant(_ request: SessionsV1.TenantRequest = .init(), options: RPCCallOptions = .init()) async throws(RPCError) -> SessionsV1.Tenant {
+            try await channel.unary(SessionsV1.TenantService.Method.getTenant, request: request, options: options)
+        }
+
+        /// Calls `/sessions.v1.TenantService/ListTenants`.
+        public func listTenants(_ request: SessionsV1.ListTenantsRequest = .init(), options: RPCCallOptions = .init()) async throws(RPCError) -> SessionsV1.ListTenantsResponse {
+            try await channel.unary(SessionsV1.TenantService.Method.listTenants, request: request, options: options)
+        }
+
+        /// Calls `/sessions.v1.TenantService/DisableTenant`.
+        public func disableTenant(_ request: SessionsV1.TenantRequest = .init(), options: RPCCallOptions = .init()) async throws(RPCError) -> SessionsV1.Tenant {
+            try await channel.unary(SessionsV1.TenantService.Method.disableTenant, request: request, options: options)
+        }
+
+        /// Calls `/sessions.v1.TenantService/EnableTenant`.
+        public func enableTenant(_ request: SessionsV1.TenantRequest = .init(), options: RPCCallOptions = .init()) async throws(RPCError) -> SessionsV1.Tenant {
+            try await channel.unary(SessionsV1.TenantService.Method.enableTenant, request: request, options: options)
+        }
+
+        /// Calls `/sessions.v1.TenantService/IssueTenantAdminToken`.
+        public func issueTenantAdminToken(_ request: SessionsV1.IssueTenantAdminTokenRequest = .init(), options: RPCCallOptions = .init()) async throws(RPCError) -> SessionsV1.IssueTokenResponse {
+            try await channel.unary(SessionsV1.TenantService.Method.issueTenantAdminToken, request: request, options: options)
+        }
+    }
+}

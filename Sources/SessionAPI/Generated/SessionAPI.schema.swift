@@ -58,6 +58,14 @@ extension ProtoSchema {
                 ProtoSchema.Method(service: "sessions.v1.ClockService", name: "GetTime", request: SessionsV1.GetTimeRequest.self, requestType: "sessions.v1.GetTimeRequest", response: SessionsV1.ClockResponse.self, responseType: "sessions.v1.ClockResponse", serverStreaming: false),
                 ProtoSchema.Method(service: "sessions.v1.ClockService", name: "AdvanceClock", request: SessionsV1.AdvanceClockRequest.self, requestType: "sessions.v1.AdvanceClockRequest", response: SessionsV1.ClockResponse.self, responseType: "sessions.v1.ClockResponse", serverStreaming: false),
             ]),
+            ProtoSchema.Service(fullName: "sessions.v1.TenantService", methods: [
+                ProtoSchema.Method(service: "sessions.v1.TenantService", name: "CreateTenant", request: SessionsV1.CreateTenantRequest.self, requestType: "sessions.v1.CreateTenantRequest", response: SessionsV1.CreateTenantResponse.self, responseType: "sessions.v1.CreateTenantResponse", serverStreaming: false),
+                ProtoSchema.Method(service: "sessions.v1.TenantService", name: "GetTenant", request: SessionsV1.TenantRequest.self, requestType: "sessions.v1.TenantRequest", response: SessionsV1.Tenant.self, responseType: "sessions.v1.Tenant", serverStreaming: false),
+                ProtoSchema.Method(service: "sessions.v1.TenantService", name: "ListTenants", request: SessionsV1.ListTenantsRequest.self, requestType: "sessions.v1.ListTenantsRequest", response: SessionsV1.ListTenantsResponse.self, responseType: "sessions.v1.ListTenantsResponse", serverStreaming: false),
+                ProtoSchema.Method(service: "sessions.v1.TenantService", name: "DisableTenant", request: SessionsV1.TenantRequest.self, requestType: "sessions.v1.TenantRequest", response: SessionsV1.Tenant.self, responseType: "sessions.v1.Tenant", serverStreaming: false),
+                ProtoSchema.Method(service: "sessions.v1.TenantService", name: "EnableTenant", request: SessionsV1.TenantRequest.self, requestType: "sessions.v1.TenantRequest", response: SessionsV1.Tenant.self, responseType: "sessions.v1.Tenant", serverStreaming: false),
+                ProtoSchema.Method(service: "sessions.v1.TenantService", name: "IssueTenantAdminToken", request: SessionsV1.IssueTenantAdminTokenRequest.self, requestType: "sessions.v1.IssueTenantAdminTokenRequest", response: SessionsV1.IssueTokenResponse.self, responseType: "sessions.v1.IssueTokenResponse", serverStreaming: false),
+            ]),
             ProtoSchema.Service(fullName: "grpc.testing.TestService", methods: [
                 ProtoSchema.Method(service: "grpc.testing.TestService", name: "EmptyCall", request: GrpcTesting.Empty.self, requestType: "grpc.testing.Empty", response: GrpcTesting.Empty.self, responseType: "grpc.testing.Empty", serverStreaming: false),
                 ProtoSchema.Method(service: "grpc.testing.TestService", name: "UnaryCall", request: GrpcTesting.SimpleRequest.self, requestType: "grpc.testing.SimpleRequest", response: GrpcTesting.SimpleResponse.self, responseType: "grpc.testing.SimpleResponse", serverStreaming: false),
@@ -258,6 +266,7 @@ extension ProtoSchema {
                 .init(name: "rep_id", jsonName: "repId", number: 4, kind: .scalar, type: "string", repeated: false),
                 .init(name: "created_at_ms", jsonName: "createdAtMs", number: 5, kind: .scalar, type: "int64", repeated: false),
                 .init(name: "revoked", jsonName: "revoked", number: 6, kind: .scalar, type: "bool", repeated: false),
+                .init(name: "tenant_id", jsonName: "tenantId", number: 7, kind: .scalar, type: "string", repeated: false),
             ]),
             ProtoSchema.Message(fullName: "sessions.v1.IssueTokenResponse", fields: [
                 .init(name: "info", jsonName: "info", number: 1, kind: .message, type: "sessions.v1.TokenInfo", repeated: false),
@@ -278,6 +287,33 @@ extension ProtoSchema {
             ProtoSchema.Message(fullName: "sessions.v1.ClockResponse", fields: [
                 .init(name: "now_ms", jsonName: "nowMs", number: 1, kind: .scalar, type: "int64", repeated: false),
                 .init(name: "test_clock", jsonName: "testClock", number: 2, kind: .scalar, type: "bool", repeated: false),
+            ]),
+            ProtoSchema.Message(fullName: "sessions.v1.Tenant", fields: [
+                .init(name: "id", jsonName: "id", number: 1, kind: .scalar, type: "string", repeated: false),
+                .init(name: "display_name", jsonName: "displayName", number: 2, kind: .scalar, type: "string", repeated: false),
+                .init(name: "created_at_ms", jsonName: "createdAtMs", number: 3, kind: .scalar, type: "int64", repeated: false),
+                .init(name: "disabled", jsonName: "disabled", number: 4, kind: .scalar, type: "bool", repeated: false),
+                .init(name: "disabled_at_ms", jsonName: "disabledAtMs", number: 5, kind: .scalar, type: "int64", repeated: false),
+            ]),
+            ProtoSchema.Message(fullName: "sessions.v1.CreateTenantRequest", fields: [
+                .init(name: "id", jsonName: "id", number: 1, kind: .scalar, type: "string", repeated: false),
+                .init(name: "display_name", jsonName: "displayName", number: 2, kind: .scalar, type: "string", repeated: false),
+                .init(name: "admin_token_name", jsonName: "adminTokenName", number: 3, kind: .scalar, type: "string", repeated: false),
+            ]),
+            ProtoSchema.Message(fullName: "sessions.v1.CreateTenantResponse", fields: [
+                .init(name: "tenant", jsonName: "tenant", number: 1, kind: .message, type: "sessions.v1.Tenant", repeated: false),
+                .init(name: "admin_token", jsonName: "adminToken", number: 2, kind: .message, type: "sessions.v1.IssueTokenResponse", repeated: false),
+            ]),
+            ProtoSchema.Message(fullName: "sessions.v1.TenantRequest", fields: [
+                .init(name: "id", jsonName: "id", number: 1, kind: .scalar, type: "string", repeated: false),
+            ]),
+            ProtoSchema.Message(fullName: "sessions.v1.ListTenantsRequest", fields: []),
+            ProtoSchema.Message(fullName: "sessions.v1.ListTenantsResponse", fields: [
+                .init(name: "tenants", jsonName: "tenants", number: 1, kind: .message, type: "sessions.v1.Tenant", repeated: true),
+            ]),
+            ProtoSchema.Message(fullName: "sessions.v1.IssueTenantAdminTokenRequest", fields: [
+                .init(name: "tenant_id", jsonName: "tenantId", number: 1, kind: .scalar, type: "string", repeated: false),
+                .init(name: "name", jsonName: "name", number: 2, kind: .scalar, type: "string", repeated: false),
             ]),
             ProtoSchema.Message(fullName: "grpc.testing.Empty", fields: []),
             ProtoSchema.Message(fullName: "grpc.testing.Payload", fields: [
@@ -323,7 +359,7 @@ extension ProtoSchema {
             ProtoSchema.Enum(fullName: "sessions.v1.SessionStatus", values: [("SESSION_STATUS_UNSPECIFIED", 0), ("NEW", 1), ("WAITING", 2), ("ACTIVE", 3), ("INACTIVE", 4), ("ENDED", 5)]),
             ProtoSchema.Enum(fullName: "sessions.v1.Presence", values: [("PRESENCE_UNSPECIFIED", 0), ("OFFLINE", 1), ("AVAILABLE", 2), ("BUSY", 3)]),
             ProtoSchema.Enum(fullName: "sessions.v1.Permission", values: [("PERMISSION_UNSPECIFIED", 0), ("ENHANCED_CHAT_USER", 1), ("ENHANCED_CHAT_REP", 2), ("MESSAGING_AGENT", 3)]),
-            ProtoSchema.Enum(fullName: "sessions.v1.Role", values: [("ROLE_UNSPECIFIED", 0), ("SERVICE", 1), ("REP", 2), ("ADMIN", 3)]),
+            ProtoSchema.Enum(fullName: "sessions.v1.Role", values: [("ROLE_UNSPECIFIED", 0), ("SERVICE", 1), ("REP", 2), ("ADMIN", 3), ("OPERATOR", 4)]),
             ProtoSchema.Enum(fullName: "sessions.v1.ActorKind", values: [("ACTOR_KIND_UNSPECIFIED", 0), ("ACTOR_SERVICE", 1), ("ACTOR_REP", 2), ("ACTOR_ADMIN", 3), ("ACTOR_SYSTEM", 4)]),
             ProtoSchema.Enum(fullName: "sessions.v1.TransitionReason", values: [("TRANSITION_REASON_UNSPECIFIED", 0), ("CREATED", 1), ("ROUTED", 2), ("CUSTOMER_MESSAGE", 3), ("CUSTOMER_RETURNED", 4), ("MARKED_INACTIVE", 5), ("CUSTOMER_INACTIVITY_TIMEOUT", 6), ("AUTO_ENDED", 7), ("ENDED_BY_REP", 8), ("ENDED_BY_ADMIN", 9), ("ENDED_BY_CUSTOMER", 10), ("REP_WENT_OFFLINE", 11), ("BUSINESS_INITIATED", 12), ("ENDED_BY_SYSTEM", 13)]),
             ProtoSchema.Enum(fullName: "sessions.v1.MessageSender", values: [("MESSAGE_SENDER_UNSPECIFIED", 0), ("CUSTOMER", 1), ("SERVICE_REP", 2)]),

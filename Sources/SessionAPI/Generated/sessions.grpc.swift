@@ -341,3 +341,59 @@ extension SessionsV1.ClockService.ServiceProtocol {
         ]
     }
 }
+
+extension SessionsV1 {
+    /// Service `sessions.v1.TenantService`.
+    public enum TenantService {
+        public static let serviceName = "sessions.v1.TenantService"
+
+        /// The service's method descriptors.
+        public enum Method {
+            public static let createTenant = RPCMethodDescriptor(service: "sessions.v1.TenantService", method: "CreateTenant", kind: .unary)
+            public static let getTenant = RPCMethodDescriptor(service: "sessions.v1.TenantService", method: "GetTenant", kind: .unary)
+            public static let listTenants = RPCMethodDescriptor(service: "sessions.v1.TenantService", method: "ListTenants", kind: .unary)
+            public static let disableTenant = RPCMethodDescriptor(service: "sessions.v1.TenantService", method: "DisableTenant", kind: .unary)
+            public static let enableTenant = RPCMethodDescriptor(service: "sessions.v1.TenantService", method: "EnableTenant", kind: .unary)
+            public static let issueTenantAdminToken = RPCMethodDescriptor(service: "sessions.v1.TenantService", method: "IssueTenantAdminToken", kind: .unary)
+            public static let all: [RPCMethodDescriptor] = [createTenant, getTenant, listTenants, disableTenant, enableTenant, issueTenantAdminToken]
+        }
+
+        /// What a server implements to host `sessions.v1.TenantService`. Every method is async and
+        /// must not block: a call that waits (for storage) suspends, it never holds a thread.
+        public protocol ServiceProtocol: RPCService {
+            func createTenant(request: SessionsV1.CreateTenantRequest, context: RPCServerContext) async throws -> SessionsV1.CreateTenantResponse
+            func getTenant(request: SessionsV1.TenantRequest, context: RPCServerContext) async throws -> SessionsV1.Tenant
+            func listTenants(request: SessionsV1.ListTenantsRequest, context: RPCServerContext) async throws -> SessionsV1.ListTenantsResponse
+            func disableTenant(request: SessionsV1.TenantRequest, context: RPCServerContext) async throws -> SessionsV1.Tenant
+            func enableTenant(request: SessionsV1.TenantRequest, context: RPCServerContext) async throws -> SessionsV1.Tenant
+            func issueTenantAdminToken(request: SessionsV1.IssueTenantAdminTokenRequest, context: RPCServerContext) async throws -> SessionsV1.IssueTokenResponse
+        }
+    }
+}
+
+extension SessionsV1.TenantService.ServiceProtocol {
+    public var serviceName: String { SessionsV1.TenantService.serviceName }
+
+    public func methodHandlers() -> [RPCMethodHandler] {
+        [
+            replacementHandler(for: SessionsV1.TenantService.Method.createTenant) ?? RPCMethodHandler(asyncUnary: SessionsV1.TenantService.Method.createTenant) { (request: SessionsV1.CreateTenantRequest, context) -> SessionsV1.CreateTenantResponse in
+                try await self.createTenant(request: request, context: context)
+            },
+            replacementHandler(for: SessionsV1.TenantService.Method.getTenant) ?? RPCMethodHandler(asyncUnary: SessionsV1.TenantService.Method.getTenant) { (request: SessionsV1.TenantRequest, context) -> SessionsV1.Tenant in
+                try await self.getTenant(request: request, context: context)
+            },
+            replacementHandler(for: SessionsV1.TenantService.Method.listTenants) ?? RPCMethodHandler(asyncUnary: SessionsV1.TenantService.Method.listTenants) { (request: SessionsV1.ListTenantsRequest, context) -> SessionsV1.ListTenantsResponse in
+                try await self.listTenants(request: request, context: context)
+            },
+            replacementHandler(for: SessionsV1.TenantService.Method.disableTenant) ?? RPCMethodHandler(asyncUnary: SessionsV1.TenantService.Method.disableTenant) { (request: SessionsV1.TenantRequest, context) -> SessionsV1.Tenant in
+                try await self.disableTenant(request: request, context: context)
+            },
+            replacementHandler(for: SessionsV1.TenantService.Method.enableTenant) ?? RPCMethodHandler(asyncUnary: SessionsV1.TenantService.Method.enableTenant) { (request: SessionsV1.TenantRequest, context) -> SessionsV1.Tenant in
+                try await self.enableTenant(request: request, context: context)
+            },
+            replacementHandler(for: SessionsV1.TenantService.Method.issueTenantAdminToken) ?? RPCMethodHandler(asyncUnary: SessionsV1.TenantService.Method.issueTenantAdminToken) { (request: SessionsV1.IssueTenantAdminTokenRequest, context) -> SessionsV1.IssueTokenResponse in
+                try await self.issueTenantAdminToken(request: request, context: context)
+            },
+        ]
+    }
+}

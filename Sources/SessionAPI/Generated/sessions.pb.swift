@@ -143,6 +143,7 @@ extension SessionsV1 {
         case service = 1
         case rep = 2
         case admin = 3
+        case `operator` = 4
 
         /// The value's name as written in the .proto file.
         public var protoName: String {
@@ -151,6 +152,7 @@ extension SessionsV1 {
             case .service: "SERVICE"
             case .rep: "REP"
             case .admin: "ADMIN"
+            case .`operator`: "OPERATOR"
             }
         }
 
@@ -659,6 +661,7 @@ extension SessionsV1 {
         public var repId: String = ""
         public var createdAtMs: Int64 = 0
         public var revoked: Bool = false
+        public var tenantId: String = ""
 
         public init() {}
     }
@@ -730,6 +733,76 @@ extension SessionsV1 {
     public struct ClockResponse: Sendable, Hashable {
         public var nowMs: Int64 = 0
         public var testClock: Bool = false
+
+        public init() {}
+    }
+}
+
+extension SessionsV1 {
+    /// Proto message `sessions.v1.Tenant`.
+    public struct Tenant: Sendable, Hashable {
+        public var id: String = ""
+        public var displayName: String = ""
+        public var createdAtMs: Int64 = 0
+        public var disabled: Bool = false
+        public var disabledAtMs: Int64 = 0
+
+        public init() {}
+    }
+}
+
+extension SessionsV1 {
+    /// Proto message `sessions.v1.CreateTenantRequest`.
+    public struct CreateTenantRequest: Sendable, Hashable {
+        public var id: String = ""
+        public var displayName: String = ""
+        public var adminTokenName: String = ""
+
+        public init() {}
+    }
+}
+
+extension SessionsV1 {
+    /// Proto message `sessions.v1.CreateTenantResponse`.
+    public struct CreateTenantResponse: Sendable, Hashable {
+        public var tenant: SessionsV1.Tenant? = nil
+        public var adminToken: SessionsV1.IssueTokenResponse? = nil
+
+        public init() {}
+    }
+}
+
+extension SessionsV1 {
+    /// Proto message `sessions.v1.TenantRequest`.
+    public struct TenantRequest: Sendable, Hashable {
+        public var id: String = ""
+
+        public init() {}
+    }
+}
+
+extension SessionsV1 {
+    /// Proto message `sessions.v1.ListTenantsRequest`.
+    public struct ListTenantsRequest: Sendable, Hashable {
+
+        public init() {}
+    }
+}
+
+extension SessionsV1 {
+    /// Proto message `sessions.v1.ListTenantsResponse`.
+    public struct ListTenantsResponse: Sendable, Hashable {
+        public var tenants: [SessionsV1.Tenant] = []
+
+        public init() {}
+    }
+}
+
+extension SessionsV1 {
+    /// Proto message `sessions.v1.IssueTenantAdminTokenRequest`.
+    public struct IssueTenantAdminTokenRequest: Sendable, Hashable {
+        public var tenantId: String = ""
+        public var name: String = ""
 
         public init() {}
     }
@@ -2664,6 +2737,7 @@ extension SessionsV1.TokenInfo: ProtoCMessage {
         self.repId = try ProtoC.string(c.pointee.rep_id, field: "TokenInfo.rep_id")
         self.createdAtMs = c.pointee.created_at_ms
         self.revoked = (c.pointee.revoked != 0)
+        self.tenantId = try ProtoC.string(c.pointee.tenant_id, field: "TokenInfo.tenant_id")
     }
 
     public func fill(_ c: UnsafeMutablePointer<Sessions__V1__TokenInfo>, arena: ProtoArena) {
@@ -2674,6 +2748,7 @@ extension SessionsV1.TokenInfo: ProtoCMessage {
         if !self.repId.isEmpty { c.pointee.rep_id = arena.cString(self.repId) }
         c.pointee.created_at_ms = self.createdAtMs
         c.pointee.revoked = (self.revoked ? 1 : 0)
+        if !self.tenantId.isEmpty { c.pointee.tenant_id = arena.cString(self.tenantId) }
     }
 
     public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__TokenInfo>? {
@@ -2693,6 +2768,7 @@ extension SessionsV1.TokenInfo: ProtoJSONEncodable {
         o.append(("repId", ProtoJSON(self.repId)))
         o.append(("createdAtMs", ProtoJSON(String(self.createdAtMs))))
         o.append(("revoked", ProtoJSON(self.revoked)))
+        o.append(("tenantId", ProtoJSON(self.tenantId)))
         return .object(o)
     }
 }
@@ -2700,7 +2776,7 @@ extension SessionsV1.TokenInfo: ProtoJSONEncodable {
 extension SessionsV1.TokenInfo: ProtoJSONDecodable {
     public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
         self.init()
-        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.TokenInfo", fields: [("id", "id"), ("name", "name"), ("role", "role"), ("repId", "rep_id"), ("createdAtMs", "created_at_ms"), ("revoked", "revoked")]) {
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.TokenInfo", fields: [("id", "id"), ("name", "name"), ("role", "role"), ("repId", "rep_id"), ("createdAtMs", "created_at_ms"), ("revoked", "revoked"), ("tenantId", "tenant_id")]) {
             switch field {
             case 0: self.id = try ProtoJSONRead.string(value, key)
             case 1: self.name = try ProtoJSONRead.string(value, key)
@@ -2708,6 +2784,7 @@ extension SessionsV1.TokenInfo: ProtoJSONDecodable {
             case 3: self.repId = try ProtoJSONRead.string(value, key)
             case 4: self.createdAtMs = try ProtoJSONRead.int64(value, key)
             case 5: self.revoked = try ProtoJSONRead.bool(value, key)
+            case 6: self.tenantId = try ProtoJSONRead.string(value, key)
             default: break
             }
         }
@@ -3030,6 +3107,329 @@ extension SessionsV1.ClockResponse: ProtoJSONDecodable {
             switch field {
             case 0: self.nowMs = try ProtoJSONRead.int64(value, key)
             case 1: self.testClock = try ProtoJSONRead.bool(value, key)
+            default: break
+            }
+        }
+    }
+}
+
+extension SessionsV1.Tenant: ProtoCMessage {
+    public typealias CMessage = Sessions__V1__Tenant
+
+    public init(cMessage c: UnsafePointer<Sessions__V1__Tenant>) throws(ProtoDecodingError) {
+        self.init()
+        self.id = try ProtoC.string(c.pointee.id, field: "Tenant.id")
+        self.displayName = try ProtoC.string(c.pointee.display_name, field: "Tenant.display_name")
+        self.createdAtMs = c.pointee.created_at_ms
+        self.disabled = (c.pointee.disabled != 0)
+        self.disabledAtMs = c.pointee.disabled_at_ms
+    }
+
+    public func fill(_ c: UnsafeMutablePointer<Sessions__V1__Tenant>, arena: ProtoArena) {
+        sessions__v1__tenant__init(c)
+        if !self.id.isEmpty { c.pointee.id = arena.cString(self.id) }
+        if !self.displayName.isEmpty { c.pointee.display_name = arena.cString(self.displayName) }
+        c.pointee.created_at_ms = self.createdAtMs
+        c.pointee.disabled = (self.disabled ? 1 : 0)
+        c.pointee.disabled_at_ms = self.disabledAtMs
+    }
+
+    public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__Tenant>? {
+        sessions__v1__tenant__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__Tenant>) { sessions__v1__tenant__free_unpacked(c, &protoUnpackAllocator) }
+    public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__Tenant>) -> Int { sessions__v1__tenant__get_packed_size(c) }
+    public static func cPack(_ c: UnsafePointer<Sessions__V1__Tenant>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__tenant__pack(c, out) }
+}
+
+extension SessionsV1.Tenant: ProtoJSONEncodable {
+    public func jsonObject() -> ProtoJSON {
+        var o: [(String, ProtoJSON)] = []
+        o.append(("id", ProtoJSON(self.id)))
+        o.append(("displayName", ProtoJSON(self.displayName)))
+        o.append(("createdAtMs", ProtoJSON(String(self.createdAtMs))))
+        o.append(("disabled", ProtoJSON(self.disabled)))
+        o.append(("disabledAtMs", ProtoJSON(String(self.disabledAtMs))))
+        return .object(o)
+    }
+}
+
+extension SessionsV1.Tenant: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.Tenant", fields: [("id", "id"), ("displayName", "display_name"), ("createdAtMs", "created_at_ms"), ("disabled", "disabled"), ("disabledAtMs", "disabled_at_ms")]) {
+            switch field {
+            case 0: self.id = try ProtoJSONRead.string(value, key)
+            case 1: self.displayName = try ProtoJSONRead.string(value, key)
+            case 2: self.createdAtMs = try ProtoJSONRead.int64(value, key)
+            case 3: self.disabled = try ProtoJSONRead.bool(value, key)
+            case 4: self.disabledAtMs = try ProtoJSONRead.int64(value, key)
+            default: break
+            }
+        }
+    }
+}
+
+extension SessionsV1.CreateTenantRequest: ProtoCMessage {
+    public typealias CMessage = Sessions__V1__CreateTenantRequest
+
+    public init(cMessage c: UnsafePointer<Sessions__V1__CreateTenantRequest>) throws(ProtoDecodingError) {
+        self.init()
+        self.id = try ProtoC.string(c.pointee.id, field: "CreateTenantRequest.id")
+        self.displayName = try ProtoC.string(c.pointee.display_name, field: "CreateTenantRequest.display_name")
+        self.adminTokenName = try ProtoC.string(c.pointee.admin_token_name, field: "CreateTenantRequest.admin_token_name")
+    }
+
+    public func fill(_ c: UnsafeMutablePointer<Sessions__V1__CreateTenantRequest>, arena: ProtoArena) {
+        sessions__v1__create_tenant_request__init(c)
+        if !self.id.isEmpty { c.pointee.id = arena.cString(self.id) }
+        if !self.displayName.isEmpty { c.pointee.display_name = arena.cString(self.displayName) }
+        if !self.adminTokenName.isEmpty { c.pointee.admin_token_name = arena.cString(self.adminTokenName) }
+    }
+
+    public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__CreateTenantRequest>? {
+        sessions__v1__create_tenant_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__CreateTenantRequest>) { sessions__v1__create_tenant_request__free_unpacked(c, &protoUnpackAllocator) }
+    public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__CreateTenantRequest>) -> Int { sessions__v1__create_tenant_request__get_packed_size(c) }
+    public static func cPack(_ c: UnsafePointer<Sessions__V1__CreateTenantRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__create_tenant_request__pack(c, out) }
+}
+
+extension SessionsV1.CreateTenantRequest: ProtoJSONEncodable {
+    public func jsonObject() -> ProtoJSON {
+        var o: [(String, ProtoJSON)] = []
+        o.append(("id", ProtoJSON(self.id)))
+        o.append(("displayName", ProtoJSON(self.displayName)))
+        o.append(("adminTokenName", ProtoJSON(self.adminTokenName)))
+        return .object(o)
+    }
+}
+
+extension SessionsV1.CreateTenantRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.CreateTenantRequest", fields: [("id", "id"), ("displayName", "display_name"), ("adminTokenName", "admin_token_name")]) {
+            switch field {
+            case 0: self.id = try ProtoJSONRead.string(value, key)
+            case 1: self.displayName = try ProtoJSONRead.string(value, key)
+            case 2: self.adminTokenName = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
+extension SessionsV1.CreateTenantResponse: ProtoCMessage {
+    public typealias CMessage = Sessions__V1__CreateTenantResponse
+
+    public init(cMessage c: UnsafePointer<Sessions__V1__CreateTenantResponse>) throws(ProtoDecodingError) {
+        self.init()
+        if let p = c.pointee.tenant { self.tenant = try SessionsV1.Tenant(cMessage: p) }
+        if let p = c.pointee.admin_token { self.adminToken = try SessionsV1.IssueTokenResponse(cMessage: p) }
+    }
+
+    public func fill(_ c: UnsafeMutablePointer<Sessions__V1__CreateTenantResponse>, arena: ProtoArena) {
+        sessions__v1__create_tenant_response__init(c)
+        if let v = self.tenant { c.pointee.tenant = v.cMessage(in: arena) }
+        if let v = self.adminToken { c.pointee.admin_token = v.cMessage(in: arena) }
+    }
+
+    public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__CreateTenantResponse>? {
+        sessions__v1__create_tenant_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__CreateTenantResponse>) { sessions__v1__create_tenant_response__free_unpacked(c, &protoUnpackAllocator) }
+    public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__CreateTenantResponse>) -> Int { sessions__v1__create_tenant_response__get_packed_size(c) }
+    public static func cPack(_ c: UnsafePointer<Sessions__V1__CreateTenantResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__create_tenant_response__pack(c, out) }
+}
+
+extension SessionsV1.CreateTenantResponse: ProtoJSONEncodable {
+    public func jsonObject() -> ProtoJSON {
+        var o: [(String, ProtoJSON)] = []
+        if let v = self.tenant { o.append(("tenant", v.jsonObject())) }
+        if let v = self.adminToken { o.append(("adminToken", v.jsonObject())) }
+        return .object(o)
+    }
+}
+
+extension SessionsV1.CreateTenantResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.CreateTenantResponse", fields: [("tenant", "tenant"), ("adminToken", "admin_token")]) {
+            switch field {
+            case 0: self.tenant = try ProtoJSONRead.message(value, as: SessionsV1.Tenant.self, key)
+            case 1: self.adminToken = try ProtoJSONRead.message(value, as: SessionsV1.IssueTokenResponse.self, key)
+            default: break
+            }
+        }
+    }
+}
+
+extension SessionsV1.TenantRequest: ProtoCMessage {
+    public typealias CMessage = Sessions__V1__TenantRequest
+
+    public init(cMessage c: UnsafePointer<Sessions__V1__TenantRequest>) throws(ProtoDecodingError) {
+        self.init()
+        self.id = try ProtoC.string(c.pointee.id, field: "TenantRequest.id")
+    }
+
+    public func fill(_ c: UnsafeMutablePointer<Sessions__V1__TenantRequest>, arena: ProtoArena) {
+        sessions__v1__tenant_request__init(c)
+        if !self.id.isEmpty { c.pointee.id = arena.cString(self.id) }
+    }
+
+    public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__TenantRequest>? {
+        sessions__v1__tenant_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__TenantRequest>) { sessions__v1__tenant_request__free_unpacked(c, &protoUnpackAllocator) }
+    public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__TenantRequest>) -> Int { sessions__v1__tenant_request__get_packed_size(c) }
+    public static func cPack(_ c: UnsafePointer<Sessions__V1__TenantRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__tenant_request__pack(c, out) }
+}
+
+extension SessionsV1.TenantRequest: ProtoJSONEncodable {
+    public func jsonObject() -> ProtoJSON {
+        var o: [(String, ProtoJSON)] = []
+        o.append(("id", ProtoJSON(self.id)))
+        return .object(o)
+    }
+}
+
+extension SessionsV1.TenantRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.TenantRequest", fields: [("id", "id")]) {
+            switch field {
+            case 0: self.id = try ProtoJSONRead.string(value, key)
+            default: break
+            }
+        }
+    }
+}
+
+extension SessionsV1.ListTenantsRequest: ProtoCMessage {
+    public typealias CMessage = Sessions__V1__ListTenantsRequest
+
+    public init(cMessage c: UnsafePointer<Sessions__V1__ListTenantsRequest>) throws(ProtoDecodingError) {
+        self.init()
+    }
+
+    public func fill(_ c: UnsafeMutablePointer<Sessions__V1__ListTenantsRequest>, arena: ProtoArena) {
+        sessions__v1__list_tenants_request__init(c)
+    }
+
+    public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListTenantsRequest>? {
+        sessions__v1__list_tenants_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListTenantsRequest>) { sessions__v1__list_tenants_request__free_unpacked(c, &protoUnpackAllocator) }
+    public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListTenantsRequest>) -> Int { sessions__v1__list_tenants_request__get_packed_size(c) }
+    public static func cPack(_ c: UnsafePointer<Sessions__V1__ListTenantsRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_tenants_request__pack(c, out) }
+}
+
+extension SessionsV1.ListTenantsRequest: ProtoJSONEncodable {
+    public func jsonObject() -> ProtoJSON {
+        .object([])
+    }
+}
+
+extension SessionsV1.ListTenantsRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        _ = try ProtoJSONRead.members(of: json, message: "sessions.v1.ListTenantsRequest", fields: [])
+    }
+}
+
+extension SessionsV1.ListTenantsResponse: ProtoCMessage {
+    public typealias CMessage = Sessions__V1__ListTenantsResponse
+
+    public init(cMessage c: UnsafePointer<Sessions__V1__ListTenantsResponse>) throws(ProtoDecodingError) {
+        self.init()
+        if c.pointee.n_tenants > 0, let items = c.pointee.tenants {
+            var values: [SessionsV1.Tenant] = []
+            values.reserveCapacity(c.pointee.n_tenants)
+            for i in 0..<c.pointee.n_tenants {
+                guard let p = items[i] else { throw ProtoDecodingError(field: "ListTenantsResponse.tenants", reason: "missing message") }
+                values.append(try SessionsV1.Tenant(cMessage: p))
+            }
+            self.tenants = values
+        }
+    }
+
+    public func fill(_ c: UnsafeMutablePointer<Sessions__V1__ListTenantsResponse>, arena: ProtoArena) {
+        sessions__v1__list_tenants_response__init(c)
+        if !self.tenants.isEmpty {
+            let items = arena.allocate(UnsafeMutablePointer<Sessions__V1__Tenant>?.self, count: self.tenants.count)
+            for (i, v) in self.tenants.enumerated() { (items + i).initialize(to: v.cMessage(in: arena)) }
+            c.pointee.n_tenants = self.tenants.count
+            c.pointee.tenants = items
+        }
+    }
+
+    public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__ListTenantsResponse>? {
+        sessions__v1__list_tenants_response__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__ListTenantsResponse>) { sessions__v1__list_tenants_response__free_unpacked(c, &protoUnpackAllocator) }
+    public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__ListTenantsResponse>) -> Int { sessions__v1__list_tenants_response__get_packed_size(c) }
+    public static func cPack(_ c: UnsafePointer<Sessions__V1__ListTenantsResponse>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__list_tenants_response__pack(c, out) }
+}
+
+extension SessionsV1.ListTenantsResponse: ProtoJSONEncodable {
+    public func jsonObject() -> ProtoJSON {
+        var o: [(String, ProtoJSON)] = []
+        if !self.tenants.isEmpty { o.append(("tenants", .array(self.tenants.map { ProtoJSON($0) }))) }
+        return .object(o)
+    }
+}
+
+extension SessionsV1.ListTenantsResponse: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.ListTenantsResponse", fields: [("tenants", "tenants")]) {
+            switch field {
+            case 0: self.tenants = try ProtoJSONRead.repeatedMessage(value, as: SessionsV1.Tenant.self, key)
+            default: break
+            }
+        }
+    }
+}
+
+extension SessionsV1.IssueTenantAdminTokenRequest: ProtoCMessage {
+    public typealias CMessage = Sessions__V1__IssueTenantAdminTokenRequest
+
+    public init(cMessage c: UnsafePointer<Sessions__V1__IssueTenantAdminTokenRequest>) throws(ProtoDecodingError) {
+        self.init()
+        self.tenantId = try ProtoC.string(c.pointee.tenant_id, field: "IssueTenantAdminTokenRequest.tenant_id")
+        self.name = try ProtoC.string(c.pointee.name, field: "IssueTenantAdminTokenRequest.name")
+    }
+
+    public func fill(_ c: UnsafeMutablePointer<Sessions__V1__IssueTenantAdminTokenRequest>, arena: ProtoArena) {
+        sessions__v1__issue_tenant_admin_token_request__init(c)
+        if !self.tenantId.isEmpty { c.pointee.tenant_id = arena.cString(self.tenantId) }
+        if !self.name.isEmpty { c.pointee.name = arena.cString(self.name) }
+    }
+
+    public static func cUnpack(_ data: UnsafeRawBufferPointer) -> UnsafeMutablePointer<Sessions__V1__IssueTenantAdminTokenRequest>? {
+        sessions__v1__issue_tenant_admin_token_request__unpack(&protoUnpackAllocator, data.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+    }
+    public static func cFreeUnpacked(_ c: UnsafeMutablePointer<Sessions__V1__IssueTenantAdminTokenRequest>) { sessions__v1__issue_tenant_admin_token_request__free_unpacked(c, &protoUnpackAllocator) }
+    public static func cPackedSize(_ c: UnsafePointer<Sessions__V1__IssueTenantAdminTokenRequest>) -> Int { sessions__v1__issue_tenant_admin_token_request__get_packed_size(c) }
+    public static func cPack(_ c: UnsafePointer<Sessions__V1__IssueTenantAdminTokenRequest>, into out: UnsafeMutablePointer<UInt8>) -> Int { sessions__v1__issue_tenant_admin_token_request__pack(c, out) }
+}
+
+extension SessionsV1.IssueTenantAdminTokenRequest: ProtoJSONEncodable {
+    public func jsonObject() -> ProtoJSON {
+        var o: [(String, ProtoJSON)] = []
+        o.append(("tenantId", ProtoJSON(self.tenantId)))
+        o.append(("name", ProtoJSON(self.name)))
+        return .object(o)
+    }
+}
+
+extension SessionsV1.IssueTenantAdminTokenRequest: ProtoJSONDecodable {
+    public init(json: ProtoJSON) throws(ProtoJSONDecodingError) {
+        self.init()
+        for (field, key, value) in try ProtoJSONRead.members(of: json, message: "sessions.v1.IssueTenantAdminTokenRequest", fields: [("tenantId", "tenant_id"), ("name", "name")]) {
+            switch field {
+            case 0: self.tenantId = try ProtoJSONRead.string(value, key)
+            case 1: self.name = try ProtoJSONRead.string(value, key)
             default: break
             }
         }

@@ -62,6 +62,13 @@ typedef struct Sessions__V1__WhoAmIRequest Sessions__V1__WhoAmIRequest;
 typedef struct Sessions__V1__GetTimeRequest Sessions__V1__GetTimeRequest;
 typedef struct Sessions__V1__AdvanceClockRequest Sessions__V1__AdvanceClockRequest;
 typedef struct Sessions__V1__ClockResponse Sessions__V1__ClockResponse;
+typedef struct Sessions__V1__Tenant Sessions__V1__Tenant;
+typedef struct Sessions__V1__CreateTenantRequest Sessions__V1__CreateTenantRequest;
+typedef struct Sessions__V1__CreateTenantResponse Sessions__V1__CreateTenantResponse;
+typedef struct Sessions__V1__TenantRequest Sessions__V1__TenantRequest;
+typedef struct Sessions__V1__ListTenantsRequest Sessions__V1__ListTenantsRequest;
+typedef struct Sessions__V1__ListTenantsResponse Sessions__V1__ListTenantsResponse;
+typedef struct Sessions__V1__IssueTenantAdminTokenRequest Sessions__V1__IssueTenantAdminTokenRequest;
 
 
 /* --- enums --- */
@@ -131,11 +138,16 @@ typedef enum _Sessions__V1__Permission {
   SESSIONS__V1__PERMISSION__MESSAGING_AGENT = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SESSIONS__V1__PERMISSION)
 } Sessions__V1__Permission;
+/*
+ * SERVICE, REP and ADMIN tokens act inside one tenant; OPERATOR tokens belong
+ * to no tenant and only manage tenants (TenantService) and operator tokens.
+ */
 typedef enum _Sessions__V1__Role {
   SESSIONS__V1__ROLE__ROLE_UNSPECIFIED = 0,
   SESSIONS__V1__ROLE__SERVICE = 1,
   SESSIONS__V1__ROLE__REP = 2,
-  SESSIONS__V1__ROLE__ADMIN = 3
+  SESSIONS__V1__ROLE__ADMIN = 3,
+  SESSIONS__V1__ROLE__OPERATOR = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SESSIONS__V1__ROLE)
 } Sessions__V1__Role;
 typedef enum _Sessions__V1__ActorKind {
@@ -737,6 +749,10 @@ struct  Sessions__V1__WatchEventsRequest
     , 0, (char *)protobuf_c_empty_string }
 
 
+/*
+ * A token is issued in the caller's tenant (an operator issues OPERATOR
+ * tokens only; a tenant's first admin token comes from TenantService).
+ */
 struct  Sessions__V1__IssueTokenRequest
 {
   ProtobufCMessage base;
@@ -767,10 +783,14 @@ struct  Sessions__V1__TokenInfo
   char *rep_id;
   int64_t created_at_ms;
   protobuf_c_boolean revoked;
+  /*
+   * The tenant the token acts in; empty for OPERATOR tokens.
+   */
+  char *tenant_id;
 };
 #define SESSIONS__V1__TOKEN_INFO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__token_info__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SESSIONS__V1__ROLE__ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SESSIONS__V1__ROLE__ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Sessions__V1__IssueTokenResponse
@@ -860,6 +880,110 @@ struct  Sessions__V1__ClockResponse
 #define SESSIONS__V1__CLOCK_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__clock_response__descriptor) \
     , 0, 0 }
+
+
+/*
+ * A tenant: a namespace of its own for channels, reps, sessions, events,
+ * message ids and tokens. No call made with one tenant's token sees or changes
+ * another tenant's objects (they answer NOT_FOUND). The tenant "default"
+ * exists from the first start.
+ */
+struct  Sessions__V1__Tenant
+{
+  ProtobufCMessage base;
+  /*
+   * 1 to 40 characters: lower-case letters, digits and '-', starting with a
+   * letter or digit.
+   */
+  char *id;
+  char *display_name;
+  int64_t created_at_ms;
+  /*
+   * A disabled tenant's tokens are refused (PERMISSION_DENIED) and its
+   * timers do not run; its data stays.
+   */
+  protobuf_c_boolean disabled;
+  int64_t disabled_at_ms;
+};
+#define SESSIONS__V1__TENANT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__tenant__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+struct  Sessions__V1__CreateTenantRequest
+{
+  ProtobufCMessage base;
+  char *id;
+  /*
+   * Empty: the id.
+   */
+  char *display_name;
+  /*
+   * The name of the tenant's first admin token; empty: "tenant-admin".
+   */
+  char *admin_token_name;
+};
+#define SESSIONS__V1__CREATE_TENANT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__create_tenant_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Sessions__V1__CreateTenantResponse
+{
+  ProtobufCMessage base;
+  Sessions__V1__Tenant *tenant;
+  /*
+   * The tenant's first ADMIN token (the secret is shown once).
+   */
+  Sessions__V1__IssueTokenResponse *admin_token;
+};
+#define SESSIONS__V1__CREATE_TENANT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__create_tenant_response__descriptor) \
+    , NULL, NULL }
+
+
+struct  Sessions__V1__TenantRequest
+{
+  ProtobufCMessage base;
+  char *id;
+};
+#define SESSIONS__V1__TENANT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__tenant_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Sessions__V1__ListTenantsRequest
+{
+  ProtobufCMessage base;
+};
+#define SESSIONS__V1__LIST_TENANTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__list_tenants_request__descriptor) \
+     }
+
+
+struct  Sessions__V1__ListTenantsResponse
+{
+  ProtobufCMessage base;
+  size_t n_tenants;
+  Sessions__V1__Tenant **tenants;
+};
+#define SESSIONS__V1__LIST_TENANTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__list_tenants_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Sessions__V1__IssueTenantAdminTokenRequest
+{
+  ProtobufCMessage base;
+  char *tenant_id;
+  /*
+   * Empty: "tenant-admin".
+   */
+  char *name;
+};
+#define SESSIONS__V1__ISSUE_TENANT_ADMIN_TOKEN_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&sessions__v1__issue_tenant_admin_token_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /* Sessions__V1__Channel methods */
@@ -1755,6 +1879,139 @@ Sessions__V1__ClockResponse *
 void   sessions__v1__clock_response__free_unpacked
                      (Sessions__V1__ClockResponse *message,
                       ProtobufCAllocator *allocator);
+/* Sessions__V1__Tenant methods */
+void   sessions__v1__tenant__init
+                     (Sessions__V1__Tenant         *message);
+size_t sessions__v1__tenant__get_packed_size
+                     (const Sessions__V1__Tenant   *message);
+size_t sessions__v1__tenant__pack
+                     (const Sessions__V1__Tenant   *message,
+                      uint8_t             *out);
+size_t sessions__v1__tenant__pack_to_buffer
+                     (const Sessions__V1__Tenant   *message,
+                      ProtobufCBuffer     *buffer);
+Sessions__V1__Tenant *
+       sessions__v1__tenant__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   sessions__v1__tenant__free_unpacked
+                     (Sessions__V1__Tenant *message,
+                      ProtobufCAllocator *allocator);
+/* Sessions__V1__CreateTenantRequest methods */
+void   sessions__v1__create_tenant_request__init
+                     (Sessions__V1__CreateTenantRequest         *message);
+size_t sessions__v1__create_tenant_request__get_packed_size
+                     (const Sessions__V1__CreateTenantRequest   *message);
+size_t sessions__v1__create_tenant_request__pack
+                     (const Sessions__V1__CreateTenantRequest   *message,
+                      uint8_t             *out);
+size_t sessions__v1__create_tenant_request__pack_to_buffer
+                     (const Sessions__V1__CreateTenantRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Sessions__V1__CreateTenantRequest *
+       sessions__v1__create_tenant_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   sessions__v1__create_tenant_request__free_unpacked
+                     (Sessions__V1__CreateTenantRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Sessions__V1__CreateTenantResponse methods */
+void   sessions__v1__create_tenant_response__init
+                     (Sessions__V1__CreateTenantResponse         *message);
+size_t sessions__v1__create_tenant_response__get_packed_size
+                     (const Sessions__V1__CreateTenantResponse   *message);
+size_t sessions__v1__create_tenant_response__pack
+                     (const Sessions__V1__CreateTenantResponse   *message,
+                      uint8_t             *out);
+size_t sessions__v1__create_tenant_response__pack_to_buffer
+                     (const Sessions__V1__CreateTenantResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Sessions__V1__CreateTenantResponse *
+       sessions__v1__create_tenant_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   sessions__v1__create_tenant_response__free_unpacked
+                     (Sessions__V1__CreateTenantResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Sessions__V1__TenantRequest methods */
+void   sessions__v1__tenant_request__init
+                     (Sessions__V1__TenantRequest         *message);
+size_t sessions__v1__tenant_request__get_packed_size
+                     (const Sessions__V1__TenantRequest   *message);
+size_t sessions__v1__tenant_request__pack
+                     (const Sessions__V1__TenantRequest   *message,
+                      uint8_t             *out);
+size_t sessions__v1__tenant_request__pack_to_buffer
+                     (const Sessions__V1__TenantRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Sessions__V1__TenantRequest *
+       sessions__v1__tenant_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   sessions__v1__tenant_request__free_unpacked
+                     (Sessions__V1__TenantRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Sessions__V1__ListTenantsRequest methods */
+void   sessions__v1__list_tenants_request__init
+                     (Sessions__V1__ListTenantsRequest         *message);
+size_t sessions__v1__list_tenants_request__get_packed_size
+                     (const Sessions__V1__ListTenantsRequest   *message);
+size_t sessions__v1__list_tenants_request__pack
+                     (const Sessions__V1__ListTenantsRequest   *message,
+                      uint8_t             *out);
+size_t sessions__v1__list_tenants_request__pack_to_buffer
+                     (const Sessions__V1__ListTenantsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Sessions__V1__ListTenantsRequest *
+       sessions__v1__list_tenants_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   sessions__v1__list_tenants_request__free_unpacked
+                     (Sessions__V1__ListTenantsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Sessions__V1__ListTenantsResponse methods */
+void   sessions__v1__list_tenants_response__init
+                     (Sessions__V1__ListTenantsResponse         *message);
+size_t sessions__v1__list_tenants_response__get_packed_size
+                     (const Sessions__V1__ListTenantsResponse   *message);
+size_t sessions__v1__list_tenants_response__pack
+                     (const Sessions__V1__ListTenantsResponse   *message,
+                      uint8_t             *out);
+size_t sessions__v1__list_tenants_response__pack_to_buffer
+                     (const Sessions__V1__ListTenantsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Sessions__V1__ListTenantsResponse *
+       sessions__v1__list_tenants_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   sessions__v1__list_tenants_response__free_unpacked
+                     (Sessions__V1__ListTenantsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Sessions__V1__IssueTenantAdminTokenRequest methods */
+void   sessions__v1__issue_tenant_admin_token_request__init
+                     (Sessions__V1__IssueTenantAdminTokenRequest         *message);
+size_t sessions__v1__issue_tenant_admin_token_request__get_packed_size
+                     (const Sessions__V1__IssueTenantAdminTokenRequest   *message);
+size_t sessions__v1__issue_tenant_admin_token_request__pack
+                     (const Sessions__V1__IssueTenantAdminTokenRequest   *message,
+                      uint8_t             *out);
+size_t sessions__v1__issue_tenant_admin_token_request__pack_to_buffer
+                     (const Sessions__V1__IssueTenantAdminTokenRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Sessions__V1__IssueTenantAdminTokenRequest *
+       sessions__v1__issue_tenant_admin_token_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   sessions__v1__issue_tenant_admin_token_request__free_unpacked
+                     (Sessions__V1__IssueTenantAdminTokenRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Sessions__V1__Channel_Closure)
@@ -1897,6 +2154,27 @@ typedef void (*Sessions__V1__AdvanceClockRequest_Closure)
                   void *closure_data);
 typedef void (*Sessions__V1__ClockResponse_Closure)
                  (const Sessions__V1__ClockResponse *message,
+                  void *closure_data);
+typedef void (*Sessions__V1__Tenant_Closure)
+                 (const Sessions__V1__Tenant *message,
+                  void *closure_data);
+typedef void (*Sessions__V1__CreateTenantRequest_Closure)
+                 (const Sessions__V1__CreateTenantRequest *message,
+                  void *closure_data);
+typedef void (*Sessions__V1__CreateTenantResponse_Closure)
+                 (const Sessions__V1__CreateTenantResponse *message,
+                  void *closure_data);
+typedef void (*Sessions__V1__TenantRequest_Closure)
+                 (const Sessions__V1__TenantRequest *message,
+                  void *closure_data);
+typedef void (*Sessions__V1__ListTenantsRequest_Closure)
+                 (const Sessions__V1__ListTenantsRequest *message,
+                  void *closure_data);
+typedef void (*Sessions__V1__ListTenantsResponse_Closure)
+                 (const Sessions__V1__ListTenantsResponse *message,
+                  void *closure_data);
+typedef void (*Sessions__V1__IssueTenantAdminTokenRequest_Closure)
+                 (const Sessions__V1__IssueTenantAdminTokenRequest *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -2264,6 +2542,72 @@ void sessions__v1__clock_service__advance_clock(ProtobufCService *service,
                                                 const Sessions__V1__AdvanceClockRequest *input,
                                                 Sessions__V1__ClockResponse_Closure closure,
                                                 void *closure_data);
+typedef struct Sessions__V1__TenantService_Service Sessions__V1__TenantService_Service;
+struct Sessions__V1__TenantService_Service
+{
+  ProtobufCService base;
+  void (*create_tenant)(Sessions__V1__TenantService_Service *service,
+                        const Sessions__V1__CreateTenantRequest *input,
+                        Sessions__V1__CreateTenantResponse_Closure closure,
+                        void *closure_data);
+  void (*get_tenant)(Sessions__V1__TenantService_Service *service,
+                     const Sessions__V1__TenantRequest *input,
+                     Sessions__V1__Tenant_Closure closure,
+                     void *closure_data);
+  void (*list_tenants)(Sessions__V1__TenantService_Service *service,
+                       const Sessions__V1__ListTenantsRequest *input,
+                       Sessions__V1__ListTenantsResponse_Closure closure,
+                       void *closure_data);
+  void (*disable_tenant)(Sessions__V1__TenantService_Service *service,
+                         const Sessions__V1__TenantRequest *input,
+                         Sessions__V1__Tenant_Closure closure,
+                         void *closure_data);
+  void (*enable_tenant)(Sessions__V1__TenantService_Service *service,
+                        const Sessions__V1__TenantRequest *input,
+                        Sessions__V1__Tenant_Closure closure,
+                        void *closure_data);
+  void (*issue_tenant_admin_token)(Sessions__V1__TenantService_Service *service,
+                                   const Sessions__V1__IssueTenantAdminTokenRequest *input,
+                                   Sessions__V1__IssueTokenResponse_Closure closure,
+                                   void *closure_data);
+};
+typedef void (*Sessions__V1__TenantService_ServiceDestroy)(Sessions__V1__TenantService_Service *);
+void sessions__v1__tenant_service__init (Sessions__V1__TenantService_Service *service,
+                                         Sessions__V1__TenantService_ServiceDestroy destroy);
+#define SESSIONS__V1__TENANT_SERVICE__BASE_INIT \
+    { &sessions__v1__tenant_service__descriptor, protobuf_c_service_invoke_internal, NULL }
+#define SESSIONS__V1__TENANT_SERVICE__INIT(function_prefix__) \
+    { SESSIONS__V1__TENANT_SERVICE__BASE_INIT,\
+      function_prefix__ ## create_tenant,\
+      function_prefix__ ## get_tenant,\
+      function_prefix__ ## list_tenants,\
+      function_prefix__ ## disable_tenant,\
+      function_prefix__ ## enable_tenant,\
+      function_prefix__ ## issue_tenant_admin_token  }
+void sessions__v1__tenant_service__create_tenant(ProtobufCService *service,
+                                                 const Sessions__V1__CreateTenantRequest *input,
+                                                 Sessions__V1__CreateTenantResponse_Closure closure,
+                                                 void *closure_data);
+void sessions__v1__tenant_service__get_tenant(ProtobufCService *service,
+                                              const Sessions__V1__TenantRequest *input,
+                                              Sessions__V1__Tenant_Closure closure,
+                                              void *closure_data);
+void sessions__v1__tenant_service__list_tenants(ProtobufCService *service,
+                                                const Sessions__V1__ListTenantsRequest *input,
+                                                Sessions__V1__ListTenantsResponse_Closure closure,
+                                                void *closure_data);
+void sessions__v1__tenant_service__disable_tenant(ProtobufCService *service,
+                                                  const Sessions__V1__TenantRequest *input,
+                                                  Sessions__V1__Tenant_Closure closure,
+                                                  void *closure_data);
+void sessions__v1__tenant_service__enable_tenant(ProtobufCService *service,
+                                                 const Sessions__V1__TenantRequest *input,
+                                                 Sessions__V1__Tenant_Closure closure,
+                                                 void *closure_data);
+void sessions__v1__tenant_service__issue_tenant_admin_token(ProtobufCService *service,
+                                                            const Sessions__V1__IssueTenantAdminTokenRequest *input,
+                                                            Sessions__V1__IssueTokenResponse_Closure closure,
+                                                            void *closure_data);
 
 /* --- descriptors --- */
 
@@ -2323,6 +2667,13 @@ extern const ProtobufCMessageDescriptor sessions__v1__who_am_irequest__descripto
 extern const ProtobufCMessageDescriptor sessions__v1__get_time_request__descriptor;
 extern const ProtobufCMessageDescriptor sessions__v1__advance_clock_request__descriptor;
 extern const ProtobufCMessageDescriptor sessions__v1__clock_response__descriptor;
+extern const ProtobufCMessageDescriptor sessions__v1__tenant__descriptor;
+extern const ProtobufCMessageDescriptor sessions__v1__create_tenant_request__descriptor;
+extern const ProtobufCMessageDescriptor sessions__v1__create_tenant_response__descriptor;
+extern const ProtobufCMessageDescriptor sessions__v1__tenant_request__descriptor;
+extern const ProtobufCMessageDescriptor sessions__v1__list_tenants_request__descriptor;
+extern const ProtobufCMessageDescriptor sessions__v1__list_tenants_response__descriptor;
+extern const ProtobufCMessageDescriptor sessions__v1__issue_tenant_admin_token_request__descriptor;
 extern const ProtobufCServiceDescriptor sessions__v1__session_service__descriptor;
 extern const ProtobufCServiceDescriptor sessions__v1__rep_service__descriptor;
 extern const ProtobufCServiceDescriptor sessions__v1__channel_service__descriptor;
@@ -2330,6 +2681,7 @@ extern const ProtobufCServiceDescriptor sessions__v1__permission_service__descri
 extern const ProtobufCServiceDescriptor sessions__v1__event_service__descriptor;
 extern const ProtobufCServiceDescriptor sessions__v1__token_service__descriptor;
 extern const ProtobufCServiceDescriptor sessions__v1__clock_service__descriptor;
+extern const ProtobufCServiceDescriptor sessions__v1__tenant_service__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -46,7 +46,12 @@ public final class TokenAuthenticator: Sendable {
 
     /// Authenticates the call or throws UNAUTHENTICATED.
     public func authenticate(_ context: RPCServerContext) throws(RPCError) -> Principal {
-        guard let header = context.metadata["authorization"] else {
+        try authenticate(metadata: context.metadata)
+    }
+
+    /// Authenticates a call from its metadata or throws UNAUTHENTICATED.
+    public func authenticate(metadata: RPCMetadata) throws(RPCError) -> Principal {
+        guard let header = metadata["authorization"] else {
             throw RPCError(.unauthenticated, "missing 'authorization: Bearer <token>' metadata")
         }
         let parts = header.split(separator: " ", maxSplits: 1)

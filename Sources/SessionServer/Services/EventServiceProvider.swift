@@ -43,7 +43,8 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
         let sessionId = request.sessionId.isEmpty ? nil : request.sessionId
         // Authorize once, up front: a session watch needs read access to that
         // session; the global feed needs a service or admin role.
-        try await backend.read(context) { engine, actor, repo in
+        let (principal, partition) = try backend.resolve(context)
+        try await backend.read(in: partition, as: principal.actor) { engine, actor, repo in
             if let sessionId {
                 _ = try engine.getSession(sessionId, by: actor, in: repo)
             } else {
@@ -52,8 +53,9 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
         }
         // With a state owner, durable events arrive in the watcher's mailbox; the store is read
         // only to catch up (at the start, and after falling behind).
-        let live = backend.owner != nil
-        let (watcher, wakeups, cancel) = backend.hub.subscribe(sessionId: sessionId, tickMillis: live ? nil : 1000)
+        let live = partition != nil
+        let hub = partition?.hub ?? backend.hub
+        let (watcher, wakeups, cancel) = hub.subscribe(sessionId: sessionId, tickMillis: live ? nil : 1000)
         context.onCancel(cancel)
         defer { cancel() }
         var cursor = request.afterCursor
@@ -83,7 +85,7 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
                 }
                 do {
                     // Through the owner: the store's tables may lag its journal by a moment.
-                    if let owner = backend.owner {
+                    if let owner = partition?.owner {
                         batch = try await owner.perform(readOnly: true) { state in try read(state) }
                     } else {
                         batch = try backend.store.read { repo in try read(repo) }
@@ -106,7 +108,7 @@ public struct EventServiceProvider: SessionsV1.EventService.ServiceProtocol {
             }
             if Task.isCancelled || context.isCancelled { break }
         }
-        if backend.hub.isEnded && !context.isCancelled {
+        if hub.isEnded && !context.isCancelled {
             throw RPCError(
                 .unavailable,
                 "server is shutting down; reconnect (to another instance or after the restart) with after_cursor=\(cursor) to resume")

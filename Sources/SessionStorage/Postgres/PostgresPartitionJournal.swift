@@ -29,8 +29,21 @@ import Synchronization
 /// Reads of what is not in memory (ended sessions, event history, message
 /// bodies) go through the store's reader pool.
 public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendable {
-    /// The advisory lock key of the (single, today) partition: ASCII "SessPart".
-    public static let lockKey: Int64 = 0x5365_7373_5061_7274
+    /// The advisory lock key of the default tenant's partition: ASCII "SessPart".
+    public static let defaultLockKey: Int64 = 0x5365_7373_5061_7274
+
+    /// The partition's advisory lock key: `defaultLockKey` for the default tenant, else a 64-bit
+    /// FNV-1a hash of the tenant id (a collision would only make two tenants share one owner).
+    public static func lockKey(partition: String) -> Int64 {
+        guard partition != "default" else { return defaultLockKey }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "sessiond-partition:\(partition)".utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int64(bitPattern: hash)
+    }
+
+    /// The partition (tenant) this journal writes; its rows live in the store's schema.
+    public let partition: String
+    private let lockKey: Int64
 
     public let store: PostgresStore
     private let configuration: PostgresConnection.Configuration
@@ -53,11 +66,13 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
 
     /// Opens the lock connection (not the lock yet). `lease`: how long a silent
     /// owner keeps the partition before PostgreSQL lets another take it.
-    public init(store: PostgresStore, url: String, lease: Duration) throws {
+    public init(store: PostgresStore, url: String, lease: Duration, partition: String = "default") throws {
         self.store = store
+        self.partition = partition
+        self.lockKey = Self.lockKey(partition: partition)
         self.leaseMillis = max(1000, PostgresStore.Options.milliseconds(lease))
         var configuration = store.options.connectionConfiguration(url: url)
-        configuration.applicationName += " (partition owner)"
+        configuration.applicationName += " (owner of \(partition))"
         configuration.settings["idle_session_timeout"] = "\(leaseMillis)ms"
         configuration.settings["idle_in_transaction_session_timeout"] = "\(leaseMillis)ms"
         self.configuration = configuration
@@ -75,7 +90,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         do {
             let c = try candidate ?? PostgresConnection(configuration: configuration)
             candidate = c
-            let taken = try c.queryOne("SELECT pg_try_advisory_lock($1)", [Self.lockKey]) { try $0.bool(0) } ?? false
+            let taken = try c.queryOne("SELECT pg_try_advisory_lock($1)", [lockKey]) { try $0.bool(0) } ?? false
             guard taken else { return false }
             candidate = nil
             connection = c
@@ -90,9 +105,6 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         return true
     }
 
-    /// The partition's name in `partition_owner` (one partition today).
-    public static let partition = "default"
-
     /// Records, on the lock connection (so only the owner can), where the owner answers.
     public func advertise(address: String, now: Int64) throws {
         lock.lock()
@@ -103,13 +115,13 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
             """
             INSERT INTO partition_owner (partition, address, since) VALUES ($1, $2, $3)
             ON CONFLICT (partition) DO UPDATE SET address = excluded.address, since = excluded.since
-            """, [Self.partition, address, now])
+            """, [partition, address, now])
     }
 
     /// Where the partition's owner answers, as it advertised it (nil: none yet).
     public func ownerAddress() throws -> String? {
         try store.read { (repo: PostgresRepository) throws -> String? in
-            try repo.connection.queryOne("SELECT address FROM partition_owner WHERE partition = $1", [Self.partition]) { try $0.string(0) }
+            try repo.connection.queryOne("SELECT address FROM partition_owner WHERE partition = $1", [partition]) { try $0.string(0) }
         }
     }
 
@@ -163,13 +175,13 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         let c: PostgresConnection
         do {
             c = try PostgresConnection(configuration: configuration)
-            guard try c.queryOne("SELECT pg_try_advisory_lock($1)", [Self.lockKey], { try $0.bool(0) }) == true else {
+            guard try c.queryOne("SELECT pg_try_advisory_lock($1)", [lockKey], { try $0.bool(0) }) == true else {
                 return lostLocked("another instance holds the partition's lock")
             }
         } catch {
             return  // the database is still away: commits stay refused, the next ping tries again
         }
-        let row = try? c.queryOne("SELECT address, since FROM partition_owner WHERE partition = $1", [Self.partition]) {
+        let row = try? c.queryOne("SELECT address, since FROM partition_owner WHERE partition = $1", [partition]) {
             (try $0.string(0), try $0.int64(1))
         }
         guard let row, let advertised, row.0 == advertised.address, row.1 == advertised.since else {

@@ -22,6 +22,7 @@ package enum PostgresSchema {
         PostgresMigration(version: 1, name: "sessions, reps, channels, events, messages, tokens", sql: version1),
         PostgresMigration(version: 2, name: "message ids scoped per channel; settings", sql: version2),
         PostgresMigration(version: 3, name: "partition owners", sql: version3),
+        PostgresMigration(version: 4, name: "tenants; tokens scoped to a tenant, operator tokens", sql: version4),
     ]
 
     /// The schema version this build expects.
@@ -141,5 +142,23 @@ package enum PostgresSchema {
             address   TEXT COLLATE "C" NOT NULL,
             since     BIGINT NOT NULL
         );
+        """
+
+    /// Tenants (see the SQLite schema's version 4): the registry and every token in the main
+    /// schema; each tenant's data in a schema of its own (the default tenant's in the main one).
+    static let version4 = """
+        CREATE TABLE tenants (
+            id           TEXT COLLATE "C" PRIMARY KEY,
+            display_name TEXT COLLATE "C" NOT NULL,
+            created_at   BIGINT NOT NULL,
+            disabled_at  BIGINT
+        );
+
+        ALTER TABLE tokens ADD COLUMN tenant_id TEXT COLLATE "C";
+        UPDATE tokens SET tenant_id = 'default';
+        ALTER TABLE tokens DROP CONSTRAINT tokens_role_check;
+        ALTER TABLE tokens ADD CONSTRAINT tokens_role_check CHECK (role IN ('SERVICE', 'REP', 'ADMIN', 'OPERATOR'));
+        ALTER TABLE tokens ADD CONSTRAINT tokens_tenant_check CHECK ((role = 'OPERATOR') = (tenant_id IS NULL));
+        CREATE INDEX tokens_tenant ON tokens (tenant_id, created_at);
         """
 }

@@ -20,6 +20,14 @@ extension PostgresStore {
         public var synchronousCommit = true
         /// Shown in `pg_stat_activity`.
         public var applicationName = "sessiond"
+        /// The schema that holds the tables (a tenant's own), created if missing; nil: the
+        /// database's default (`public`).
+        public var schema: String?
+
+        /// The schema of a tenant's tables: the default tenant's are the main schema's.
+        public static func schema(forTenant id: String) -> String? {
+            id == "default" ? nil : "tenant_" + String(id.map { $0 == "-" ? "_" : $0 })
+        }
 
         /// The defaults: 2 writers, 4 readers, 5 s connect timeout, 30 s lock timeout.
         public init() {}
@@ -35,6 +43,7 @@ extension PostgresStore {
                 "bytea_output": "hex",
                 "client_min_messages": "warning",
             ]
+            if let schema { configuration.settings["search_path"] = schema }
             return configuration
         }
 

@@ -89,7 +89,15 @@ public final class PostgresStore: Sendable {
         writers = PostgresConnectionPool(configuration: configuration, capacity: options.writerConnections)
         readers = PostgresConnectionPool(configuration: configuration, capacity: options.readerConnections)
         _ = try withRetries(writers) { connection, _ in
-            try PostgresMigrator.migrate(
+            if let schema = options.schema {
+                // A tenant's schema, created on first use; its name is checked by the tenant id rules.
+                guard schema.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5f }) else {
+                    throw PostgresStoreError.invalidURL("schema \(schema) must be lower-case letters, digits and '_'")
+                }
+                // Under the migration lock: two instances creating it at once would collide.
+                try connection.execute("BEGIN; SELECT pg_advisory_xact_lock(\(Self.writeLockKey)); CREATE SCHEMA IF NOT EXISTS \(schema); COMMIT")
+            }
+            return try PostgresMigrator.migrate(
                 connection, migrations: PostgresSchema.migrations, lockKey: Self.writeLockKey, database: database)
         }
     }

@@ -9,9 +9,14 @@ public struct APIToken: Sendable, Hashable {
         case service = "SERVICE"
         /// One rep (`repId`).
         case rep = "REP"
-        /// An administrator.
+        /// An administrator of one tenant.
         case admin = "ADMIN"
+        /// Manages tenants; belongs to none and acts in none.
+        case `operator` = "OPERATOR"
     }
+
+    /// The tenant that exists from the first start (the README's walk-through, the bootstrap admin).
+    public static let defaultTenant = "default"
 
     /// The hash of the secret (for example SHA-256); the primary key.
     public var hash: [UInt8]
@@ -19,6 +24,8 @@ public struct APIToken: Sendable, Hashable {
     public var role: Role
     /// The rep the token acts as: set for `.rep` tokens only.
     public var repId: String?
+    /// The tenant the token acts in; nil for `.operator` tokens only.
+    public var tenantId: String?
     /// A human-readable label (who or what holds the token).
     public var name: String
     /// When the token was created.
@@ -28,10 +35,12 @@ public struct APIToken: Sendable, Hashable {
 
     /// Creates a token record.
     public init(
-        hash: [UInt8], role: Role, repId: String? = nil, name: String, createdAt: Timestamp, revokedAt: Timestamp? = nil
+        hash: [UInt8], role: Role, tenantId: String? = APIToken.defaultTenant, repId: String? = nil, name: String,
+        createdAt: Timestamp, revokedAt: Timestamp? = nil
     ) {
         self.hash = hash
         self.role = role
+        self.tenantId = role == .operator ? nil : (tenantId ?? Self.defaultTenant)
         self.repId = repId
         self.name = name
         self.createdAt = createdAt
@@ -47,7 +56,46 @@ public struct APIToken: Sendable, Hashable {
         switch role {
         case .service: .service(name)
         case .rep: .rep(repId ?? name)
-        case .admin: .admin(name)
+        case .admin, .operator: .admin(name)
         }
+    }
+}
+
+extension APIToken {
+    /// The token as stored with `tenantId` (nil only for operator tokens).
+    func withTenant(_ tenantId: String?) -> APIToken {
+        var copy = self
+        copy.tenantId = role == .operator ? nil : tenantId
+        return copy
+    }
+}
+
+/// A tenant in the registry: a namespace of its own for every channel, rep, session, event,
+/// message id and token (its data lives in a partition of its own: see docs/ARCHITECTURE.md).
+public struct TenantRecord: Sendable, Hashable {
+    public var id: String
+    public var displayName: String
+    public var createdAt: Timestamp
+    /// When an operator disabled it; nil while it is enabled.
+    public var disabledAt: Timestamp?
+
+    public init(id: String, displayName: String, createdAt: Timestamp, disabledAt: Timestamp? = nil) {
+        self.id = id
+        self.displayName = displayName
+        self.createdAt = createdAt
+        self.disabledAt = disabledAt
+    }
+
+    public var isEnabled: Bool { disabledAt == nil }
+
+    /// 1 to 40 characters of `a-z`, `0-9` and `-`, not starting with `-`: safe as a directory
+    /// name and (with `-` as `_`) as a PostgreSQL schema name. Nil when valid, else why not.
+    public static func problem(withID id: String) -> String? {
+        let bytes = Array(id.utf8)
+        guard !bytes.isEmpty, bytes.count <= 40 else { return "a tenant id must be 1 to 40 characters" }
+        guard bytes.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d }), bytes[0] != 0x2d else {
+            return "a tenant id may hold only a-z, 0-9 and '-', and must not start with '-'"
+        }
+        return nil
     }
 }

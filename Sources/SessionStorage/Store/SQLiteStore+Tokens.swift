@@ -22,5 +22,20 @@ extension SQLiteStore {
     public func revokeToken(hash: [UInt8], at time: Timestamp) throws -> APIToken {
         try write { try $0.revokeToken(hash: hash, at: time) }
     }
-}
 
+    /// Every tenant of the registry, ordered by id.
+    public func tenants() throws -> [TenantRecord] {
+        try read { try $0.tenants() }
+    }
+
+    /// Registers a tenant (see ``SQLiteRepository/insertTenant(_:)``).
+    public func insertTenant(_ tenant: TenantRecord) throws {
+        try write { try $0.insertTenant(tenant) }
+    }
+
+    /// Disables (`time`) or enables (nil) a tenant and returns it.
+    @discardableResult
+    public func setTenantDisabled(_ id: String, at time: Timestamp?) throws -> TenantRecord {
+        try write { try $0.setTenantDisabled(id, at: time) }
+    }
+}

@@ -12,6 +12,7 @@ package enum SessionSchema {
         SQLiteMigration(version: 1, name: "sessions, reps, channels, events, messages, tokens", sql: version1),
         SQLiteMigration(version: 2, name: "message ids scoped per channel; settings", sql: version2),
         SQLiteMigration(version: 3, name: "partition owners", sql: version3),
+        SQLiteMigration(version: 4, name: "tenants; tokens scoped to a tenant, operator tokens", sql: version4),
     ]
 
     /// The schema version this build expects.
@@ -143,5 +144,33 @@ package enum SessionSchema {
             address   TEXT    NOT NULL,
             since     INTEGER NOT NULL
         ) STRICT;
+        """
+
+    /// Tenants. The registry (`tenants`) and every token live in the main database; each
+    /// tenant's channels, reps, sessions, events and messages live in a database of its own
+    /// (the default tenant's in the main one), so every table below keeps its keys. Existing
+    /// tokens belong to the default tenant; OPERATOR tokens belong to none.
+    static let version4 = """
+        CREATE TABLE tenants (
+            id           TEXT    PRIMARY KEY NOT NULL,
+            display_name TEXT    NOT NULL,
+            created_at   INTEGER NOT NULL,
+            disabled_at  INTEGER
+        ) STRICT;
+
+        CREATE TABLE tokens_v4 (
+            token_hash BLOB    PRIMARY KEY NOT NULL CHECK (length(token_hash) > 0),
+            role       TEXT    NOT NULL CHECK (role IN ('SERVICE', 'REP', 'ADMIN', 'OPERATOR')),
+            rep_id     TEXT    CHECK ((role = 'REP') = (rep_id IS NOT NULL)),
+            name       TEXT    NOT NULL,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER,
+            tenant_id  TEXT    CHECK ((role = 'OPERATOR') = (tenant_id IS NULL))
+        ) STRICT;
+        INSERT INTO tokens_v4 (token_hash, role, rep_id, name, created_at, revoked_at, tenant_id)
+            SELECT token_hash, role, rep_id, name, created_at, revoked_at, 'default' FROM tokens;
+        DROP TABLE tokens;
+        ALTER TABLE tokens_v4 RENAME TO tokens;
+        CREATE INDEX tokens_tenant ON tokens (tenant_id, created_at);
         """
 }

@@ -152,7 +152,7 @@ extension RowDecoding {
         )
     }
 
-    static var tokenColumns: String { "token_hash, role, rep_id, name, created_at, revoked_at" }
+    static var tokenColumns: String { "token_hash, role, rep_id, name, created_at, revoked_at, tenant_id" }
 
     static func decodeToken(_ row: some StoredRow) throws -> APIToken {
         APIToken(
@@ -162,7 +162,15 @@ extension RowDecoding {
             name: try row.string(3),
             createdAt: try decodeTimestamp(row, 4),
             revokedAt: try decodeOptionalTimestamp(row, 5)
-        )
+        ).withTenant(try row.optionalString(6))
+    }
+
+    static var tenantColumns: String { "id, display_name, created_at, disabled_at" }
+
+    static func decodeTenant(_ row: some StoredRow) throws -> TenantRecord {
+        TenantRecord(
+            id: try row.string(0), displayName: try row.string(1), createdAt: try decodeTimestamp(row, 2),
+            disabledAt: try decodeOptionalTimestamp(row, 3))
     }
 
     // MARK: Helpers

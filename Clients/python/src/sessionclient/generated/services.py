@@ -1299,6 +1299,243 @@ class ClockServiceClient:
         )
 
 
+class TenantServiceClient:
+    """Client of `sessions.v1.TenantService` (Protos/sessions.proto)."""
+
+    SERVICE = "sessions.v1.TenantService"
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+
+    def create_tenant(
+        self,
+        request: Optional[sessions_pb2.CreateTenantRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> sessions_pb2.CreateTenantResponse:
+        """`/sessions.v1.TenantService/CreateTenant`."""
+        return self._channel.unary(
+            "/sessions.v1.TenantService/CreateTenant",
+            sessions_pb2.CreateTenantRequest() if request is None else request,
+            sessions_pb2.CreateTenantRequest,
+            sessions_pb2.CreateTenantResponse,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def create_tenant_future(
+        self,
+        request: Optional[sessions_pb2.CreateTenantRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> UnaryCall[sessions_pb2.CreateTenantResponse]:
+        """`/sessions.v1.TenantService/CreateTenant`, started now: wait for the returned call (`.result()`) or cancel it."""
+        return self._channel.unary_call(
+            "/sessions.v1.TenantService/CreateTenant",
+            sessions_pb2.CreateTenantRequest() if request is None else request,
+            sessions_pb2.CreateTenantRequest,
+            sessions_pb2.CreateTenantResponse,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def get_tenant(
+        self,
+        request: Optional[sessions_pb2.TenantRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> sessions_pb2.Tenant:
+        """`/sessions.v1.TenantService/GetTenant`."""
+        return self._channel.unary(
+            "/sessions.v1.TenantService/GetTenant",
+            sessions_pb2.TenantRequest() if request is None else request,
+            sessions_pb2.TenantRequest,
+            sessions_pb2.Tenant,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def get_tenant_future(
+        self,
+        request: Optional[sessions_pb2.TenantRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> UnaryCall[sessions_pb2.Tenant]:
+        """`/sessions.v1.TenantService/GetTenant`, started now: wait for the returned call (`.result()`) or cancel it."""
+        return self._channel.unary_call(
+            "/sessions.v1.TenantService/GetTenant",
+            sessions_pb2.TenantRequest() if request is None else request,
+            sessions_pb2.TenantRequest,
+            sessions_pb2.Tenant,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def list_tenants(
+        self,
+        request: Optional[sessions_pb2.ListTenantsRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> sessions_pb2.ListTenantsResponse:
+        """`/sessions.v1.TenantService/ListTenants`."""
+        return self._channel.unary(
+            "/sessions.v1.TenantService/ListTenants",
+            sessions_pb2.ListTenantsRequest() if request is None else request,
+            sessions_pb2.ListTenantsRequest,
+            sessions_pb2.ListTenantsResponse,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def list_tenants_future(
+        self,
+        request: Optional[sessions_pb2.ListTenantsRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> UnaryCall[sessions_pb2.ListTenantsResponse]:
+        """`/sessions.v1.TenantService/ListTenants`, started now: wait for the returned call (`.result()`) or cancel it."""
+        return self._channel.unary_call(
+            "/sessions.v1.TenantService/ListTenants",
+            sessions_pb2.ListTenantsRequest() if request is None else request,
+            sessions_pb2.ListTenantsRequest,
+            sessions_pb2.ListTenantsResponse,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def disable_tenant(
+        self,
+        request: Optional[sessions_pb2.TenantRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> sessions_pb2.Tenant:
+        """`/sessions.v1.TenantService/DisableTenant`."""
+        return self._channel.unary(
+            "/sessions.v1.TenantService/DisableTenant",
+            sessions_pb2.TenantRequest() if request is None else request,
+            sessions_pb2.TenantRequest,
+            sessions_pb2.Tenant,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def disable_tenant_future(
+        self,
+        request: Optional[sessions_pb2.TenantRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> UnaryCall[sessions_pb2.Tenant]:
+        """`/sessions.v1.TenantService/DisableTenant`, started now: wait for the returned call (`.result()`) or cancel it."""
+        return self._channel.unary_call(
+            "/sessions.v1.TenantService/DisableTenant",
+            sessions_pb2.TenantRequest() if request is None else request,
+            sessions_pb2.TenantRequest,
+            sessions_pb2.Tenant,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def enable_tenant(
+        self,
+        request: Optional[sessions_pb2.TenantRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> sessions_pb2.Tenant:
+        """`/sessions.v1.TenantService/EnableTenant`."""
+        return self._channel.unary(
+            "/sessions.v1.TenantService/EnableTenant",
+            sessions_pb2.TenantRequest() if request is None else request,
+            sessions_pb2.TenantRequest,
+            sessions_pb2.Tenant,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def enable_tenant_future(
+        self,
+        request: Optional[sessions_pb2.TenantRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> UnaryCall[sessions_pb2.Tenant]:
+        """`/sessions.v1.TenantService/EnableTenant`, started now: wait for the returned call (`.result()`) or cancel it."""
+        return self._channel.unary_call(
+            "/sessions.v1.TenantService/EnableTenant",
+            sessions_pb2.TenantRequest() if request is None else request,
+            sessions_pb2.TenantRequest,
+            sessions_pb2.Tenant,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def issue_tenant_admin_token(
+        self,
+        request: Optional[sessions_pb2.IssueTenantAdminTokenRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> sessions_pb2.IssueTokenResponse:
+        """`/sessions.v1.TenantService/IssueTenantAdminToken`."""
+        return self._channel.unary(
+            "/sessions.v1.TenantService/IssueTenantAdminToken",
+            sessions_pb2.IssueTenantAdminTokenRequest() if request is None else request,
+            sessions_pb2.IssueTenantAdminTokenRequest,
+            sessions_pb2.IssueTokenResponse,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+    def issue_tenant_admin_token_future(
+        self,
+        request: Optional[sessions_pb2.IssueTenantAdminTokenRequest] = None,
+        *,
+        timeout: Optional[float] = None,
+        metadata: MetadataLike = (),
+        wait_for_ready: bool = False,
+    ) -> UnaryCall[sessions_pb2.IssueTokenResponse]:
+        """`/sessions.v1.TenantService/IssueTenantAdminToken`, started now: wait for the returned call (`.result()`) or cancel it."""
+        return self._channel.unary_call(
+            "/sessions.v1.TenantService/IssueTenantAdminToken",
+            sessions_pb2.IssueTenantAdminTokenRequest() if request is None else request,
+            sessions_pb2.IssueTenantAdminTokenRequest,
+            sessions_pb2.IssueTokenResponse,
+            timeout=timeout,
+            metadata=metadata,
+            wait_for_ready=wait_for_ready,
+        )
+
+
 class TestServiceClient:
     """Client of `grpc.testing.TestService` (Protos/test_service.proto)."""
 
@@ -1500,6 +1737,7 @@ class ServiceClients:
         self.events = EventServiceClient(channel)
         self.tokens = TokenServiceClient(channel)
         self.clock = ClockServiceClient(channel)
+        self.tenant = TenantServiceClient(channel)
         self.test = TestServiceClient(channel)
         self.unimplemented = UnimplementedServiceClient(channel)
 
@@ -1513,6 +1751,7 @@ SERVICE_CLIENTS = {
     "events": EventServiceClient,
     "tokens": TokenServiceClient,
     "clock": ClockServiceClient,
+    "tenant": TenantServiceClient,
     "test": TestServiceClient,
     "unimplemented": UnimplementedServiceClient,
 }

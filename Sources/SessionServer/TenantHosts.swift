@@ -1,0 +1,358 @@
+import Dispatch
+import Foundation
+import Logging
+import RPC
+import SessionCore
+import SessionState
+import SessionStorage
+import Synchronization
+
+/// The embedded store's tenants: each in a SQLite database and journal of its own
+/// (`DATA_DIR/tenants/<id>/`; the default tenant's are the main ones in `DATA_DIR`), each served
+/// here by a partition owner of its own. No leases: one process owns the data directory.
+final class SQLiteTenants: TenantHost, @unchecked Sendable {
+    private let dataDirectory: String
+    private let main: SQLiteStore
+    private let storeOptions: SQLiteStore.Options
+    private let syncs: Bool
+    private let allowEmpty: Bool
+    private let backend: SessionBackend
+    private let gate: GatedStore
+    private let logger: Logger
+    /// Serializes opening, serving and stopping (rare, and each may block).
+    private let lock = NSLock()
+    private var opened: [String: (store: SQLiteStore, journal: JournaledSQLiteStore?)] = [:]
+
+    init(dataDirectory: String, main: SQLiteStore, storeOptions: SQLiteStore.Options, syncs: Bool, allowEmpty: Bool,
+         backend: SessionBackend, gate: GatedStore, logger: Logger) {
+        self.dataDirectory = dataDirectory
+        self.main = main
+        self.storeOptions = storeOptions
+        self.syncs = syncs
+        self.allowEmpty = allowEmpty
+        self.backend = backend
+        self.gate = gate
+        self.logger = logger
+    }
+
+    static func directory(forTenant id: String, in dataDirectory: String) -> String {
+        id == APIToken.defaultTenant ? dataDirectory : ((dataDirectory as NSString).appendingPathComponent("tenants") as NSString).appendingPathComponent(id)
+    }
+
+    /// The tenants' journals (the default tenant's included), for `setAsideJournal`.
+    static func journalDirectories(in dataDirectory: String) -> [String] {
+        let root = (dataDirectory as NSString).appendingPathComponent("tenants")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return [dataDirectory] + names.sorted().map { (root as NSString).appendingPathComponent($0) }
+    }
+
+    func prepare(tenant id: String) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = try store(id, creating: true)
+    }
+
+    /// The tenant's store, opened once. `creating`: a new tenant (an empty database is expected);
+    /// otherwise a registered tenant whose database went missing is refused like the main one.
+    private func store(_ id: String, creating: Bool) throws -> SQLiteStore {
+        if id == APIToken.defaultTenant { return main }
+        if let open = opened[id] { return open.store }
+        let directory = Self.directory(forTenant: id, in: dataDirectory)
+        try SessionDaemon.makeDirectory((directory as NSString).deletingLastPathComponent)
+        try SessionDaemon.makeDirectory(directory)
+        let path = (directory as NSString).appendingPathComponent("sessions.sqlite")
+        if !creating {
+            switch SQLiteStore.inspect(path: path) {
+            case .healthy: break
+            case .damaged(let why):
+                throw SessionDaemonStartupError(.dataRefused, "refusing to start: the database of tenant \(id), \(path), is damaged (\(why)); restore it from a backup")
+            case .missing, .empty, .noSchema:
+                guard allowEmpty else {
+                    throw SessionDaemonStartupError(.dataRefused, "refusing to start: tenant \(id) is registered but its database \(path) is missing or empty; restore it, or start with --allow-empty-store to begin it empty")
+                }
+                logger.warning("tenant \(id)'s database is missing or empty; starting it empty (--allow-empty-store)")
+                _ = JournaledSQLiteStore.setAsideJournal(in: directory)
+            }
+        }
+        let store = try SQLiteStore(path: path, options: storeOptions)
+        opened[id] = (store, nil)
+        return store
+    }
+
+    func serve(_ tenant: TenantRecord) throws {
+        try serve(tenant, creating: true)
+    }
+
+    /// At start: every registered tenant, the disabled ones marked so.
+    func serveRegistered(_ tenants: [TenantRecord]) throws {
+        for tenant in tenants {
+            if tenant.isEnabled { try serve(tenant, creating: false) } else { backend.markDisabled(tenant.id, true) }
+        }
+    }
+
+    private func serve(_ tenant: TenantRecord, creating: Bool) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard backend.partition(tenant: tenant.id) == nil else { return }
+        let store = try self.store(tenant.id, creating: creating)
+        let directory = Self.directory(forTenant: tenant.id, in: dataDirectory)
+        // Batches are durable in the journal files; the tables follow in the background.
+        let journaled = JournaledSQLiteStore(store: store, directory: directory, syncs: syncs)
+        let (gate, logger) = (self.gate, self.logger)
+        journaled.onFailure { error in
+            // A damaged database closes the gate (NOT_SERVING); any other failure is logged.
+            if StoreErrorKind.of(error) != .damaged {
+                logger.error("the journal failed; writes are refused until a restart", metadata: ["tenant": "\(tenant.id)", "error": "\(error)"])
+            }
+            _ = gate.failure(error)
+        }
+        let partition = try makePartition(tenant: tenant.id, journal: GatedJournal(journaled, gate: gate), backend: backend, logger: logger)
+        opened[tenant.id] = (store, journaled)
+        backend.attach(partition)
+    }
+
+    func stop(tenant id: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let partition = backend.detach(tenant: id, disabled: true) else { return }
+        partition.hub.endAll()
+        partition.owner.stop()
+        flush(id)
+    }
+
+    /// After the last call: every partition stopped and written to its tables, every WAL
+    /// checkpointed, so each `sessions.sqlite` alone holds its tenant after a clean stop.
+    func closeAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        for partition in backend.partitions { partition.owner.stop() }
+        for id in opened.keys.sorted() { flush(id) }
+        if opened[APIToken.defaultTenant] == nil { checkpoint(main, "default") }
+    }
+
+    private func flush(_ id: String) {
+        guard let open = opened[id] else { return }
+        if let journal = open.journal {
+            do { try journal.flush() } catch {
+                logger.warning("writing the journal to the tables at shutdown failed; it is replayed at the next start", metadata: ["tenant": "\(id)", "error": "\(error)"])
+            }
+        }
+        checkpoint(open.store, id)
+    }
+
+    private func checkpoint(_ store: SQLiteStore, _ id: String) {
+        do { try store.checkpoint() } catch {
+            logger.warning("WAL checkpoint at shutdown failed", metadata: ["tenant": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    /// Journal counters summed over the tenants.
+    var journalFiles: [String] { lock.withLock { opened.values.flatMap { $0.journal?.journalFiles() ?? [] } } }
+}
+
+/// A tenant's partition owner over `journal`, its durable events fed to the tenant's watchers.
+func makePartition(tenant: String, journal: any PartitionJournal, backend: SessionBackend, logger: Logger) throws -> TenantPartition {
+    let hub = EventHub()
+    let clock = backend.clock
+    let owner = try PartitionOwner(
+        journal: journal, label: tenant, now: { clock.now() },
+        onDurable: { batch in hub.publish(batch.events) },
+        onTimerError: { error in logger.warning("timer failed", metadata: ["tenant": "\(tenant)", "error": "\(error)"]) })
+    return TenantPartition(tenant: tenant, owner: owner, hub: hub)
+}
+
+/// PostgreSQL's tenants: each in a schema of its own (the default tenant's in the main one),
+/// each owned by one instance at a time through its own `PostgresPartitionJournal` (lock
+/// connection, fence, lease). An instance serves the tenants it owns and forwards the others'
+/// calls to their owners; every 100 ms it tries to take the tenants nobody owns, and every second
+/// it reads the registry again (tenants created, disabled or enabled on another instance).
+final class PostgresTenants: TenantHost, @unchecked Sendable {
+    private let url: String
+    private let main: PostgresStore
+    private let storeOptions: PostgresStore.Options
+    private let lease: Duration
+    private let backend: SessionBackend
+    private let gate: GatedStore
+    private let routing: PartitionRouting
+    private let logger: Logger
+    private let advertisedAddress: @Sendable () -> String
+    private let onLost: @Sendable (String) -> Void
+    private let forwardingTLS: RPCClientTLS?
+    private let lock = NSLock()
+    private var slots: [String: Slot] = [:]
+    private var ticks = 0
+    private var failing = false
+
+    private struct Slot {
+        let journal: PostgresPartitionJournal
+        var enabled: Bool
+    }
+
+    init(url: String, main: PostgresStore, storeOptions: PostgresStore.Options, lease: Duration, backend: SessionBackend, gate: GatedStore,
+         routing: PartitionRouting, logger: Logger, forwardingTLS: RPCClientTLS?,
+         advertisedAddress: @escaping @Sendable () -> String, onLost: @escaping @Sendable (String) -> Void) {
+        self.url = url
+        self.main = main
+        self.storeOptions = storeOptions
+        self.lease = lease
+        self.backend = backend
+        self.gate = gate
+        self.routing = routing
+        self.logger = logger
+        self.forwardingTLS = forwardingTLS
+        self.advertisedAddress = advertisedAddress
+        self.onLost = onLost
+    }
+
+    /// Opens (creating if needed) the tenant's schema and its journal.
+    private func slot(_ id: String) throws -> Slot {
+        if let slot = slots[id] { return slot }
+        let store: PostgresStore
+        if id == APIToken.defaultTenant {
+            store = main
+        } else {
+            var options = storeOptions
+            options.schema = PostgresStore.Options.schema(forTenant: id)
+            // A tenant's store is read only for what its owner's memory does not hold.
+            options.writerConnections = 1
+            options.readerConnections = 2
+            store = try PostgresStore(url: url, options: options)
+        }
+        let journal = try PostgresPartitionJournal(store: store, url: url, lease: lease, partition: id)
+        let onLost = self.onLost
+        journal.onLost { reason in onLost("tenant \(id): \(reason)") }
+        let slot = Slot(journal: journal, enabled: false)
+        slots[id] = slot
+        return slot
+    }
+
+    func prepare(tenant id: String) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = try slot(id)
+    }
+
+    func serve(_ tenant: TenantRecord) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        var slot = try self.slot(tenant.id)
+        slot.enabled = true
+        slots[tenant.id] = slot
+        _ = try take(tenant.id, slot)
+    }
+
+    /// At start: every registered tenant this instance can take now; the others are tried later.
+    func serveRegistered(_ tenants: [TenantRecord]) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        for tenant in tenants {
+            guard tenant.isEnabled else { backend.markDisabled(tenant.id, true); continue }
+            var slot = try self.slot(tenant.id)
+            slot.enabled = true
+            slots[tenant.id] = slot
+            if try !take(tenant.id, slot) { try? routing.point(tenant: tenant.id, to: slot.journal.ownerAddress(), tls: forwardingTLS) }
+        }
+    }
+
+    func stop(tenant id: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        slots[id]?.enabled = false
+        backend.markDisabled(id, true)
+        release(id)
+    }
+
+    private func release(_ id: String) {
+        if let partition = backend.detach(tenant: id, disabled: true) {
+            partition.hub.endAll()
+            partition.owner.stop()
+        }
+        slots[id]?.journal.release()
+    }
+
+    /// Takes the tenant if nobody holds it; true when this instance owns it now.
+    private func take(_ id: String, _ slot: Slot) throws -> Bool {
+        if backend.partition(tenant: id) != nil { return true }
+        guard try slot.journal.tryAcquire() else { return false }
+        do {
+            try becomeOwner(id, slot.journal)
+        } catch {
+            // Loading failed after taking the lock: give the tenant back rather than hold it unserved.
+            slot.journal.release()
+            throw error
+        }
+        return true
+    }
+
+    /// Loads the tenant from the database (everything every earlier owner committed), serves it
+    /// from memory and tells the other instances where.
+    private func becomeOwner(_ id: String, _ journal: PostgresPartitionJournal) throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        try backend.clock.loadPersistedState(from: gate)
+        // Advertised first: a later owner's reconnection sees that this one took over.
+        let address = advertisedAddress()
+        try journal.advertise(address: address, now: Int64(Date().timeIntervalSince1970 * 1000))
+        let partition = try makePartition(tenant: id, journal: GatedJournal(journal, gate: gate), backend: backend, logger: logger)
+        backend.attach(partition)
+        routing.forget(tenant: id)
+        logger.info("owning the partition of a tenant", metadata: [
+            "tenant": "\(id)", "advertised": "\(address)", "load_ms": "\((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)",
+        ])
+    }
+
+    /// One turn of the background loop (every 100 ms).
+    func tick() {
+        guard !routing.isStopping else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        ticks += 1
+        do {
+            if ticks % 10 == 1 { try refreshRegistry() }
+            for id in slots.keys.sorted() {
+                guard let slot = slots[id], slot.enabled, backend.partition(tenant: id) == nil else { continue }
+                if try !take(id, slot), !routing.knowsOwner(of: id) || ticks % 10 == 0 {
+                    try routing.point(tenant: id, to: slot.journal.ownerAddress(), tls: forwardingTLS)
+                }
+            }
+            if failing { failing = false; logger.info("tenants: the database answers again") }
+        } catch {
+            // Said once per outage, not ten times a second.
+            if !failing {
+                failing = true
+                logger.warning("tenants: cannot reach the database or load a tenant", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Tenants created, disabled or enabled through any instance.
+    private func refreshRegistry() throws {
+        for tenant in try main.tenants() {
+            if tenant.isEnabled {
+                var slot = try self.slot(tenant.id)
+                if !slot.enabled {
+                    slot.enabled = true
+                    slots[tenant.id] = slot
+                    backend.markDisabled(tenant.id, false)
+                }
+            } else {
+                backend.markDisabled(tenant.id, true)
+                if slots[tenant.id]?.enabled == true || backend.partition(tenant: tenant.id) != nil {
+                    slots[tenant.id]?.enabled = false
+                    release(tenant.id)
+                    backend.auth.invalidate()
+                }
+            }
+        }
+    }
+
+    /// A clean stop: every tenant given up at once, so the next owners need not wait for leases.
+    func releaseAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        for partition in backend.partitions { partition.owner.stop() }
+        for slot in slots.values { slot.journal.release() }
+    }
+
+    /// True while this instance holds some tenant's lock (loading it included).
+    var ownsAny: Bool { lock.withLock { slots.values.contains { $0.journal.isOwner } } }
+}
