@@ -257,6 +257,8 @@ public final class SessionBackend: Sendable {
             return RPCError(Self.code(e.code), e.message)
         case let e as GatedStore.NotReady:
             return RPCError(.unavailable, e.message)
+        case PartitionStateError.stopped:
+            return RPCError(.unavailable, "this tenant is no longer served by this instance (it moved, was disabled, or the server is stopping); retry")
         case PostgresStoreError.unavailable(let reason):
             logger.warning("database unavailable", metadata: ["reason": "\(reason)"])
             return RPCError(.unavailable, "the database is unavailable; retry later")

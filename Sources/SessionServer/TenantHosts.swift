@@ -164,8 +164,10 @@ func makePartition(tenant: String, journal: any PartitionJournal, backend: Sessi
 /// PostgreSQL's tenants: each in a schema of its own (the default tenant's in the main one),
 /// each owned by one instance at a time through its own `PostgresPartitionJournal` (lock
 /// connection, fence, lease). An instance serves the tenants it owns and forwards the others'
-/// calls to their owners; every 100 ms it tries to take the tenants nobody owns, and every second
-/// it reads the registry again (tenants created, disabled or enabled on another instance).
+/// calls to their owners. Every 100 ms it tries to take the tenants nobody owns, up to its share;
+/// every second it reads the registry again and says it is alive (`instances`), and the share is
+/// the enabled tenants divided by the live instances, rounded up. An instance over its share (one
+/// joined) gives one tenant up per second, which one under its share takes: tenants spread evenly.
 final class PostgresTenants: TenantHost, @unchecked Sendable {
     private let url: String
     private let main: PostgresStore
@@ -182,6 +184,11 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     private var slots: [String: Slot] = [:]
     private var ticks = 0
     private var failing = false
+    /// How many tenants this instance may own (the enabled ones over the live instances, rounded up).
+    private var share = Int.max
+    private var liveInstances = 1
+    /// An instance is live while its last heartbeat is this recent.
+    private var liveWindow: Duration { max(lease, .seconds(3)) }
 
     private struct Slot {
         let journal: PostgresPartitionJournal
@@ -238,7 +245,14 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         var slot = try self.slot(tenant.id)
         slot.enabled = true
         slots[tenant.id] = slot
+        recomputeShare()
         _ = try take(tenant.id, slot)
+    }
+
+    /// The enabled tenants this instance knows of over the live instances, rounded up.
+    private func recomputeShare() {
+        let enabled = slots.values.filter(\.enabled).count
+        share = max(1, (enabled + liveInstances - 1) / liveInstances)
     }
 
     /// At start: every registered tenant this instance can take now; the others are tried later.
@@ -270,10 +284,11 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         slots[id]?.journal.release()
     }
 
-    /// Takes the tenant if nobody holds it; true when this instance owns it now.
+    /// Takes the tenant if nobody holds it and this instance is under its share; true when this
+    /// instance owns it now.
     private func take(_ id: String, _ slot: Slot) throws -> Bool {
         if backend.partition(tenant: id) != nil { return true }
-        guard try slot.journal.tryAcquire() else { return false }
+        guard backend.partitions.count < share, try slot.journal.tryAcquire() else { return false }
         do {
             try becomeOwner(id, slot.journal)
         } catch {
@@ -308,6 +323,7 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         ticks += 1
         do {
             if ticks % 10 == 1 { try refreshRegistry() }
+            if ticks % 10 == 6 { handOverSurplus() }
             for id in slots.keys.sorted() {
                 guard let slot = slots[id], slot.enabled, backend.partition(tenant: id) == nil else { continue }
                 if try !take(id, slot), !routing.knowsOwner(of: id) || ticks % 10 == 0 {
@@ -324,9 +340,27 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         }
     }
 
-    /// Tenants created, disabled or enabled through any instance.
+    /// Over its share (an instance joined): gives up one tenant, at once (no lease to wait for),
+    /// for an instance under its share to take. Its calls meanwhile answer UNAVAILABLE, briefly.
+    private func handOverSurplus() {
+        let owned = backend.partitions
+        guard owned.count > share, let last = owned.last else { return }
+        logger.info("over this instance's share of tenants: handing one over", metadata: [
+            "tenant": "\(last.tenant)", "owned": "\(owned.count)", "share": "\(share)",
+        ])
+        if let partition = backend.detach(tenant: last.tenant) {
+            partition.hub.endAll()
+            partition.owner.stop()
+        }
+        slots[last.tenant]?.journal.release()
+    }
+
+    /// Tenants created, disabled or enabled through any instance; this instance's heartbeat.
     private func refreshRegistry() throws {
-        for tenant in try main.tenants() {
+        let tenants = try main.tenants()
+        liveInstances = max(1, try main.heartbeat(instance: advertisedAddress(), window: liveWindow))
+        defer { recomputeShare() }
+        for tenant in tenants {
             if tenant.isEnabled {
                 var slot = try self.slot(tenant.id)
                 if !slot.enabled {
@@ -345,12 +379,14 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         }
     }
 
-    /// A clean stop: every tenant given up at once, so the next owners need not wait for leases.
+    /// A clean stop: every tenant given up at once, so the next owners need not wait for leases,
+    /// and this instance no longer counted among the live ones.
     func releaseAll() {
         lock.lock()
         defer { lock.unlock() }
         for partition in backend.partitions { partition.owner.stop() }
         for slot in slots.values { slot.journal.release() }
+        try? main.removeInstance(advertisedAddress())
     }
 
     /// True while this instance holds some tenant's lock (loading it included).

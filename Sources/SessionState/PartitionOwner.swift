@@ -172,6 +172,8 @@ public final class PartitionOwner: @unchecked Sendable {
     // MARK: Commands
 
     private func run<T>(readOnly: Bool = false, _ body: (PartitionState) throws -> T, _ completion: @escaping Completion<T>) {
+        // A stopped owner's memory may be behind another owner's writes: it answers nothing.
+        guard !stopped else { return completion(.failure(PartitionStateError.stopped)) }
         state.begin(readOnly: readOnly)
         let outcome: Result<T, any Error>
         do {

@@ -572,11 +572,14 @@ public final class PartitionState: SessionRepository {
 public enum PartitionStateError: Error, CustomStringConvertible {
     case writeInRead(String)
     case nestedCommand
+    /// The owner was stopped (a clean stop, a disabled tenant, a tenant handed to another instance).
+    case stopped
 
     public var description: String {
         switch self {
         case .writeInRead(let operation): "\(operation) is a write, called inside a read (a read-only command)"
         case .nestedCommand: "a blocking command was called inside a write closure (a command on the same owner); it would wait for itself"
+        case .stopped: "this partition is no longer served here"
         }
     }
 }

@@ -23,6 +23,7 @@ package enum PostgresSchema {
         PostgresMigration(version: 2, name: "message ids scoped per channel; settings", sql: version2),
         PostgresMigration(version: 3, name: "partition owners", sql: version3),
         PostgresMigration(version: 4, name: "tenants; tokens scoped to a tenant, operator tokens", sql: version4),
+        PostgresMigration(version: 5, name: "live instances", sql: version5),
     ]
 
     /// The schema version this build expects.
@@ -160,5 +161,14 @@ package enum PostgresSchema {
         ALTER TABLE tokens ADD CONSTRAINT tokens_role_check CHECK (role IN ('SERVICE', 'REP', 'ADMIN', 'OPERATOR'));
         ALTER TABLE tokens ADD CONSTRAINT tokens_tenant_check CHECK ((role = 'OPERATOR') = (tenant_id IS NULL));
         CREATE INDEX tokens_tenant ON tokens (tenant_id, created_at);
+        """
+
+    /// The instances sharing the database, each with the database's time of its last heartbeat:
+    /// tenants are spread evenly over the live ones.
+    static let version5 = """
+        CREATE TABLE instances (
+            address      TEXT COLLATE "C" PRIMARY KEY,
+            heartbeat_at BIGINT NOT NULL
+        );
         """
 }

@@ -1,0 +1,143 @@
+import Foundation
+import PostgresTestSupport
+import RPC
+import SessionAPI
+import SessionClient
+import Testing
+
+/// Tenants spread over real sessiond instances on one PostgreSQL: each tenant owned by one
+/// instance, calls through any instance reaching it, an owner's death or clean stop handing its
+/// tenants to the others.
+@Suite("Tenants over several sessiond instances on PostgreSQL", .serialized)
+struct PostgresTenantTests {
+    static let leaseMillis: Int64 = 2_000
+    static let tenants = ["t1", "t2", "t3", "t4", "t5"]
+
+    static func arguments(_ url: String, lease: Int64 = leaseMillis) -> [String] {
+        ["--store", url, "--partition-lease-ms", "\(lease)", "--operator-token", TenantTests.operatorToken]
+    }
+
+    /// How many tenants `daemon` has taken over so far (its log says each).
+    static func taken(_ daemon: DaemonProcess) -> Int {
+        daemon.logText.components(separatedBy: "owning the partition").count - 1
+    }
+
+    static func handedOver(_ daemon: DaemonProcess) -> Int {
+        daemon.logText.components(separatedBy: "handing one over").count - 1
+    }
+
+    /// A creates the tenants (and owns them all, alone), each gets a channel and reps; then B
+    /// joins and takes its share. Returns each tenant's admin token.
+    static func startSpread(_ url: String, lease: Int64 = leaseMillis) async throws -> (DaemonProcess, DaemonProcess, [String: String]) {
+        let a = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: arguments(url, lease: lease))
+        var admins: [String: String] = [:]
+        let op = try a.client(token: TenantTests.operatorToken)
+        defer { op.close() }
+        for id in tenants {
+            var create = SessionsV1.CreateTenantRequest()
+            create.id = id
+            admins[id] = try await op.tenants.createTenant(create).adminToken!.token
+            let admin = try a.client(token: admins[id]!)
+            defer { admin.close() }
+            try await setUpChannelAndReps(admin, reps: 2)
+        }
+        #expect(taken(a) == tenants.count + 1, "alone, A owns the default tenant and every new one")
+        let b = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: arguments(url, lease: lease))
+        // Six tenants over two instances: three each. A gives three up, one a second; B takes them.
+        let spread = await waitUntil(seconds: 30) { taken(b) >= 3 }
+        #expect(spread, "B took \(taken(b)) tenants; A handed \(handedOver(a)) over")
+        try await Task.sleep(for: .seconds(1.5))  // a second look: nobody takes more than its share
+        #expect(taken(b) == 3 && handedOver(a) == 3, "B took \(taken(b)), A handed over \(handedOver(a))")
+        return (a, b, admins)
+    }
+
+    /// Customer messages for every tenant, through both instances; returns the sessions each
+    /// acknowledged, per tenant.
+    static func load(_ clients: [DaemonProcess], _ admins: [String: String], round: Int) async throws -> [String: [String]] {
+        var acked: [String: [String]] = [:]
+        for (i, id) in tenants.enumerated() {
+            for (j, daemon) in clients.enumerated() {
+                let admin = try daemon.client(token: admins[id]!)
+                defer { admin.close() }
+                let conversation = "r\(round)-\(i)-\(j)"
+                let session = try await customerMessage(admin, conversation: conversation, channel: "web", message: "m-\(conversation)").session!
+                acked[id, default: []].append(session.id)
+            }
+        }
+        return acked
+    }
+
+    /// Every acknowledged session is there, through `daemon`, with a gapless log.
+    static func expectAll(_ acked: [String: [String]], through daemon: DaemonProcess, _ admins: [String: String]) async throws {
+        for (id, sessions) in acked {
+            let admin = try daemon.client(token: admins[id]!)
+            defer { admin.close() }
+            let listed = Set(try await admin.sessions.listSessions(SessionsV1.ListSessionsRequest()).sessions.map(\.id))
+            for session in sessions {
+                #expect(listed.contains(session), "tenant \(id) lost acknowledged session \(session)")
+                var events = SessionsV1.ListEventsRequest()
+                events.sessionId = session
+                let log = try await admin.events.listEvents(events).events
+                #expect(!log.isEmpty && log.map(\.sequence) == Array(1...Int64(log.count)), "tenant \(id) \(session): \(log.map(\.sequence))")
+            }
+        }
+    }
+
+    @Test("Tenants spread evenly over the instances; calls through either reach each tenant's owner; kill -9 of one: the other serves its tenants within lease + 5 s, nothing acknowledged lost")
+    func spreadForwardAndFailover() async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let (a, b, admins) = try await Self.startSpread(url)
+        defer { removeDirectory(a.dataDirectory); removeDirectory(b.dataDirectory) }
+        try await DaemonProcess.withLogsOnFailure([a, b]) {
+            // Through both: every tenant's calls reach its owner, whichever instance they land on.
+            var acked = try await Self.load([a, b], admins, round: 1)
+            b.kill9()
+            let killed = Date()
+            // Through A: each of B's tenants is served again within lease + 5 s.
+            for id in Self.tenants {
+                let admin = try a.client(token: admins[id]!)
+                defer { admin.close() }
+                var n = 0
+                let served = await waitUntil(seconds: Double(Self.leaseMillis) / 1000 + 15) {
+                    n += 1
+                    guard let s = try? await customerMessage(admin, conversation: "after-\(n)", channel: "web", message: "after-\(id)-\(n)").session else { return false }
+                    acked[id, default: []].append(s.id)
+                    return true
+                }
+                let after = Date().timeIntervalSince(killed)
+                #expect(served && after <= Double(Self.leaseMillis) / 1000 + 5, "tenant \(id) served \(after) s after the kill")
+            }
+            let more = try await Self.load([a], admins, round: 2)
+            for (id, sessions) in more { acked[id, default: []] += sessions }
+            try await Self.expectAll(acked, through: a, admins)
+            #expect(a.terminate() == 0)
+        }
+    }
+
+    @Test("SIGTERM hands an instance's tenants over at once, long before their leases would expire")
+    func sigtermHandsOver() async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let (a, b, admins) = try await Self.startSpread(url, lease: 60_000)
+        defer { removeDirectory(a.dataDirectory); removeDirectory(b.dataDirectory) }
+        try await DaemonProcess.withLogsOnFailure([a, b]) {
+            var acked = try await Self.load([a, b], admins, round: 1)
+            let stopped = Date()
+            #expect(b.terminate() == 0)
+            for id in Self.tenants {
+                let admin = try a.client(token: admins[id]!)
+                defer { admin.close() }
+                var n = 0
+                let served = await waitUntil(seconds: 20) {
+                    n += 1
+                    guard let s = try? await customerMessage(admin, conversation: "after-\(n)", channel: "web", message: "after-\(id)-\(n)").session else { return false }
+                    acked[id, default: []].append(s.id)
+                    return true
+                }
+                #expect(served, "tenant \(id) not served \(Date().timeIntervalSince(stopped)) s after B stopped (the lease is 60 s)")
+            }
+            #expect(Date().timeIntervalSince(stopped) < 20)
+            try await Self.expectAll(acked, through: a, admins)
+            #expect(a.terminate() == 0)
+        }
+    }
+}
