@@ -80,36 +80,60 @@ final class HTTPProbes: Sendable {
             text.sample("sessiond_call_duration_seconds_sum", ["method": method], m.seconds)
             text.sample("sessiond_call_duration_seconds_count", ["method": method], Double(m.count))
         }
-        guard let owner = backend.owner else {
-            // A standby (PostgreSQL) holds no partition: the owning instance reports the gauges below.
+        let partitions = backend.partitions
+        text.gauge("sessiond_tenants_owned", "tenants whose partition this instance serves", Double(partitions.count))
+        guard !partitions.isEmpty else {
+            // A standby (PostgreSQL) holds no partition: the owning instances report the rest.
             return respond(RPCHTTPResponse(status: 200, contentType: MetricsText.contentType, body: text.output))
         }
-        let journal = owner.journalStats
-        text.counter("sessiond_journal_batches_total", "journal batches made durable", Double(journal.batches))
-        text.counter("sessiond_journal_changes_total", "row changes in those batches", Double(journal.changes))
-        text.counter("sessiond_journal_commit_seconds_total", "time spent appending batches (write and fdatasync)", journal.commitSeconds)
+        text.header("sessiond_journal_batches_total", "journal batches made durable", "counter")
+        for p in partitions { text.sample("sessiond_journal_batches_total", ["tenant": p.tenant], Double(p.owner.journalStats.batches)) }
+        text.header("sessiond_journal_changes_total", "row changes in those batches", "counter")
+        for p in partitions { text.sample("sessiond_journal_changes_total", ["tenant": p.tenant], Double(p.owner.journalStats.changes)) }
+        text.header("sessiond_journal_commit_seconds_total", "time spent appending batches (write and fdatasync)", "counter")
+        for p in partitions { text.sample("sessiond_journal_commit_seconds_total", ["tenant": p.tenant], p.owner.journalStats.commitSeconds) }
         let now = backend.clock.now()
         let head = text
-        owner.perform(readOnly: true, { state in state.gauges() }, completion: { result in
+        // One read-only command per tenant, on its owner; the answer waits for all of them.
+        let gauges = Mutex<[String: PartitionState.Gauges]>([:])
+        let group = DispatchGroup()
+        for p in partitions {
+            group.enter()
+            p.owner.perform(readOnly: true, { state in state.gauges() }, completion: { result in
+                if case .success(let g) = result { gauges.withLock { $0[p.tenant] = g } }
+                group.leave()
+            })
+        }
+        group.notify(queue: .global()) {
             var text = head
-            if case .success(let g) = result {
-                text.header("sessiond_sessions", "open sessions by status", "gauge")
+            let all = gauges.withLock { $0 }.sorted { $0.key < $1.key }
+            text.header("sessiond_sessions", "open sessions by status", "gauge")
+            for (tenant, g) in all {
                 for status in [SessionStatus.new, .waiting, .active, .inactive] {
-                    text.sample("sessiond_sessions", ["status": status.rawValue], Double(g.sessionsByStatus[status] ?? 0))
+                    text.sample("sessiond_sessions", ["tenant": tenant, "status": status.rawValue], Double(g.sessionsByStatus[status] ?? 0))
                 }
-                text.gauge("sessiond_waiting_queue_length", "sessions in the WAITING queue", Double(g.waiting))
-                let oldest = g.oldestQueuedAt.map { Double(max(0, now.millisecondsSinceEpoch - $0.millisecondsSinceEpoch)) / 1000 } ?? 0
-                text.gauge("sessiond_waiting_oldest_seconds", "how long the head of the WAITING queue has waited", oldest)
-                text.header("sessiond_reps", "reps by presence", "gauge")
-                for presence in [Presence.available, .busy, .offline] {
-                    text.sample("sessiond_reps", ["presence": presence.rawValue], Double(g.repsByPresence[presence] ?? 0))
-                }
-                text.gauge("sessiond_capacity_used_units", "capacity units held by open sessions, all reps", Double(g.capacityUsed))
-                text.gauge("sessiond_capacity_total_units", "capacity units of all reps", Double(g.capacityTotal))
-                text.gauge("sessiond_pending_timers", "sessions with an inactivity or auto-end deadline", Double(g.pendingTimers))
             }
+            text.header("sessiond_waiting_queue_length", "sessions in the WAITING queue", "gauge")
+            for (tenant, g) in all { text.sample("sessiond_waiting_queue_length", ["tenant": tenant], Double(g.waiting)) }
+            text.header("sessiond_waiting_oldest_seconds", "how long the head of the WAITING queue has waited", "gauge")
+            for (tenant, g) in all {
+                let oldest = g.oldestQueuedAt.map { Double(max(0, now.millisecondsSinceEpoch - $0.millisecondsSinceEpoch)) / 1000 } ?? 0
+                text.sample("sessiond_waiting_oldest_seconds", ["tenant": tenant], oldest)
+            }
+            text.header("sessiond_reps", "reps by presence", "gauge")
+            for (tenant, g) in all {
+                for presence in [Presence.available, .busy, .offline] {
+                    text.sample("sessiond_reps", ["tenant": tenant, "presence": presence.rawValue], Double(g.repsByPresence[presence] ?? 0))
+                }
+            }
+            text.header("sessiond_capacity_used_units", "capacity units held by open sessions, all reps", "gauge")
+            for (tenant, g) in all { text.sample("sessiond_capacity_used_units", ["tenant": tenant], Double(g.capacityUsed)) }
+            text.header("sessiond_capacity_total_units", "capacity units of all reps", "gauge")
+            for (tenant, g) in all { text.sample("sessiond_capacity_total_units", ["tenant": tenant], Double(g.capacityTotal)) }
+            text.header("sessiond_pending_timers", "sessions with an inactivity or auto-end deadline", "gauge")
+            for (tenant, g) in all { text.sample("sessiond_pending_timers", ["tenant": tenant], Double(g.pendingTimers)) }
             respond(RPCHTTPResponse(status: 200, contentType: MetricsText.contentType, body: text.output))
-        })
+        }
     }
 }
 

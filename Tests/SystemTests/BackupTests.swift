@@ -11,13 +11,27 @@ struct BackupTests {
         let restoredDir = makeTemporaryDirectory()
         let out = makeTemporaryDirectory()
         defer { removeDirectory(dir); removeDirectory(restoredDir); removeDirectory(out) }
-        let copy = out + "/copy.sqlite"
-        let daemon = try DaemonProcess.start(dataDirectory: dir)
+        let copy = out + "/copy"
+        let daemon = try DaemonProcess.start(dataDirectory: dir, arguments: ["--operator-token", TenantTests.operatorToken])
         var acknowledged: [String: SessionsV1.SessionStatus] = [:]
+        var tenantAcknowledged: [String] = []
+        var tenantAdmin = ""
         try await daemon.withLogOnFailure {
             let admin = try daemon.client()
             defer { admin.close() }
             try await setUpChannelAndReps(admin, reps: 4, capacity: 100)
+            // A second tenant: its database is copied too.
+            let op = try daemon.client(token: TenantTests.operatorToken)
+            defer { op.close() }
+            var create = SessionsV1.CreateTenantRequest()
+            create.id = "acme"
+            tenantAdmin = try await op.tenants.createTenant(create).adminToken!.token
+            let acme = try daemon.client(token: tenantAdmin)
+            defer { acme.close() }
+            try await setUpChannelAndReps(acme, reps: 1, capacity: 100)
+            for n in 0..<10 {
+                tenantAcknowledged.append(try await customerMessage(acme, conversation: "a\(n)", channel: "web", message: "am\(n)").session!.id)
+            }
             for n in 0..<40 {
                 let session = try await customerMessage(admin, conversation: "b\(n)", channel: "web", message: "m\(n)").session!
                 acknowledged[session.id] = session.status
@@ -40,16 +54,27 @@ struct BackupTests {
             #expect(again.status == 73)
         }
         var info = stat()
-        #expect(stat(copy, &info) == 0 && info.st_mode & 0o777 == 0o600)
-        #expect(!FileManager.default.fileExists(atPath: copy + "-wal"))
+        #expect(stat(copy, &info) == 0 && info.st_mode & 0o777 == 0o700)
+        for file in ["/sessions.sqlite", "/tenants/acme/sessions.sqlite"] {
+            #expect(stat(copy + file, &info) == 0 && info.st_mode & 0o777 == 0o600, "\(file)")
+            #expect(!FileManager.default.fileExists(atPath: copy + file + "-wal"))
+        }
         #expect(daemon.terminate() == 0)
 
-        // Restore: the copy as sessions.sqlite of an empty data directory.
-        try FileManager.default.copyItem(atPath: copy, toPath: restoredDir + "/sessions.sqlite")
+        // Restore: the copy is a data directory.
+        try FileManager.default.removeItem(atPath: restoredDir)
+        try FileManager.default.copyItem(atPath: copy, toPath: restoredDir)
         let restored = try DaemonProcess.start(dataDirectory: restoredDir)
         try await restored.withLogOnFailure {
             let admin = try restored.client()
             defer { admin.close() }
+            let acme = try restored.client(token: tenantAdmin)
+            defer { acme.close() }
+            for id in tenantAcknowledged {
+                var get = SessionsV1.GetSessionRequest()
+                get.sessionId = id
+                #expect(try await acme.sessions.getSession(get).session?.status == .active, "tenant acme: \(id)")
+            }
             for (id, status) in acknowledged {
                 var get = SessionsV1.GetSessionRequest()
                 get.sessionId = id
@@ -66,8 +91,8 @@ struct BackupTests {
     func nothingToBackUp() throws {
         let dir = makeTemporaryDirectory()
         defer { removeDirectory(dir) }
-        let (status, output) = try DaemonProcess.runToExit(arguments: ["backup", dir + "/copy.sqlite", "--data-dir", dir + "/none"])
+        let (status, output) = try DaemonProcess.runToExit(arguments: ["backup", dir + "/copy", "--data-dir", dir + "/none"])
         #expect(status == 66, "\(output)")
-        #expect(!FileManager.default.fileExists(atPath: dir + "/copy.sqlite"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/copy"))
     }
 }

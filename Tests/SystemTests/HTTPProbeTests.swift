@@ -44,9 +44,10 @@ struct HTTPProbeTests {
             #expect(metrics.type.hasPrefix("text/plain; version=0.0.4"))
             let lines = Set(metrics.body.split(separator: "\n").map(String.init))
             for expected in [
-                "sessiond_ready 1", #"sessiond_sessions{status="ACTIVE"} 1"#, #"sessiond_sessions{status="WAITING"} 0"#,
-                #"sessiond_reps{presence="AVAILABLE"} 2"#, "sessiond_capacity_total_units 20", "sessiond_capacity_used_units 1",
-                "sessiond_waiting_queue_length 0", "# TYPE sessiond_journal_batches_total counter",
+                "sessiond_ready 1", #"sessiond_sessions{status="ACTIVE",tenant="default"} 1"#, #"sessiond_sessions{status="WAITING",tenant="default"} 0"#,
+                #"sessiond_reps{presence="AVAILABLE",tenant="default"} 2"#, #"sessiond_capacity_total_units{tenant="default"} 20"#,
+                #"sessiond_capacity_used_units{tenant="default"} 1"#, "sessiond_tenants_owned 1",
+                #"sessiond_waiting_queue_length{tenant="default"} 0"#, "# TYPE sessiond_journal_batches_total counter",
                 #"sessiond_calls_total{code="OK",method="/sessions.v1.SessionService/PostCustomerMessage"} 1"#,
                 #"sessiond_calls_total{code="NOT_FOUND",method="/sessions.v1.SessionService/GetSession"} 1"#,
                 #"sessiond_call_duration_seconds_bucket{le="+Inf",method="/sessions.v1.SessionService/PostCustomerMessage"} 1"#,
@@ -55,7 +56,7 @@ struct HTTPProbeTests {
             ] {
                 #expect(lines.contains(expected), "missing '\(expected)' in:\n\(metrics.body)")
             }
-            let batches = lines.first { $0.hasPrefix("sessiond_journal_batches_total ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+            let batches = lines.first { $0.hasPrefix(#"sessiond_journal_batches_total{tenant="default"} "#) }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
             #expect(batches >= 1)
             // The RPC protocol still works on the same port after HTTP requests, and the calls of a
             // connection that closed are still counted (once).

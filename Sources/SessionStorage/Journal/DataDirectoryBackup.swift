@@ -11,21 +11,64 @@ internal import Glibc
 /// journal files without touching them, are written into the copy, so it holds every change that
 /// was durable when the backup read the journal. If the journal no longer continues the copy
 /// (the materializer applied and removed a file in between), the backup starts over. The result
-/// is one self-contained SQLite file (no WAL), created 0600 from its first byte; restoring is
-/// putting it as `sessions.sqlite` into an empty data directory.
+/// is one self-contained SQLite file (no WAL) per tenant, created 0600 from its first byte, laid
+/// out as a data directory (`sessions.sqlite`, `tenants/<id>/sessions.sqlite`, directories 0700):
+/// restoring is starting sessiond on it. Each tenant's copy is one consistent state of that tenant
+/// (tenants are independent; the registry and tokens are in the main copy).
 public enum DataDirectoryBackup {
     public struct Result: Sendable {
-        /// The last journal batch the copy holds.
+        /// The last journal batch the main copy holds.
         public let sequence: UInt64
-        /// Journal records written into the copy after SQLite's backup.
+        /// Journal records written into the copies after SQLite's backups.
         public let journalRecords: Int
         public let bytes: Int
+        /// The tenants copied besides the default one (the main database).
+        public let tenants: [String]
+    }
+
+    /// Copies the data directory's main database and every tenant's into `destination`, a new
+    /// directory laid out like a data directory.
+    public static func run(dataDirectory: String, toDirectory destination: String, attempts: Int = 5) throws -> Result {
+        guard mkdir(destination, 0o700) == 0 else {
+            throw Failure(description: "cannot create \(destination): \(String(cString: strerror(errno)))")
+        }
+        do {
+            return try copyAll(dataDirectory: dataDirectory, into: destination, attempts: attempts)
+        } catch {
+            // No half backup is left behind to be mistaken for a whole one.
+            try? FileManager.default.removeItem(atPath: destination)
+            throw error
+        }
+    }
+
+    private static func copyAll(dataDirectory: String, into destination: String, attempts: Int) throws -> Result {
+        let main = try run(dataDirectory: dataDirectory, to: (destination as NSString).appendingPathComponent("sessions.sqlite"), attempts: attempts)
+        let root = (dataDirectory as NSString).appendingPathComponent("tenants")
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted().filter {
+            FileManager.default.fileExists(atPath: ((root as NSString).appendingPathComponent($0) as NSString).appendingPathComponent("sessions.sqlite"))
+        }
+        var (records, bytes) = (main.journalRecords, main.bytes)
+        if !names.isEmpty {
+            let tenantsCopy = (destination as NSString).appendingPathComponent("tenants")
+            guard mkdir(tenantsCopy, 0o700) == 0 else { throw Failure(description: "cannot create \(tenantsCopy): \(String(cString: strerror(errno)))") }
+            for name in names {
+                let copyDirectory = (tenantsCopy as NSString).appendingPathComponent(name)
+                guard mkdir(copyDirectory, 0o700) == 0 else { throw Failure(description: "cannot create \(copyDirectory): \(String(cString: strerror(errno)))") }
+                let one = try run(
+                    dataDirectory: (root as NSString).appendingPathComponent(name),
+                    to: (copyDirectory as NSString).appendingPathComponent("sessions.sqlite"), attempts: attempts)
+                records += one.journalRecords
+                bytes += one.bytes
+            }
+        }
+        return Result(sequence: main.sequence, journalRecords: records, bytes: bytes, tenants: names)
     }
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
+    /// Copies one database of `dataDirectory` (its `sessions.sqlite` and journal) into the file `destination`.
     public static func run(dataDirectory: String, to destination: String, attempts: Int = 5) throws -> Result {
         let source = (dataDirectory as NSString).appendingPathComponent("sessions.sqlite")
         guard FileManager.default.fileExists(atPath: source) else {
@@ -43,7 +86,7 @@ public enum DataDirectoryBackup {
                 removeSidecars(destination)
                 var info = stat()
                 let bytes = stat(destination, &info) == 0 ? Int(info.st_size) : 0
-                return Result(sequence: sequence, journalRecords: count, bytes: bytes)
+                return Result(sequence: sequence, journalRecords: count, bytes: bytes, tenants: [])
             } catch {
                 removeCopy(destination)
                 throw error
