@@ -624,6 +624,8 @@ do {
             // As sessiond runs it: the partition's lock taken, each batch one statement on its connection.
             let pg = try PostgresPartitionJournal(store: postgres, url: url, lease: .seconds(10))
             guard try pg.tryAcquire() else { fail("another process holds the partition's lock on \(url)") }
+            // A new fencing epoch: the owner's batches commit only under it.
+            try pg.advertise(address: "session-sweep-bench", now: Int64(Date().timeIntervalSince1970 * 1000))
             journal = pg
         } else {
             fail("the owner needs the SQLite or the PostgreSQL store")

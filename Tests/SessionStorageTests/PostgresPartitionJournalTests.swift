@@ -1,6 +1,8 @@
+import Dispatch
 import Foundation
 import PostgresTestSupport
 import SessionCore
+import Synchronization
 import Testing
 
 @testable import SessionStorage
@@ -23,6 +25,7 @@ struct PostgresPartitionJournalTests {
         let journal = try Self.journal(url)
         #expect(try journal.tryAcquire())
         defer { journal.release() }
+        try journal.advertise(address: "127.0.0.1:1", now: 1)
         var batch = JournalBatch()
         batch.record(Fixtures.fullChannel("web"))
         var rep = Fixtures.rep("r1")
@@ -70,7 +73,42 @@ struct PostgresPartitionJournalTests {
         first.release()
         #expect(try second.tryAcquire())
         defer { second.release() }
+        try second.advertise(address: "127.0.0.1:2", now: 2)
+        #expect(second.epoch == first.epoch + 1, "each new owner advertises the next epoch")
         try second.commit(batch)
         #expect(try second.loadPartition().channels.map(\.id) == ["web"])
+    }
+
+    @Test("The epoch fences: once partition_owner holds another owner's epoch, a batch writes nothing and the partition is lost")
+    func epochFence() throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let journal = try Self.journal(url)
+        #expect(try journal.tryAcquire())
+        defer { journal.release() }
+        try journal.advertise(address: "127.0.0.1:1", now: 1)
+        var first = JournalBatch()
+        first.record(Fixtures.plainChannel("web"))
+        try journal.commit(first)
+        let lost = Mutex<String?>(nil)
+        let told = DispatchSemaphore(value: 0)
+        journal.onLost { reason in
+            lost.withLock { $0 = reason }
+            told.signal()
+        }
+        // Another owner's epoch, as a takeover writes it.
+        let other = try PostgresConnection(configuration: .init(url: url))
+        try other.run("UPDATE partition_owner SET epoch = epoch + 1 WHERE partition = 'default'")
+        var second = JournalBatch()
+        second.record(Fixtures.plainChannel("web-2"))
+        second.record(Fixtures.rep("r1"))
+        second.record(setting: "clock.offset", 7)
+        #expect(throws: PostgresStoreError.self) { try journal.commit(second) }
+        #expect(told.wait(timeout: .now() + 5) == .success, "the owner was not told it lost the partition")
+        #expect(lost.withLock { $0 }?.contains("epoch") == true)
+        let reader = try Self.journal(url)
+        let stored = try reader.loadPartition()
+        #expect(stored.channels.map(\.id) == ["web"], "a fenced batch wrote channels")
+        #expect(stored.reps.isEmpty && stored.settings["clock.offset"] == nil, "a fenced batch wrote rows")
+        #expect(throws: PostgresStoreError.self) { try journal.commit(first) }
     }
 }

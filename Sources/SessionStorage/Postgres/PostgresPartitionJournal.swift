@@ -56,7 +56,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
     private let lock = NSLock()
     private var pinger: (any DispatchSourceTimer)?
     /// What this owner wrote to `partition_owner` (nil before ``advertise(address:now:)``).
-    private var advertised: (address: String, since: Int64)?
+    private var advertised: (address: String, since: Int64, epoch: Int64)?
     /// The lock connection failed outside a commit: commits wait for a reconnection.
     private var reconnecting = false
     private var lost = false
@@ -110,13 +110,19 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         lock.lock()
         defer { lock.unlock() }
         guard let c = connection else { throw PostgresStoreError.unavailable("this instance does not own the partition") }
-        advertised = (address, now)
-        try c.run(
+        // A new epoch: every batch of this owner is conditional on it (see `statement`).
+        let epoch = try c.queryOne(
             """
-            INSERT INTO partition_owner (partition, address, since) VALUES ($1, $2, $3)
-            ON CONFLICT (partition) DO UPDATE SET address = excluded.address, since = excluded.since
-            """, [partition, address, now])
+            INSERT INTO partition_owner (partition, address, since, epoch) VALUES ($1, $2, $3, 1)
+            ON CONFLICT (partition) DO UPDATE SET address = excluded.address, since = excluded.since,
+                epoch = partition_owner.epoch + 1
+            RETURNING epoch
+            """, [partition, address, now]) { try $0.int64(0) } ?? 0
+        advertised = (address, now, epoch)
     }
+
+    /// The fencing epoch this owner advertised (0 before ``advertise(address:now:)``).
+    public var epoch: Int64 { lock.withLock { advertised?.epoch ?? 0 } }
 
     /// Where the partition's owner answers, as it advertised it (nil: none yet).
     public func ownerAddress() throws -> String? {
@@ -181,10 +187,10 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         } catch {
             return  // the database is still away: commits stay refused, the next ping tries again
         }
-        let row = try? c.queryOne("SELECT address, since FROM partition_owner WHERE partition = $1", [partition]) {
-            (try $0.string(0), try $0.int64(1))
+        let row = try? c.queryOne("SELECT address, since, epoch FROM partition_owner WHERE partition = $1", [partition]) {
+            (try $0.string(0), try $0.int64(1), try $0.int64(2))
         }
-        guard let row, let advertised, row.0 == advertised.address, row.1 == advertised.since else {
+        guard let row, let advertised, row.0 == advertised.address, row.1 == advertised.since, row.2 == advertised.epoch else {
             _ = try? c.execute("SELECT pg_advisory_unlock_all()")
             return lostLocked("another instance owned the partition while the database was unreachable")
         }
@@ -229,9 +235,9 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
 
     public func commit(_ batch: JournalBatch) throws {
         guard !batch.isEmpty else { return }
-        let (sql, arguments) = Self.statement(for: batch)
         lock.lock()
         defer { lock.unlock() }
+        let (sql, arguments) = Self.statement(for: batch, partition: partition, epoch: advertised?.epoch ?? 0)
         guard let c = connection else {
             if reconnecting { throw PostgresStoreError.unavailable("\(store.database) is unreachable; reconnecting") }
             throw PostgresStoreError.unavailable(
@@ -246,7 +252,11 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
             throw PostgresStoreError.unavailable("\(store.database) closed the connection; reconnecting")
         }
         do {
-            try c.run(sql, arguments)
+            // 1: written; 0: the epoch was not this owner's, so nothing was (the fence).
+            guard try c.queryOne(sql, arguments, { try $0.int64(0) }) == 1 else {
+                lostLocked("the partition's epoch is no longer this owner's: another instance took it over")
+                throw PostgresStoreError.unavailable("this instance no longer owns the partition (another took it over); its writes are refused")
+            }
         } catch let error as PostgresError where error.meansUnavailable {
             // Whether it committed is unknown, and the lock went with the connection.
             lostLocked("the partition lock's connection failed during a commit: \(error.message)")
@@ -284,9 +294,14 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
     /// One statement for the whole batch: a data-modifying CTE per table that has rows, each
     /// inserting from `unnest` of one array parameter per column (so the statement's text depends
     /// only on which tables have rows, and its size on nothing). Rows go in the batch's order.
-    static func statement(for batch: JournalBatch) -> (String, [any PostgresBindable]) {
-        var parts: [String] = []
-        var arguments: [any PostgresBindable] = []
+    ///
+    /// The fence: every insert happens only if `partition_owner` still holds this owner's `epoch`
+    /// (read `FOR SHARE`, so a takeover's update of the row waits for this commit, and a batch
+    /// that waited for a takeover finds the new epoch and writes nothing); the statement answers
+    /// 1 when it wrote, 0 when the epoch had moved on.
+    static func statement(for batch: JournalBatch, partition: String, epoch: Int64) -> (String, [any PostgresBindable]) {
+        var parts: [String] = ["f AS (SELECT 1 FROM partition_owner WHERE partition = $1 AND epoch = $2 FOR SHARE)"]
+        var arguments: [any PostgresBindable] = [partition, epoch]
         func arrays(_ columns: [(type: String, values: [PostgresValue])]) -> String {
             columns.map { column in
                 arguments.append(PostgresValue.text(arrayLiteral(column.values)))
@@ -304,7 +319,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
                     ("text", c.map { v($0.capacityModel.rawValue) }), ("bigint", c.map { v($0.capacityWeight) }),
                     ("bigint", c.map { v($0.customerInactivityTimeout) }), ("bigint", c.map { v($0.inactiveAutoEndAfter) }),
                     ("boolean", c.map { v($0.inactivateActionVisible) }),
-                  ])))
+                  ]))) WHERE EXISTS (SELECT FROM f)
                   ON CONFLICT (id) DO UPDATE SET type = excluded.type, capacity_model = excluded.capacity_model,
                     capacity_weight = excluded.capacity_weight,
                     customer_inactivity_timeout_ms = excluded.customer_inactivity_timeout_ms,
@@ -320,7 +335,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
                     ("text", r.map { v($0.id) }), ("text", r.map { v($0.displayName) }), ("bigint", r.map { v($0.capacity) }),
                     ("text", r.map { v($0.presence.rawValue) }), ("text", r.map { v(PostgresRepository.encodePermissions($0.permissions)) }),
                     ("bigint", r.map { v($0.usedCapacity) }), ("bigint", r.map { v($0.idleSince) }),
-                  ])))
+                  ]))) WHERE EXISTS (SELECT FROM f)
                   ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, capacity = excluded.capacity,
                     presence = excluded.presence, permissions = excluded.permissions,
                     used_capacity = excluded.used_capacity, idle_since = excluded.idle_since)
@@ -337,7 +352,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
                     ("bigint", s.map { v($0.inactivityDeadline) }), ("bigint", s.map { v($0.autoEndDeadline) }),
                     ("bigint", s.map { v($0.awaitingCustomerSince) }), ("bigint", s.map { v($0.heldCapacity) }),
                     ("text", s.map { v($0.endReason?.rawValue) }), ("bigint", s.map { v($0.version) }),
-                  ])))
+                  ]))) WHERE EXISTS (SELECT FROM f)
                   ON CONFLICT (id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status,
                     rep_id = excluded.rep_id, created_at = excluded.created_at, updated_at = excluded.updated_at,
                     queued_at = excluded.queued_at, inactivity_deadline = excluded.inactivity_deadline,
@@ -354,7 +369,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
                     ("bigint", e.map { v($0.time) }), ("text", e.map { v($0.actor.kind.rawValue) }), ("text", e.map { v($0.actor.id) }),
                     ("text", e.map { v($0.from?.rawValue) }), ("text", e.map { v($0.to.rawValue) }), ("text", e.map { v($0.repId) }),
                     ("text", e.map { v($0.reason.rawValue) }),
-                  ]))))
+                  ]))) WHERE EXISTS (SELECT FROM f))
                 """)
         }
         if !batch.messages.isEmpty {
@@ -364,7 +379,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
                   SELECT * FROM unnest(\(arrays([
                     ("text", m.map { v($0.messageId) }), ("text", m.map { v($0.channelId) }), ("text", m.map { v($0.sessionId) }),
                     ("text", m.map { v($0.sender.rawValue) }), ("text", m.map { v($0.text) }), ("bigint", m.map { v($0.time) }),
-                  ]))))
+                  ]))) WHERE EXISTS (SELECT FROM f))
                 """)
         }
         if !batch.settings.isEmpty {
@@ -373,11 +388,11 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
                 st AS (INSERT INTO settings (key, value)
                   SELECT * FROM unnest(\(arrays([
                     ("text", keys.map { v($0) }), ("bigint", keys.map { v(batch.settings[$0]!) }),
-                  ])))
+                  ]))) WHERE EXISTS (SELECT FROM f)
                   ON CONFLICT (key) DO UPDATE SET value = excluded.value)
                 """)
         }
-        return ("WITH " + parts.joined(separator: ",\n") + "\nSELECT 1", arguments)
+        return ("WITH " + parts.joined(separator: ",\n") + "\nSELECT count(*) FROM f", arguments)
     }
 
     /// A PostgreSQL array literal (`{"a","b",NULL}`) of text-format values: every element

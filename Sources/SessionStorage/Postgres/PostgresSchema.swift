@@ -23,7 +23,7 @@ package enum PostgresSchema {
         PostgresMigration(version: 2, name: "message ids scoped per channel; settings", sql: version2),
         PostgresMigration(version: 3, name: "partition owners", sql: version3),
         PostgresMigration(version: 4, name: "tenants; tokens scoped to a tenant, operator tokens", sql: version4),
-        PostgresMigration(version: 5, name: "live instances", sql: version5),
+        PostgresMigration(version: 5, name: "live instances; owner epochs", sql: version5),
     ]
 
     /// The schema version this build expects.
@@ -170,5 +170,7 @@ package enum PostgresSchema {
             address      TEXT COLLATE "C" PRIMARY KEY,
             heartbeat_at BIGINT NOT NULL
         );
+        -- Bumped by each new owner of the partition; every batch commits only while it is the owner's.
+        ALTER TABLE partition_owner ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
         """
 }

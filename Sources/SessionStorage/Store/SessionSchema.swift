@@ -13,7 +13,7 @@ package enum SessionSchema {
         SQLiteMigration(version: 2, name: "message ids scoped per channel; settings", sql: version2),
         SQLiteMigration(version: 3, name: "partition owners", sql: version3),
         SQLiteMigration(version: 4, name: "tenants; tokens scoped to a tenant, operator tokens", sql: version4),
-        SQLiteMigration(version: 5, name: "live instances", sql: version5),
+        SQLiteMigration(version: 5, name: "live instances; owner epochs", sql: version5),
     ]
 
     /// The schema version this build expects.
@@ -177,10 +177,12 @@ package enum SessionSchema {
 
     /// The instances sharing a database and when each last said it is alive (PostgreSQL: tenants
     /// are spread over the live ones). The embedded store has one instance and leaves it empty.
+    /// A partition owner's fencing epoch (PostgreSQL: each batch commits only while it holds).
     static let version5 = """
         CREATE TABLE instances (
             address      TEXT    PRIMARY KEY NOT NULL,
             heartbeat_at INTEGER NOT NULL
         ) STRICT;
+        ALTER TABLE partition_owner ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
         """
 }
