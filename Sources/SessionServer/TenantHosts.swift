@@ -186,7 +186,15 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     private var failing = false
     /// How many tenants this instance may own (the enabled ones over the live instances, rounded up).
     private var share = Int.max
+    /// The enabled tenants over the live instances, rounded down: while another instance owns
+    /// fewer than this, one that owns more gives one up (5, 5, 3 becomes 5, 4, 4).
+    private var floorShare = 0
     private var liveInstances = 1
+    private var fewestOwnedByOthers: Int?
+    /// Tenants this instance gave up, and the tick until which it leaves them to the others.
+    private var handedOver: [String: Int] = [:]
+    /// Ticks (100 ms) a tenant given up is left to the others before this instance may take it back.
+    static let handOverCooldownTicks = 30
     /// An instance is live while its last heartbeat is this recent.
     private var liveWindow: Duration { max(lease, .seconds(3)) }
 
@@ -246,13 +254,16 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         slot.enabled = true
         slots[tenant.id] = slot
         recomputeShare()
-        _ = try take(tenant.id, slot)
+        // Created or enabled through this instance: served here at once, even over the share (its
+        // first calls should not find it unowned); the spreading hands it on later if need be.
+        _ = try take(tenant.id, slot, overShare: true)
     }
 
     /// The enabled tenants this instance knows of over the live instances, rounded up.
     private func recomputeShare() {
         let enabled = slots.values.filter(\.enabled).count
         share = max(1, (enabled + liveInstances - 1) / liveInstances)
+        floorShare = enabled / liveInstances
     }
 
     /// At start: every registered tenant this instance can take now; the others are tried later.
@@ -286,9 +297,11 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
 
     /// Takes the tenant if nobody holds it and this instance is under its share; true when this
     /// instance owns it now.
-    private func take(_ id: String, _ slot: Slot) throws -> Bool {
+    private func take(_ id: String, _ slot: Slot, overShare: Bool = false) throws -> Bool {
         if backend.partition(tenant: id) != nil { return true }
-        guard backend.partitions.count < share, try slot.journal.tryAcquire() else { return false }
+        if !overShare, let until = handedOver[id], ticks < until { return false }
+        guard overShare || backend.partitions.count < share, try slot.journal.tryAcquire() else { return false }
+        handedOver[id] = nil
         do {
             try becomeOwner(id, slot.journal)
         } catch {
@@ -344,7 +357,8 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     /// for an instance under its share to take. Its calls meanwhile answer UNAVAILABLE, briefly.
     private func handOverSurplus() {
         let owned = backend.partitions
-        guard owned.count > share, let last = owned.last else { return }
+        let someoneShort = fewestOwnedByOthers.map { $0 < floorShare } ?? false
+        guard owned.count > share || (someoneShort && owned.count > floorShare), let last = owned.last else { return }
         logger.info("over this instance's share of tenants: handing one over", metadata: [
             "tenant": "\(last.tenant)", "owned": "\(owned.count)", "share": "\(share)",
         ])
@@ -353,12 +367,15 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
             partition.owner.stop()
         }
         slots[last.tenant]?.journal.release()
+        handedOver[last.tenant] = ticks + Self.handOverCooldownTicks
     }
 
     /// Tenants created, disabled or enabled through any instance; this instance's heartbeat.
     private func refreshRegistry() throws {
         let tenants = try main.tenants()
-        liveInstances = max(1, try main.heartbeat(instance: advertisedAddress(), window: liveWindow))
+        let live = try main.heartbeat(instance: advertisedAddress(), owned: backend.partitions.count, window: liveWindow)
+        liveInstances = max(1, live.count)
+        fewestOwnedByOthers = live.fewestOwnedByOthers
         defer { recomputeShare() }
         for tenant in tenants {
             if tenant.isEnabled {

@@ -168,7 +168,8 @@ package enum PostgresSchema {
     static let version5 = """
         CREATE TABLE instances (
             address      TEXT COLLATE "C" PRIMARY KEY,
-            heartbeat_at BIGINT NOT NULL
+            heartbeat_at BIGINT NOT NULL,
+            owned        BIGINT NOT NULL DEFAULT 0
         );
         -- Bumped by each new owner of the partition; every batch commits only while it is the owner's.
         ALTER TABLE partition_owner ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;

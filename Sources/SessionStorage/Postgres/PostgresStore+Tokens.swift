@@ -43,25 +43,39 @@ extension PostgresStore {
 
     private static let databaseNowMillis = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
+    /// What the live instances own, as their heartbeats said.
+    public struct LiveInstances: Sendable {
+        /// Instances heard from within the window, this one included.
+        public var count: Int
+        /// The fewest tenants any other live instance owns (nil: no other).
+        public var fewestOwnedByOthers: Int?
+    }
+
     /// Records that the instance answering at `address` is alive now (the database's clock) and
-    /// returns how many instances said so within the last `window` (this one included).
-    public func heartbeat(instance address: String, window: Duration) throws -> Int {
+    /// owns `owned` tenants; returns what the instances heard from within `window` own.
+    public func heartbeat(instance address: String, owned: Int, window: Duration) throws -> LiveInstances {
         let windowMillis = Options.milliseconds(window)
-        return try write { repo in
-            try repo.connection.run(
+        // Outside the store's write lock: a heartbeat never waits for (or delays) anything else.
+        return try autocommit { connection in
+            try connection.run(
                 """
-                INSERT INTO instances (address, heartbeat_at) VALUES ($1, \(Self.databaseNowMillis))
-                ON CONFLICT (address) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
-                """, [address])
+                INSERT INTO instances (address, heartbeat_at, owned) VALUES ($1, \(Self.databaseNowMillis), $2)
+                ON CONFLICT (address) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, owned = excluded.owned
+                """, [address, owned])
             // Instances silent for a long time are forgotten (a row per address ever seen otherwise).
-            try repo.connection.run("DELETE FROM instances WHERE heartbeat_at < \(Self.databaseNowMillis) - $1", [windowMillis * 100])
-            return try repo.connection.queryOne(
-                "SELECT count(*) FROM instances WHERE heartbeat_at > \(Self.databaseNowMillis) - $1", [windowMillis]) { try $0.int(0) } ?? 1
+            try connection.run("DELETE FROM instances WHERE heartbeat_at < \(Self.databaseNowMillis) - $1", [windowMillis * 100])
+            return try connection.queryOne(
+                """
+                SELECT count(*), min(owned) FILTER (WHERE address <> $2) FROM instances
+                WHERE heartbeat_at > \(Self.databaseNowMillis) - $1
+                """, [windowMillis, address]) { row in
+                LiveInstances(count: try row.int(0), fewestOwnedByOthers: row.isNull(1) ? nil : try row.int(1))
+            } ?? LiveInstances(count: 1, fewestOwnedByOthers: nil)
         }
     }
 
     /// A clean stop: the instance is no longer counted.
     public func removeInstance(_ address: String) throws {
-        try write { repo in _ = try repo.connection.run("DELETE FROM instances WHERE address = $1", [address]) }
+        try autocommit { connection in _ = try connection.run("DELETE FROM instances WHERE address = $1", [address]) }
     }
 }

@@ -146,6 +146,12 @@ public final class PostgresStore: Sendable {
         }
     }
 
+    /// Runs `body` on a writer connection outside any transaction and outside the write lock:
+    /// each statement commits on its own (bookkeeping that must not wait for domain writes).
+    func autocommit<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try withRetries(writers) { connection, _ in try body(connection) }
+    }
+
     /// The schema version of the database.
     public func schemaVersion() throws -> Int {
         try read { repository in

@@ -181,7 +181,8 @@ package enum SessionSchema {
     static let version5 = """
         CREATE TABLE instances (
             address      TEXT    PRIMARY KEY NOT NULL,
-            heartbeat_at INTEGER NOT NULL
+            heartbeat_at INTEGER NOT NULL,
+            owned        INTEGER NOT NULL DEFAULT 0
         ) STRICT;
         ALTER TABLE partition_owner ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
         """
