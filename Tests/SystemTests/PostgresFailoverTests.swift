@@ -141,6 +141,17 @@ struct PostgresFailoverTests {
         }
     }
 
+    /// Whether every thread of `pid` is stopped (state T in /proc/PID/task/*/stat).
+    static func isStopped(_ pid: Int32) -> Bool {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        guard !tasks.isEmpty else { return false }
+        return tasks.allSatisfy { tid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            return stat[stat.index(close, offsetBy: 2)] == "T"
+        }
+    }
+
     @Test("SIGSTOP the owner past its lease: the standby takes over; after SIGCONT the old owner's writes are refused with UNAVAILABLE, never a false OK, and it exits 75")
     func pausedOwnerIsFenced() async throws {
         let url = try PostgresTestServer.makeDatabase()
@@ -155,6 +166,11 @@ struct PostgresFailoverTests {
             kill(a.process.processIdentifier, SIGSTOP)
             var resumed = false
             defer { if !resumed { kill(a.process.processIdentifier, SIGCONT) } }
+            // A stop is not instant: the thread that takes the signal stops the others once it
+            // runs, and on a loaded machine the others may go on for milliseconds (they once
+            // committed the write below, legitimately, before they stopped). Wait until every
+            // thread is stopped.
+            #expect(await waitUntil(seconds: 10) { Self.isStopped(a.process.processIdentifier) }, "sessiond did not stop")
             // A write sent to the paused owner waits in its socket.
             let stale = Task { () -> Result<SessionsV1.Session?, RPCError> in
                 var m = SessionsV1.PostCustomerMessageRequest()
@@ -175,7 +191,8 @@ struct PostgresFailoverTests {
             resumed = true
             switch await stale.value {
             case .success(let session):
-                Issue.record("the fenced owner answered OK: \(String(describing: session))")
+                // Thrown, so that both instances' logs are recorded.
+                throw SystemTestError("the fenced owner answered OK: \(String(describing: session))")
             case .failure(let error):
                 #expect(error.code == .unavailable, "\(error)")
             }

@@ -149,6 +149,9 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         if let c = connection { _ = try? c.execute("SELECT pg_advisory_unlock_all()") }
         connection = nil
         candidate = nil
+        // Given up: the next acquisition advertises a new epoch before it may commit.
+        advertised = nil
+        reconnecting = false
     }
 
     private func startPinging() {
