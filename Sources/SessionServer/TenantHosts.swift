@@ -182,6 +182,8 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     private let forwardingTLS: RPCClientTLS?
     private let lock = NSLock()
     private var slots: [String: Slot] = [:]
+    /// One commit per round for every tenant owned here (see `PostgresGroupCommitter`).
+    private let committer: PostgresGroupCommitter
     private var ticks = 0
     private var failing = false
     /// How many tenants this instance may own (the enabled ones over the live instances, rounded up).
@@ -217,6 +219,7 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         self.forwardingTLS = forwardingTLS
         self.advertisedAddress = advertisedAddress
         self.onLost = onLost
+        self.committer = PostgresGroupCommitter(store: main, url: url)
     }
 
     /// Opens (creating if needed) the tenant's schema and its journal.
@@ -234,6 +237,7 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
             store = try PostgresStore(url: url, options: options)
         }
         let journal = try PostgresPartitionJournal(store: store, url: url, lease: lease, partition: id)
+        journal.useGroupCommit(committer)
         let onLost = self.onLost
         journal.onLost { reason in onLost("tenant \(id): \(reason)") }
         let slot = Slot(journal: journal, enabled: false)

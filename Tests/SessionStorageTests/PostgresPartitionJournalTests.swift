@@ -113,4 +113,48 @@ struct PostgresPartitionJournalTests {
         #expect(stored.reps.isEmpty && stored.settings["clock.offset"] == nil, "a fenced batch wrote rows")
         #expect(throws: PostgresStoreError.self) { try journal.commit(first) }
     }
+
+    @Test("The group commit writes several tenants' batches in one statement, each fenced by its own epoch")
+    func groupCommitAcrossTenants() throws {
+        let url = try PostgresTestServer.makeDatabase()
+        var options = PostgresStore.Options.forTests
+        options.schema = PostgresStore.Options.schema(forTenant: "acme")
+        let main = try PostgresStore(url: url, options: .forTests)
+        let committer = PostgresGroupCommitter(store: main, url: url)
+        let a = try PostgresPartitionJournal(store: main, url: url, lease: .seconds(10))
+        let b = try PostgresPartitionJournal(store: PostgresStore(url: url, options: options), url: url, lease: .seconds(10), partition: "acme")
+        for journal in [a, b] {
+            journal.useGroupCommit(committer)
+            #expect(try journal.tryAcquire())
+            try journal.advertise(address: "127.0.0.1:1", now: 1)
+        }
+        defer { a.release(); b.release() }
+        // Both at once: one statement may carry both.
+        var batchA = JournalBatch(), batchB = JournalBatch()
+        batchA.record(Fixtures.plainChannel("a-web"))
+        batchB.record(Fixtures.plainChannel("b-web"))
+        let group = DispatchGroup()
+        let failures = Mutex<[String]>([])
+        for (journal, batch) in [(a, batchA), (b, batchB)] {
+            DispatchQueue.global().async(group: group) {
+                do { try journal.commit(batch) } catch { failures.withLock { $0.append("\(error)") } }
+            }
+        }
+        group.wait()
+        #expect(failures.withLock { $0 }.isEmpty)
+        #expect(try a.loadPartition().channels.map(\.id) == ["a-web"], "each tenant's rows in its own schema")
+        #expect(try b.loadPartition().channels.map(\.id) == ["b-web"])
+        // acme taken over elsewhere: its batches write nothing, the default tenant's still commit.
+        let other = try PostgresConnection(configuration: .init(url: url))
+        try other.run("UPDATE tenant_acme.partition_owner SET epoch = epoch + 1")
+        var laterB = JournalBatch()
+        laterB.record(Fixtures.plainChannel("b-late"))
+        #expect(throws: PostgresStoreError.self) { try b.commit(laterB) }
+        var laterA = JournalBatch()
+        laterA.record(Fixtures.plainChannel("a-late"))
+        try a.commit(laterA)
+        #expect(try a.loadPartition().channels.map(\.id).sorted() == ["a-late", "a-web"])
+        #expect(try b.loadPartition().channels.map(\.id) == ["b-web"], "a fenced tenant's batch wrote rows")
+    }
 }
+

@@ -44,6 +44,14 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
     /// The partition (tenant) this journal writes; its rows live in the store's schema.
     public let partition: String
     private let lockKey: Int64
+    /// Set: batches go through the instance's group commit (with its other partitions'),
+    /// fenced by the epoch; nil: each is committed on the lock connection.
+    private var committer: PostgresGroupCommitter?
+
+    /// Commits through `committer` from now on (before the partition is acquired).
+    public func useGroupCommit(_ committer: PostgresGroupCommitter) {
+        lock.withLock { self.committer = committer }
+    }
 
     public let store: PostgresStore
     private let configuration: PostgresConnection.Configuration
@@ -240,7 +248,6 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         guard !batch.isEmpty else { return }
         lock.lock()
         defer { lock.unlock() }
-        let (sql, arguments) = Self.statement(for: batch, partition: partition, epoch: advertised?.epoch ?? 0)
         guard let c = connection else {
             if reconnecting { throw PostgresStoreError.unavailable("\(store.database) is unreachable; reconnecting") }
             throw PostgresStoreError.unavailable(
@@ -256,7 +263,16 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         }
         do {
             // 1: written; 0: the epoch was not this owner's, so nothing was (the fence).
-            guard try c.queryOne(sql, arguments, { try $0.int64(0) }) == 1 else {
+            let written: Bool
+            if let committer {
+                // The lock connection still says the partition is held (checked above); the epoch
+                // fences the write on the shared connection.
+                written = try committer.commit(batch, partition: partition, epoch: advertised?.epoch ?? 0, schema: store.options.schema)
+            } else {
+                let (sql, arguments) = Self.statement(for: batch, partition: partition, epoch: advertised?.epoch ?? 0)
+                written = try c.queryOne(sql, arguments, { try $0.int64(0) }) == 1
+            }
+            guard written else {
                 lostLocked("the partition's epoch is no longer this owner's: another instance took it over")
                 throw PostgresStoreError.unavailable("this instance no longer owns the partition (another took it over); its writes are refused")
             }
@@ -303,8 +319,21 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
     /// that waited for a takeover finds the new epoch and writes nothing); the statement answers
     /// 1 when it wrote, 0 when the epoch had moved on.
     static func statement(for batch: JournalBatch, partition: String, epoch: Int64) -> (String, [any PostgresBindable]) {
-        var parts: [String] = ["f AS (SELECT 1 FROM partition_owner WHERE partition = $1 AND epoch = $2 FOR SHARE)"]
-        var arguments: [any PostgresBindable] = [partition, epoch]
+        var arguments: [any PostgresBindable] = []
+        let parts = statementParts(for: batch, partition: partition, epoch: epoch, schema: nil, suffix: "", arguments: &arguments)
+        return ("WITH " + parts.joined(separator: ",\n") + "\nSELECT count(*) FROM f", arguments)
+    }
+
+    /// The CTEs of one partition's batch: its fence `f<suffix>` and its inserts, into `schema`'s
+    /// tables (nil: the connection's search path), numbering parameters after `arguments`.
+    static func statementParts(
+        for batch: JournalBatch, partition: String, epoch: Int64, schema: String?, suffix: String, arguments: inout [any PostgresBindable]
+    ) -> [String] {
+        let t = schema.map { $0 + "." } ?? ""
+        let x = suffix
+        arguments.append(partition)
+        arguments.append(epoch)
+        var parts: [String] = ["f\(x) AS (SELECT 1 FROM \(t)partition_owner WHERE partition = $\(arguments.count - 1) AND epoch = $\(arguments.count) FOR SHARE)"]
         func arrays(_ columns: [(type: String, values: [PostgresValue])]) -> String {
             columns.map { column in
                 arguments.append(PostgresValue.text(arrayLiteral(column.values)))
@@ -316,13 +345,13 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         if !batch.channels.isEmpty {
             let c = batch.channels
             parts.append("""
-                c AS (INSERT INTO channels (\(PostgresRepository.channelColumns))
+                c\(x) AS (INSERT INTO \(t)channels (\(PostgresRepository.channelColumns))
                   SELECT * FROM unnest(\(arrays([
                     ("text", c.map { v($0.id) }), ("text", c.map { v($0.type.rawValue) }),
                     ("text", c.map { v($0.capacityModel.rawValue) }), ("bigint", c.map { v($0.capacityWeight) }),
                     ("bigint", c.map { v($0.customerInactivityTimeout) }), ("bigint", c.map { v($0.inactiveAutoEndAfter) }),
                     ("boolean", c.map { v($0.inactivateActionVisible) }),
-                  ]))) WHERE EXISTS (SELECT FROM f)
+                  ]))) WHERE EXISTS (SELECT FROM f\(x))
                   ON CONFLICT (id) DO UPDATE SET type = excluded.type, capacity_model = excluded.capacity_model,
                     capacity_weight = excluded.capacity_weight,
                     customer_inactivity_timeout_ms = excluded.customer_inactivity_timeout_ms,
@@ -333,12 +362,12 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         if !batch.reps.isEmpty {
             let r = batch.reps
             parts.append("""
-                r AS (INSERT INTO reps (\(PostgresRepository.repColumns))
+                r\(x) AS (INSERT INTO \(t)reps (\(PostgresRepository.repColumns))
                   SELECT * FROM unnest(\(arrays([
                     ("text", r.map { v($0.id) }), ("text", r.map { v($0.displayName) }), ("bigint", r.map { v($0.capacity) }),
                     ("text", r.map { v($0.presence.rawValue) }), ("text", r.map { v(PostgresRepository.encodePermissions($0.permissions)) }),
                     ("bigint", r.map { v($0.usedCapacity) }), ("bigint", r.map { v($0.idleSince) }),
-                  ]))) WHERE EXISTS (SELECT FROM f)
+                  ]))) WHERE EXISTS (SELECT FROM f\(x))
                   ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, capacity = excluded.capacity,
                     presence = excluded.presence, permissions = excluded.permissions,
                     used_capacity = excluded.used_capacity, idle_since = excluded.idle_since)
@@ -347,7 +376,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         if !batch.sessions.isEmpty {
             let s = batch.sessions
             parts.append("""
-                s AS (INSERT INTO sessions (\(PostgresRepository.sessionColumns))
+                s\(x) AS (INSERT INTO \(t)sessions (\(PostgresRepository.sessionColumns))
                   SELECT * FROM unnest(\(arrays([
                     ("text", s.map { v($0.id) }), ("text", s.map { v($0.conversationId) }), ("text", s.map { v($0.channelId) }),
                     ("text", s.map { v($0.status.rawValue) }), ("text", s.map { v($0.repId) }),
@@ -355,7 +384,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
                     ("bigint", s.map { v($0.inactivityDeadline) }), ("bigint", s.map { v($0.autoEndDeadline) }),
                     ("bigint", s.map { v($0.awaitingCustomerSince) }), ("bigint", s.map { v($0.heldCapacity) }),
                     ("text", s.map { v($0.endReason?.rawValue) }), ("bigint", s.map { v($0.version) }),
-                  ]))) WHERE EXISTS (SELECT FROM f)
+                  ]))) WHERE EXISTS (SELECT FROM f\(x))
                   ON CONFLICT (id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status,
                     rep_id = excluded.rep_id, created_at = excluded.created_at, updated_at = excluded.updated_at,
                     queued_at = excluded.queued_at, inactivity_deadline = excluded.inactivity_deadline,
@@ -366,36 +395,36 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         if !batch.events.isEmpty {
             let e = batch.events
             parts.append("""
-                e AS (INSERT INTO events (\(PostgresRepository.eventColumns))
+                e\(x) AS (INSERT INTO \(t)events (\(PostgresRepository.eventColumns))
                   SELECT * FROM unnest(\(arrays([
                     ("bigint", e.map { v($0.cursor) }), ("text", e.map { v($0.sessionId) }), ("bigint", e.map { v($0.sequence) }),
                     ("bigint", e.map { v($0.time) }), ("text", e.map { v($0.actor.kind.rawValue) }), ("text", e.map { v($0.actor.id) }),
                     ("text", e.map { v($0.from?.rawValue) }), ("text", e.map { v($0.to.rawValue) }), ("text", e.map { v($0.repId) }),
                     ("text", e.map { v($0.reason.rawValue) }),
-                  ]))) WHERE EXISTS (SELECT FROM f))
+                  ]))) WHERE EXISTS (SELECT FROM f\(x)))
                 """)
         }
         if !batch.messages.isEmpty {
             let m = batch.messages
             parts.append("""
-                m AS (INSERT INTO messages (\(PostgresRepository.messageColumns))
+                m\(x) AS (INSERT INTO \(t)messages (\(PostgresRepository.messageColumns))
                   SELECT * FROM unnest(\(arrays([
                     ("text", m.map { v($0.messageId) }), ("text", m.map { v($0.channelId) }), ("text", m.map { v($0.sessionId) }),
                     ("text", m.map { v($0.sender.rawValue) }), ("text", m.map { v($0.text) }), ("bigint", m.map { v($0.time) }),
-                  ]))) WHERE EXISTS (SELECT FROM f))
+                  ]))) WHERE EXISTS (SELECT FROM f\(x)))
                 """)
         }
         if !batch.settings.isEmpty {
             let keys = batch.settings.keys.sorted()
             parts.append("""
-                st AS (INSERT INTO settings (key, value)
+                st\(x) AS (INSERT INTO \(t)settings (key, value)
                   SELECT * FROM unnest(\(arrays([
                     ("text", keys.map { v($0) }), ("bigint", keys.map { v(batch.settings[$0]!) }),
-                  ]))) WHERE EXISTS (SELECT FROM f)
+                  ]))) WHERE EXISTS (SELECT FROM f\(x))
                   ON CONFLICT (key) DO UPDATE SET value = excluded.value)
                 """)
         }
-        return ("WITH " + parts.joined(separator: ",\n") + "\nSELECT count(*) FROM f", arguments)
+        return parts
     }
 
     /// A PostgreSQL array literal (`{"a","b",NULL}`) of text-format values: every element
