@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 import Glibc
 import ProtoRuntime
@@ -109,9 +110,28 @@ final class RawConnection: @unchecked Sendable {
     /// Connects, exchanges prefaces and checks the server's.
     static func open(port: Int, receiveBuffer: Int32? = nil, source: String? = nil) async throws -> RawConnection {
         let c = try await connect(port: port, receiveBuffer: receiveBuffer, source: source)
-        let preface = try await c.receive(exactly: 8)
+        let preface: [UInt8]
+        do {
+            preface = try await c.receive(exactly: 8)
+        } catch {
+            // Say what the descriptor is now: a peer other than `port` means something in this
+            // process closed our descriptor's number and it was reused.
+            throw Failure.posix("preface from port \(port) (\(error); the descriptor \(c.fd) is \(c.describeSocket()))", 0)
+        }
         guard preface == Preface.bytes else { throw Failure.badPreface(preface) }
         return c
+    }
+
+    /// The local and peer ports of the descriptor, or why there are none (diagnostics).
+    func describeSocket() -> String {
+        func port(_ get: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> String {
+            var a = sockaddr_in()
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let rc = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { get(fd, $0, &len) } }
+            return rc == 0 ? "\(UInt16(bigEndian: a.sin_port))" : "errno \(errno)"
+        }
+        let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? "?"
+        return "local port \(port(getsockname)), peer port \(port(getpeername)), \(link)"
     }
 
     // MARK: - Sending
