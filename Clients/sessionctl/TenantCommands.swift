@@ -1,6 +1,7 @@
 import ArgumentParser
 import RPC
 import SessionAPI
+import SessionCore
 import SessionClient
 
 /// `sessionctl tenants …`: sessions.v1.TenantService (operator tokens only).
@@ -30,9 +31,7 @@ struct Tenants: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
-            guard (1...40).contains(id.utf8.count), id.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d }), !id.hasPrefix("-") else {
-                throw ValidationError("tenant id '\(id)' must be 1 to 40 of a-z, 0-9 and '-', not starting with '-'")
-            }
+            do { try IdentifierRules.validateTenantID(id) } catch { throw ValidationError(error.message) }
         }
 
         func run() async throws {

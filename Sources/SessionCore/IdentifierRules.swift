@@ -9,6 +9,22 @@ public enum IdentifierRules {
     /// The longest rep display name accepted (in characters).
     public static let maxDisplayNameLength = 200
 
+    /// The longest tenant id.
+    public static let maxTenantIDLength = 40
+
+    /// Validates a tenant id: 1 to 40 characters of `a-z`, `0-9` and `-`, not starting with `-`
+    /// (safe as a directory name and, with `-` as `_`, as a PostgreSQL schema name).
+    public static func validateTenantID(_ id: String) throws(DomainError) {
+        let bytes = Array(id.utf8)
+        guard !bytes.isEmpty, bytes.count <= maxTenantIDLength else {
+            throw .invalidArgument("a tenant id must be 1 to \(maxTenantIDLength) characters")
+        }
+        let allowed = bytes.allSatisfy { (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d }
+        guard allowed, bytes[0] != 0x2d else {
+            throw .invalidArgument("tenant id '\(id)' may hold only a-z, 0-9 and '-', and must not start with '-'")
+        }
+    }
+
     /// Validates an admin-chosen id (channel, rep): 1 to 128 characters from `[A-Za-z0-9._-]`.
     ///
     /// - Parameter what: what the id names, for the message (for example `"channel id"`).

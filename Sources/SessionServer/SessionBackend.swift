@@ -21,6 +21,13 @@ public final class TenantPartition: Sendable {
         self.owner = owner
         self.hub = hub
     }
+
+    /// Ends its watches (they resume elsewhere with their cursor) and stops its owner, which
+    /// refuses every later command; returns once no batch is in flight.
+    public func stop() {
+        hub.endAll()
+        owner.stop()
+    }
 }
 
 /// What every domain service shares: the store, the clock, authentication,
@@ -93,18 +100,6 @@ public final class SessionBackend: Sendable {
         directory.withLock { d in d.served.values.sorted { $0.tenant < $1.tenant } }
     }
 
-    /// The partition a principal's calls run on; nil on the store-per-call path.
-    func partition(for principal: Principal) throws(RPCError) -> TenantPartition? {
-        guard principal.token.role != .operator, let tenant = principal.token.tenantId else {
-            throw RPCError(.permissionDenied, "an OPERATOR token manages tenants (TenantService) only; calls inside a tenant need one of its tokens")
-        }
-        if servesFromStore { return nil }
-        let (served, isDisabled) = directory.withLock { d in (d.served[tenant], d.disabled.contains(tenant)) }
-        if let served { return served }
-        if isDisabled { throw RPCError(.permissionDenied, "tenant \(tenant) is disabled") }
-        throw RPCError(.unavailable, "tenant \(tenant) is not served by this instance now; retry")
-    }
-
     /// Authenticates the call: a known, unrevoked token of an enabled tenant (or an operator's).
     func authenticate(_ context: RPCServerContext) throws(RPCError) -> Principal {
         try authenticate(metadata: context.metadata)
@@ -112,17 +107,28 @@ public final class SessionBackend: Sendable {
 
     /// `authenticate(_:)` from a call's metadata.
     func authenticate(metadata: RPCMetadata) throws(RPCError) -> Principal {
-        let principal = try auth.authenticate(metadata: metadata)
-        if let tenant = principal.token.tenantId, directory.withLock({ $0.disabled.contains(tenant) }) {
-            throw RPCError(.permissionDenied, "tenant \(tenant) is disabled")
-        }
-        return principal
+        try authenticated(metadata).principal
     }
 
-    /// Authenticates the call and finds its tenant's partition.
+    /// The token's principal and, for a tenant's token, what this process serves of the tenant:
+    /// one look at the directory per call.
+    func authenticated(_ metadata: RPCMetadata) throws(RPCError) -> (principal: Principal, served: TenantPartition?) {
+        let principal = try auth.authenticate(metadata: metadata)
+        guard let tenant = principal.token.tenantId else { return (principal, nil) }
+        let (served, isDisabled) = directory.withLock { d in (d.served[tenant], d.disabled.contains(tenant)) }
+        if isDisabled { throw RPCError(.permissionDenied, "tenant \(tenant) is disabled") }
+        return (principal, served)
+    }
+
+    /// Authenticates the call and finds its tenant's partition (nil on the store-per-call path).
     func resolve(_ context: RPCServerContext) throws(RPCError) -> (principal: Principal, partition: TenantPartition?) {
-        let principal = try authenticate(context)
-        return (principal, try partition(for: principal))
+        let (principal, served) = try authenticated(context.metadata)
+        guard principal.token.role != .operator, let tenant = principal.token.tenantId else {
+            throw RPCError(.permissionDenied, "an OPERATOR token manages tenants (TenantService) only; calls inside a tenant need one of its tokens")
+        }
+        if servesFromStore { return (principal, nil) }
+        guard let served else { throw RPCError(.unavailable, "tenant \(tenant) is not served by this instance now; retry") }
+        return (principal, served)
     }
 
     typealias WriteBody<T> = @Sendable (inout SessionEngine, SessionCore.Actor, Timestamp, inout any SessionRepository) throws -> T

@@ -106,8 +106,7 @@ public final class SessionDaemon: Sendable {
             let routing = self.routing
             let decide: RPCForwardTarget = { metadata in
                 if let refusal = routing.refusal { return .refuse(RPCError(.unavailable, refusal)) }
-                guard let principal = try? backend.authenticate(metadata: metadata), let tenant = principal.token.tenantId,
-                      backend.partition(tenant: tenant) == nil
+                guard let (principal, served) = try? backend.authenticated(metadata), let tenant = principal.token.tenantId, served == nil
                 else { return .serveLocally }
                 return routing.decision(tenant: tenant)
             }
@@ -151,7 +150,7 @@ public final class SessionDaemon: Sendable {
             let store = try openStore()
             try backend.clock.loadPersistedState(from: store)  // before any call can read the clock
             gate.attach(store)
-            try ensureDefaultTenant(store)
+            let registered = try registeredTenants(store)
             if let sqlite = store as? SQLiteStore {
                 // Every tenant runs behind a state owner of its own: memory answers, its journal files
                 // make batches durable, its tables follow in the background.
@@ -162,9 +161,9 @@ public final class SessionDaemon: Sendable {
                     allowEmpty: options.allowEmptyStore, backend: backend, gate: gate, logger: logger)
                 sqliteTenants.withLock { $0 = tenants }
                 tenantHost.set(tenants)
-                try tenants.serveRegistered(try store.tenants())
+                try tenants.serveRegistered(registered)
             } else if let postgres = store as? PostgresStore {
-                try startTenants(postgres)
+                try startTenants(postgres, registered)
             }
             try bootstrapToken(store: store, role: .admin)
             try bootstrapToken(store: store, role: .operator)
@@ -178,21 +177,23 @@ public final class SessionDaemon: Sendable {
         for name in health.serviceNames { health.setStatus(.serving, for: name) }
     }
 
-    /// The default tenant is in the registry from the first start (and after an upgrade).
-    private func ensureDefaultTenant(_ store: any SessionStore) throws {
-        guard try !store.tenants().contains(where: { $0.id == APIToken.defaultTenant }) else { return }
+    /// The registry, with the default tenant in it from the first start (and after an upgrade).
+    private func registeredTenants(_ store: any SessionStore) throws -> [TenantRecord] {
+        let tenants = try store.tenants()
+        guard !tenants.contains(where: { $0.id == APIToken.defaultTenant }) else { return tenants }
         do {
             try store.insertTenant(TenantRecord(id: APIToken.defaultTenant, displayName: "Default tenant", createdAt: backend.clock.now()))
         } catch let error as DomainError where error.code == .alreadyExists {
             // Another instance registered it first.
         }
+        return try store.tenants()
     }
 
     // MARK: - PostgreSQL: tenants owned here, the others forwarded
 
     /// Takes every registered tenant that no other instance holds, forwards the others' calls to
     /// their owners, and tries again every 100 ms (reading the registry again every second).
-    private func startTenants(_ postgres: PostgresStore) throws {
+    private func startTenants(_ postgres: PostgresStore, _ registered: [TenantRecord]) throws {
         var storeOptions = PostgresStore.Options()
         storeOptions.synchronousCommit = options.synchronousCommits
         let (options, server) = (self.options, self.server)
@@ -203,7 +204,7 @@ public final class SessionDaemon: Sendable {
             onLost: { [weak self] reason in self?.partitionLost(reason) })
         postgresTenants.withLock { $0 = tenants }
         tenantHost.set(tenants)
-        try tenants.serveRegistered(try postgres.tenants())
+        try tenants.serveRegistered(registered)
         if backend.partitions.isEmpty { logger.info("other instances own every tenant: forwarding their calls, standing by") }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "sessiond.tenants"))
         // Tries often (one statement per unowned tenant on a kept connection): a killed owner's

@@ -115,8 +115,7 @@ final class SQLiteTenants: TenantHost, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard let partition = backend.detach(tenant: id, disabled: true) else { return }
-        partition.hub.endAll()
-        partition.owner.stop()
+        partition.stop()
         flush(id)
     }
 
@@ -145,9 +144,6 @@ final class SQLiteTenants: TenantHost, @unchecked Sendable {
             logger.warning("WAL checkpoint at shutdown failed", metadata: ["tenant": "\(id)", "error": "\(error)"])
         }
     }
-
-    /// Journal counters summed over the tenants.
-    var journalFiles: [String] { lock.withLock { opened.values.flatMap { $0.journal?.journalFiles() ?? [] } } }
 }
 
 /// A tenant's partition owner over `journal`, its durable events fed to the tenant's watchers.
@@ -254,13 +250,19 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     func serve(_ tenant: TenantRecord) throws {
         lock.lock()
         defer { lock.unlock() }
-        var slot = try self.slot(tenant.id)
-        slot.enabled = true
-        slots[tenant.id] = slot
+        let slot = try enable(tenant.id)
         recomputeShare()
         // Created or enabled through this instance: served here at once, even over the share (its
         // first calls should not find it unowned); the spreading hands it on later if need be.
         _ = try take(tenant.id, slot, overShare: true)
+    }
+
+    /// The tenant's slot, opened if need be, marked to be served.
+    private func enable(_ id: String) throws -> Slot {
+        var slot = try self.slot(id)
+        slot.enabled = true
+        slots[id] = slot
+        return slot
     }
 
     /// The enabled tenants this instance knows of over the live instances, rounded up.
@@ -276,9 +278,7 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         defer { lock.unlock() }
         for tenant in tenants {
             guard tenant.isEnabled else { backend.markDisabled(tenant.id, true); continue }
-            var slot = try self.slot(tenant.id)
-            slot.enabled = true
-            slots[tenant.id] = slot
+            let slot = try enable(tenant.id)
             if try !take(tenant.id, slot) { try? routing.point(tenant: tenant.id, to: slot.journal.ownerAddress(), tls: forwardingTLS) }
         }
     }
@@ -287,15 +287,12 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         slots[id]?.enabled = false
-        backend.markDisabled(id, true)
         release(id)
     }
 
-    private func release(_ id: String) {
-        if let partition = backend.detach(tenant: id, disabled: true) {
-            partition.hub.endAll()
-            partition.owner.stop()
-        }
+    /// Gives the tenant up here: its partition stopped, its lock released at once.
+    private func release(_ id: String, disabled: Bool = true) {
+        backend.detach(tenant: id, disabled: disabled)?.stop()
         slots[id]?.journal.release()
     }
 
@@ -366,11 +363,7 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         logger.info("over this instance's share of tenants: handing one over", metadata: [
             "tenant": "\(last.tenant)", "owned": "\(owned.count)", "share": "\(share)",
         ])
-        if let partition = backend.detach(tenant: last.tenant) {
-            partition.hub.endAll()
-            partition.owner.stop()
-        }
-        slots[last.tenant]?.journal.release()
+        release(last.tenant, disabled: false)
         handedOver[last.tenant] = ticks + Self.handOverCooldownTicks
     }
 
@@ -383,10 +376,8 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         defer { recomputeShare() }
         for tenant in tenants {
             if tenant.isEnabled {
-                var slot = try self.slot(tenant.id)
-                if !slot.enabled {
-                    slot.enabled = true
-                    slots[tenant.id] = slot
+                if slots[tenant.id]?.enabled != true {
+                    _ = try enable(tenant.id)
                     backend.markDisabled(tenant.id, false)
                 }
             } else {
@@ -394,7 +385,6 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
                 if slots[tenant.id]?.enabled == true || backend.partition(tenant: tenant.id) != nil {
                     slots[tenant.id]?.enabled = false
                     release(tenant.id)
-                    backend.auth.invalidate()
                 }
             }
         }

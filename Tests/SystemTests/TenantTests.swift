@@ -126,7 +126,9 @@ struct TenantTests {
             let bTokenID = try await bAdmin.tokens.listTokens(SessionsV1.ListTokensRequest()).tokens.first { $0.role == .service }!.id
             let before = try await Self.snapshot(daemon, b)
 
-            let aSession = try await openSessions(try daemon.client(token: a.admin), conversation: "c1")[0]
+            let aAdminForSession = try daemon.client(token: a.admin)
+            defer { aAdminForSession.close() }
+            let aSession = try await openSessions(aAdminForSession, conversation: "c1")[0]
             #expect(aSession.id != bSession.id, "the same conversation in two tenants is two sessions")
 
             var ghostRep = bRep
@@ -347,8 +349,11 @@ struct TenantTests {
                 let log = try await bAdmin.events.listEvents(events).events
                 #expect(log.map(\.sequence) == Array(1...Int64(log.count)), "B's log is gapless")
                 #expect(log.filter { $0.toStatus == .ended }.count == 1, "the auto-end fired once")
-                #expect(!before.isEmpty)
-                return (a, b, try await Self.snapshot(daemon, b))
+                // Everything else of B (reps, channels, tokens) is as before it was disabled.
+                let after = try await Self.snapshot(daemon, b)
+                let unchanging = { (s: String) in s.split(separator: "\n").filter { $0.hasPrefix("rep ") || $0.hasPrefix("channel ") || $0.hasPrefix("token ") } }
+                #expect(unchanging(after) == unchanging(before) && !unchanging(before).isEmpty)
+                return (a, b, after)
             }
         }
         #expect(daemon.terminate() == 0)

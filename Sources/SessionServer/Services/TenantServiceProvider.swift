@@ -10,7 +10,8 @@ public protocol TenantHost: Sendable {
     func prepare(tenant id: String) throws
     /// Serves the (enabled) tenant: loads its partition here, or lets an instance take it.
     func serve(_ tenant: TenantRecord) throws
-    /// Stops serving a tenant that was disabled (its partition is stopped and written out).
+    /// Stops serving a tenant that was disabled (its calls refused from now on, its partition
+    /// stopped and written out).
     func stop(tenant id: String)
 }
 
@@ -42,14 +43,12 @@ public struct TenantServiceProvider: SessionsV1.TenantService.ServiceProtocol {
         return m
     }
 
-    private static func checkID(_ id: String) throws(RPCError) {
-        if let problem = TenantRecord.problem(withID: id) {
-            throw RPCError(.invalidArgument, id.utf8.count > 64 ? problem : "tenant id '\(id)': \(problem)")
-        }
+    private func checkID(_ id: String) throws(RPCError) {
+        do { try IdentifierRules.validateTenantID(id) } catch { throw backend.status(for: error) }
     }
 
     private func find(_ id: String) async throws(RPCError) -> TenantRecord {
-        try Self.checkID(id)
+        try checkID(id)
         let store = backend.store
         let backend = self.backend
         let found = try await backend.offload { () throws(RPCError) -> TenantRecord? in
@@ -66,7 +65,7 @@ public struct TenantServiceProvider: SessionsV1.TenantService.ServiceProtocol {
 
     public func createTenant(request: SessionsV1.CreateTenantRequest, context: RPCServerContext) async throws -> SessionsV1.CreateTenantResponse {
         try requireOperator(context, to: "create tenants")
-        try Self.checkID(request.id)
+        try checkID(request.id)
         guard request.displayName.count <= 128 else { throw RPCError(.invalidArgument, "display_name must be at most 128 characters") }
         let tokenName = try Self.tokenName(request.adminTokenName)
         let record = TenantRecord(id: request.id, displayName: request.displayName.isEmpty ? request.id : request.displayName, createdAt: backend.clock.now())
@@ -110,9 +109,8 @@ public struct TenantServiceProvider: SessionsV1.TenantService.ServiceProtocol {
         return try await backend.offload { () throws(RPCError) -> SessionsV1.Tenant in
             do {
                 let tenant = try store.setTenantDisabled(request.id, at: now)
-                backend.markDisabled(request.id, true)
+                // Refused from now on (each call checks, cached tokens too), served nowhere here.
                 host.stop(tenant: request.id)
-                backend.auth.invalidate()
                 return Self.message(tenant)
             } catch {
                 throw backend.status(for: error)

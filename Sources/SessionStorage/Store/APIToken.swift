@@ -87,15 +87,4 @@ public struct TenantRecord: Sendable, Hashable {
     }
 
     public var isEnabled: Bool { disabledAt == nil }
-
-    /// 1 to 40 characters of `a-z`, `0-9` and `-`, not starting with `-`: safe as a directory
-    /// name and (with `-` as `_`) as a PostgreSQL schema name. Nil when valid, else why not.
-    public static func problem(withID id: String) -> String? {
-        let bytes = Array(id.utf8)
-        guard !bytes.isEmpty, bytes.count <= 40 else { return "a tenant id must be 1 to 40 characters" }
-        guard bytes.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d }), bytes[0] != 0x2d else {
-            return "a tenant id may hold only a-z, 0-9 and '-', and must not start with '-'"
-        }
-        return nil
-    }
 }
