@@ -19,7 +19,9 @@ final class RawConnection: @unchecked Sendable {
     enum Failure: Error, CustomStringConvertible {
         case timedOut(received: [UInt8])
         /// The peer closed (FIN or RST) before the wanted bytes arrived.
-        case closed(received: [UInt8])
+        /// `socket`: what the descriptor was connected to then (a peer other than the server's
+        /// port would mean something in this process closed our descriptor's number and it was reused).
+        case closed(received: [UInt8], socket: String)
         /// The peer's first 8 bytes were not the preface.
         case badPreface([UInt8])
         case posix(String, Int32)
@@ -27,7 +29,7 @@ final class RawConnection: @unchecked Sendable {
         var description: String {
             switch self {
             case .timedOut(let r): "timed out (\(r.count) bytes received: \(hex(Array(r.prefix(64)))))"
-            case .closed(let r): "connection closed by the peer (\(r.count) bytes received: \(hex(Array(r.prefix(64)))))"
+            case .closed(let r, let socket): "connection closed by the peer (\(r.count) bytes received: \(hex(Array(r.prefix(64)))); \(socket))"
             case .badPreface(let r): "the peer's first bytes are not the preface: \(hex(r))"
             case .posix(let call, let e): "\(call) failed: \(String(cString: strerror(e)))"
             }
@@ -110,14 +112,7 @@ final class RawConnection: @unchecked Sendable {
     /// Connects, exchanges prefaces and checks the server's.
     static func open(port: Int, receiveBuffer: Int32? = nil, source: String? = nil) async throws -> RawConnection {
         let c = try await connect(port: port, receiveBuffer: receiveBuffer, source: source)
-        let preface: [UInt8]
-        do {
-            preface = try await c.receive(exactly: 8)
-        } catch {
-            // Say what the descriptor is now: a peer other than `port` means something in this
-            // process closed our descriptor's number and it was reused.
-            throw Failure.posix("preface from port \(port) (\(error); the descriptor \(c.fd) is \(c.describeSocket()))", 0)
-        }
+        let preface = try await c.receive(exactly: 8)
         guard preface == Preface.bytes else { throw Failure.badPreface(preface) }
         return c
     }
@@ -131,7 +126,7 @@ final class RawConnection: @unchecked Sendable {
             return rc == 0 ? "\(UInt16(bigEndian: a.sin_port))" : "errno \(errno)"
         }
         let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? "?"
-        return "local port \(port(getsockname)), peer port \(port(getpeername)), \(link)"
+        return "descriptor \(fd): local port \(port(getsockname)), peer port \(port(getpeername)), \(link)"
     }
 
     // MARK: - Sending
@@ -173,7 +168,7 @@ final class RawConnection: @unchecked Sendable {
         guard pending.count >= count else {
             let received = pending
             pending = []
-            throw closed ? Failure.closed(received: received) : Failure.timedOut(received: received)
+            throw closed ? Failure.closed(received: received, socket: describeSocket()) : Failure.timedOut(received: received)
         }
         let out = Array(pending.prefix(count))
         pending.removeFirst(count)
