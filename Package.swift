@@ -113,7 +113,7 @@ let package = Package(
         .executableTarget(name: "session-sweep-bench", dependencies: ["SessionServer", "SessionState", "SessionStorage", "SessionCore", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
 
         // ---- tests
-        .testTarget(name: "RPCTests", dependencies: ["RPC", "SessionAPI", "SessionClient", "SessionServer", "ProtoRuntime"], swiftSettings: swiftSettings),
+        .testTarget(name: "RPCTests", dependencies: ["RPC", "SessionAPI", "SessionClient", "SessionServer", "ProtoRuntime", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "SystemTests", dependencies: ["SessionClient", "SessionAPI", "RPC", "SessionCore", "SessionStorage", "PostgresTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ProtoRuntimeTests", dependencies: ["ProtoRuntime", "SessionAPI", "RPC"], swiftSettings: swiftSettings),
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"], swiftSettings: swiftSettings),

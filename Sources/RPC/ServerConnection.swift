@@ -88,6 +88,7 @@ package final class ServerConnection: @unchecked Sendable {
         var logger = server.logger
         logger[metadataKey: "connection"] = "\(id)"
         logger[metadataKey: "peer"] = "\(peer)"
+        logger[metadataKey: "fd"] = "\(fd)"
         self.logger = logger
     }
 

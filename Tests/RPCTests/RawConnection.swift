@@ -126,7 +126,10 @@ final class RawConnection: @unchecked Sendable {
             return rc == 0 ? "\(UInt16(bigEndian: a.sin_port))" : "errno \(errno)"
         }
         let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? "?"
-        return "descriptor \(fd): local port \(port(getsockname)), peer port \(port(getpeername)), \(link)"
+        let local = port(getsockname)
+        let serverLines = ServerLogRecorder.shared.lines(naming: "127.0.0.1:\(local)")
+        return "descriptor \(fd): local port \(local), peer port \(port(getpeername)), \(link); "
+            + "the server's log about this peer (\(serverLines.count) lines):\n" + serverLines.joined(separator: "\n")
     }
 
     // MARK: - Sending

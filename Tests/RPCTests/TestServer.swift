@@ -37,13 +37,9 @@ final class TestServer: Sendable {
         return c
     }
 
-    /// The server's own logger with notices (every refused peer logs one)
-    /// silenced; warnings and errors still show.
-    private static let quietLogger = {
-        var logger = RPCServer(configuration: .init(), services: []).logger
-        logger.logLevel = .warning
-        return logger
-    }()
+    /// Everything the server logs is kept (a raw connection closed under a
+    /// test shows the server's lines about it); warnings and errors still show.
+    private static let recordingLogger = ServerLogRecorder.logger()
 
     init(_ configure: (inout RPCServerConfiguration) -> Void = { _ in }) throws {
         var configuration = Self.defaultConfiguration()
@@ -51,7 +47,7 @@ final class TestServer: Sendable {
         health = HealthProvider()
         probe = ProbeService()
         server = RPCServer(
-            configuration: configuration, services: [TestServiceProvider(), health, probe], logger: Self.quietLogger)
+            configuration: configuration, services: [TestServiceProvider(), health, probe], logger: Self.recordingLogger)
         try server.start()
         channel = RPCClientChannel(host: "127.0.0.1", port: server.port)
     }
