@@ -82,6 +82,8 @@ final class HTTPProbes: Sendable {
         }
         let partitions = backend.partitions
         text.gauge("sessiond_tenants_owned", "tenants whose partition this instance serves", Double(partitions.count))
+        text.header("sessiond_tenants_lost_total", "tenants this instance owned and lost to another (PostgreSQL)", "counter")
+        text.sample("sessiond_tenants_lost_total", [:], Double(backend.tenantsLost.load(ordering: .relaxed)))
         guard !partitions.isEmpty else {
             // A standby (PostgreSQL) holds no partition: the owning instances report the rest.
             return respond(RPCHTTPResponse(status: 200, contentType: MetricsText.contentType, body: text.output))

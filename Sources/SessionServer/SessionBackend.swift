@@ -37,6 +37,9 @@ public final class SessionBackend: Sendable {
     /// partitions, the default tenant's data on the store-per-call path).
     public let store: any SessionStore
     public let clock: ServerClock
+    /// Tenants this instance owned and lost (PostgreSQL: another instance took them over, or the
+    /// connection failed during a commit); for /metrics.
+    let tenantsLost = Atomic<Int>(0)
     /// The store-per-call path's event wake-ups (partitions have their own).
     public let hub: EventHub
     public let auth: TokenAuthenticator

@@ -72,9 +72,6 @@ public final class SessionDaemon: Sendable {
     private let tenantTimer = Mutex<TimerBox?>(nil)
     /// Dispatch sources are thread-safe; Swift does not mark them Sendable yet.
     private struct TimerBox: @unchecked Sendable { let timer: any DispatchSourceTimer }
-    private let exitCode = Atomic<Int32>(0)
-    /// 0 after a normal stop; 75 (EX_TEMPFAIL) after this instance lost the partition it owned.
-    public var exitStatus: Int32 { exitCode.load(ordering: .acquiring) }
 
     /// Assembles the daemon without touching the network or the data
     /// directory: `start()` binds first, then opens the store.
@@ -105,7 +102,6 @@ public final class SessionDaemon: Sendable {
             // token names no tenant served elsewhere (none, a bad one, an operator's) is answered here.
             let routing = self.routing
             let decide: RPCForwardTarget = { metadata in
-                if let refusal = routing.refusal { return .refuse(RPCError(.unavailable, refusal)) }
                 guard let (principal, served) = try? backend.authenticated(metadata), let tenant = principal.token.tenantId, served == nil
                 else { return .serveLocally }
                 return routing.decision(tenant: tenant)
@@ -200,8 +196,7 @@ public final class SessionDaemon: Sendable {
         let tenants = PostgresTenants(
             url: options.storeURL ?? "", main: postgres, storeOptions: storeOptions, lease: .milliseconds(options.partitionLeaseMillis),
             backend: backend, gate: gate, routing: routing, logger: logger, forwardingTLS: forwardingTLS,
-            advertisedAddress: { options.advertiseAddress ?? Self.advertised(host: options.server.host, port: server.port) },
-            onLost: { [weak self] reason in self?.partitionLost(reason) })
+            advertisedAddress: { options.advertiseAddress ?? Self.advertised(host: options.server.host, port: server.port) })
         postgresTenants.withLock { $0 = tenants }
         tenantHost.set(tenants)
         try tenants.serveRegistered(registered)
@@ -229,16 +224,6 @@ public final class SessionDaemon: Sendable {
     /// certificate file (instances share a certificate or its CA).
     private var forwardingTLS: RPCClientTLS? {
         options.server.tls.map { RPCClientTLS(caPath: $0.certificateChainPath) }
-    }
-
-    /// A tenant's lock went with its connection: another instance may own it now, so this one
-    /// must not write again. Its calls are refused; it stops and exits 75 (a supervisor restarts
-    /// it, as a standby).
-    private func partitionLost(_ reason: String) {
-        guard exitCode.compareExchange(expected: 0, desired: 75, ordering: .acquiringAndReleasing).exchanged else { return }
-        logger.critical("lost the partition: refusing writes and stopping (exit 75)", metadata: ["reason": "\(reason)"])
-        routing.refuseAll("this instance lost the partition; retry (another instance serves it)")
-        beginShutdown()
     }
 
     private static func classify(_ error: any Error, dataDirectory: String, postgres: Bool) -> SessionDaemonStartupError {
@@ -484,23 +469,18 @@ final class PartitionRouting: Sendable {
     private struct State {
         var ownerOf: [String: String] = [:]
         var channels: [String: [RPCClientChannel]] = [:]
-        var refusal: String?
     }
 
     /// Where a call of `tenant` (not served here) goes.
     func decision(tenant: String) -> RPCForwardDecision {
         let n = turn.wrappingAdd(1, ordering: .relaxed).oldValue
         return state.withLock { s in
-            if let refusal = s.refusal { return .refuse(RPCError(.unavailable, refusal)) }
             if let address = s.ownerOf[tenant], let channels = s.channels[address], !channels.isEmpty {
                 return .forward(channels[Int(UInt(bitPattern: n) % UInt(channels.count))])
             }
             return .refuse(RPCError(.unavailable, "no instance owns tenant \(tenant) yet; retry shortly"))
         }
     }
-
-    /// Set once this instance lost a tenant and stops: every call is refused.
-    var refusal: String? { state.withLock { $0.refusal } }
 
     var isStopping: Bool { stoppingFlag.load(ordering: .acquiring) }
 
@@ -540,10 +520,6 @@ final class PartitionRouting: Sendable {
             return closing
         }
         for channel in closing { channel.close() }
-    }
-
-    func refuseAll(_ reason: String) {
-        state.withLock { $0.refusal = reason }
     }
 
     func stopping() { stoppingFlag.store(true, ordering: .releasing) }

@@ -174,7 +174,6 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     private let routing: PartitionRouting
     private let logger: Logger
     private let advertisedAddress: @Sendable () -> String
-    private let onLost: @Sendable (String) -> Void
     private let forwardingTLS: RPCClientTLS?
     private let lock = NSLock()
     private var slots: [String: Slot] = [:]
@@ -203,7 +202,7 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
 
     init(url: String, main: PostgresStore, storeOptions: PostgresStore.Options, lease: Duration, backend: SessionBackend, gate: GatedStore,
          routing: PartitionRouting, logger: Logger, forwardingTLS: RPCClientTLS?,
-         advertisedAddress: @escaping @Sendable () -> String, onLost: @escaping @Sendable (String) -> Void) {
+         advertisedAddress: @escaping @Sendable () -> String) {
         self.url = url
         self.main = main
         self.storeOptions = storeOptions
@@ -214,7 +213,6 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         self.logger = logger
         self.forwardingTLS = forwardingTLS
         self.advertisedAddress = advertisedAddress
-        self.onLost = onLost
         self.committer = PostgresGroupCommitter(store: main, url: url)
     }
 
@@ -232,13 +230,46 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
             options.readerConnections = 2
             store = try PostgresStore(url: url, options: options)
         }
-        let journal = try PostgresPartitionJournal(store: store, url: url, lease: lease, partition: id)
-        journal.useGroupCommit(committer)
-        let onLost = self.onLost
-        journal.onLost { reason in onLost("tenant \(id): \(reason)") }
-        let slot = Slot(journal: journal, enabled: false)
+        let slot = Slot(journal: try journal(for: id, store: store), enabled: false)
         slots[id] = slot
         return slot
+    }
+
+    /// A journal for the tenant (its lock not taken yet), told what to do when it loses the tenant.
+    private func journal(for id: String, store: PostgresStore) throws -> PostgresPartitionJournal {
+        let journal = try PostgresPartitionJournal(store: store, url: url, lease: lease, partition: id)
+        journal.useGroupCommit(committer)
+        journal.onLost { [weak self, weak journal] reason in
+            guard let self, let journal else { return }
+            self.lost(tenant: id, journal: journal, reason: reason)
+        }
+        return journal
+    }
+
+    /// The tenant's lock went with its connection, or another owner's epoch fenced a batch:
+    /// another instance may own it now, so this one must not write it again. Only this tenant is
+    /// given up: its partition (memory that may hold changes of unknown outcome) is stopped and
+    /// dropped, and a fresh journal takes its place, so that nothing the old partition still has in
+    /// flight can ever commit under a later ownership. The tenant is then like any other this
+    /// instance does not own: its calls are forwarded to its owner, and if nobody took it, this
+    /// instance takes it again (loading it from the database) on a later tick.
+    private func lost(tenant id: String, journal: PostgresPartitionJournal, reason: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let slot = slots[id], slot.journal === journal else { return }
+        logger.error("lost a tenant: its partition is stopped here; its calls go to its owner", metadata: [
+            "tenant": "\(id)", "reason": "\(reason)",
+        ])
+        backend.detach(tenant: id)?.stop()
+        journal.release()
+        backend.tenantsLost.add(1, ordering: .relaxed)
+        do {
+            slots[id] = Slot(journal: try self.journal(for: id, store: journal.store), enabled: slot.enabled)
+        } catch {
+            // Only a bad URL fails here, and that failed at the start already.
+            slots[id] = nil
+            logger.error("cannot make a new journal for a lost tenant", metadata: ["tenant": "\(id)", "error": "\(error)"])
+        }
     }
 
     func prepare(tenant id: String) throws {

@@ -268,7 +268,6 @@ struct SessiondCommand: ParsableCommand {
             }
         }
         daemon.runUntilSignalled()
-        if daemon.exitStatus != 0 { Foundation.exit(daemon.exitStatus) }
     }
 
     /// A store URL without its password (postgres://user:secret@host/db → postgres://user:***@host/db).

@@ -3,6 +3,7 @@ import PostgresTestSupport
 import RPC
 import SessionAPI
 import SessionClient
+import SessionStorage
 import Testing
 
 /// Tenants spread over real sessiond instances on one PostgreSQL: each tenant owned by one
@@ -137,6 +138,72 @@ struct PostgresTenantTests {
             }
             #expect(Date().timeIntervalSince(stopped) < 20)
             try await Self.expectAll(acked, through: a, admins)
+            #expect(a.terminate() == 0)
+        }
+    }
+
+    @Test("Losing one tenant to another owner stops only that tenant: the instance goes on serving the others, forwards the lost one's calls, and takes it back (reloaded) once it is free")
+    func losingOneTenantKeepsTheOthers() async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let a = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: Self.arguments(url))
+        defer { removeDirectory(a.dataDirectory) }
+        try await DaemonProcess.withLogsOnFailure([a]) {
+            var admins: [String: String] = [:]
+            let op = try a.client(token: TenantTests.operatorToken)
+            defer { op.close() }
+            for id in ["t1", "t2"] {
+                var create = SessionsV1.CreateTenantRequest()
+                create.id = id
+                admins[id] = try await op.tenants.createTenant(create).adminToken!.token
+            }
+            let t1 = try a.client(token: admins["t1"]!), t2 = try a.client(token: admins["t2"]!)
+            defer { t1.close(); t2.close() }
+            try await setUpChannelAndReps(t1, reps: 2)
+            try await setUpChannelAndReps(t2, reps: 2)
+            let before = try await customerMessage(t1, conversation: "before", channel: "web", message: "before-m").session!
+
+            // Play another instance taking t1 over: end A's lock session for t1, take the lock
+            // before A's next ping can, and bump the epoch as a new owner does.
+            let usurper = try PostgresConnection(configuration: .init(url: url))
+            let key = PostgresPartitionJournal.lockKey(partition: "t1")
+            var taken = false
+            for _ in 0..<20 where !taken {
+                try usurper.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%(owner of t1)'")
+                for _ in 0..<200 where !taken {
+                    taken = try usurper.queryOne("SELECT pg_try_advisory_lock($1)", [key]) { try $0.bool(0) } ?? false
+                    if !taken { try await Task.sleep(for: .milliseconds(2)) }
+                }
+            }
+            try #require(taken, "could not take t1's lock from the test")
+            try usurper.execute("UPDATE partition_owner SET epoch = epoch + 1, address = '127.0.0.1:1' WHERE partition = 't1'")
+            #expect(await a.logBuffer.waitFor("lost a tenant", until: Date().addingTimeInterval(Double(Self.leaseMillis) / 1000 + 10)),
+                    "A never noticed it lost t1")
+
+            // t2 is served throughout; t1's calls go to its "owner", which does not answer.
+            for n in 0..<5 {
+                let s = try await customerMessage(t2, conversation: "t2-\(n)", channel: "web", message: "t2-m-\(n)").session!
+                #expect(s.status == .active)
+            }
+            do {
+                _ = try await customerMessage(t1, conversation: "while-lost", channel: "web", message: "while-lost-m")
+                Issue.record("a write of the lost tenant was accepted")
+            } catch let error as RPCError {
+                #expect(error.code == .unavailable, "\(error)")
+            }
+            #expect(a.process.isRunning)
+            #expect(a.logText.components(separatedBy: "lost a tenant").count - 1 == 1, "only t1 is lost")
+
+            // Free again: A takes t1 back, loaded from the database.
+            try usurper.execute("SELECT pg_advisory_unlock_all()")
+            var after: SessionsV1.Session?
+            let deadline = Date().addingTimeInterval(20)
+            while after == nil, Date() < deadline {
+                after = try? await customerMessage(t1, conversation: "after", channel: "web", message: "after-m").session
+                if after == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(after?.status == .active, "A did not serve t1 again")
+            let open = try await t1.sessions.listSessions(SessionsV1.ListSessionsRequest()).sessions.map(\.id)
+            #expect(Set(open) == Set([before.id, after?.id].compactMap { $0 }), "\(open)")
             #expect(a.terminate() == 0)
         }
     }
