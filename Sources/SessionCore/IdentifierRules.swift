@@ -55,9 +55,19 @@ public enum IdentifierRules {
         if id.utf8.count > maxExternalIDLength {
             throw .invalidArgument("\(what) is \(id.utf8.count) bytes long; at most \(maxExternalIDLength) are allowed")
         }
-        // ASCII ids (nearly all) are checked byte by byte; only others need Unicode's properties.
-        let ascii = id.utf8.allSatisfy { $0 < 0x80 }
-        if ascii ? id.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F })
+        // ASCII ids (nearly all) are checked byte by byte, in one pass over the contiguous UTF-8;
+        // only others need Unicode's properties.
+        var bytes = id
+        let (ascii, asciiControl) = bytes.withUTF8 { utf8 -> (Bool, Bool) in
+            var high: UInt8 = 0
+            var control = false
+            for byte in utf8 {
+                high |= byte
+                control = control || byte <= 0x20 || byte == 0x7F
+            }
+            return (high < 0x80, control)
+        }
+        if ascii ? asciiControl
             : id.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) {
             throw .invalidArgument("\(what) must not contain whitespace or control characters")
         }

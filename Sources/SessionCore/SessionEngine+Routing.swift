@@ -19,10 +19,9 @@ extension SessionEngine {
         // Most calls find the queue empty: look at it before reading every rep.
         var pending: [Session]? = try repo.waitingSessions(after: nil, limit: Self.routingBatchSize)
         guard pending?.isEmpty == false else { return }
-        var candidates = try repo.availableReps()
-        guard candidates.contains(where: { $0.freeCapacity > 0 }) else { return }
+        guard try repo.hasAvailableCapacity() else { return }
         var channels: [String: Channel] = [:]
-        // Candidates only lose capacity during one pass, so a channel that could not be placed stays
+        // Reps only lose capacity during one pass, so a channel that could not be placed stays
         // unplaceable for the rest of the pass: skip its sessions without looking for a rep again.
         var unplaceableChannels: Set<String> = []
         var position: QueuePosition?
@@ -43,25 +42,27 @@ extension SessionEngine {
                     unplaceableChannels.insert(queued.channelId)
                     continue
                 }
-                guard let index = Self.bestCandidate(for: channel, among: candidates) else {
+                // The repository sees every rep saved earlier in this pass.
+                guard var rep = try repo.bestAvailableRep(for: channel) else {
                     unplaceableChannels.insert(channel.id)
                     continue
                 }
                 var session = queued
-                assign(&session, to: &candidates[index], weight: channel.capacityWeight, now: now)
-                try save(candidates[index], in: &repo, changes: &changes)
+                assign(&session, to: &rep, weight: channel.capacityWeight, now: now)
+                try save(rep, in: &repo, changes: &changes)
                 try transition(&session, to: .active, reason: .routed, actor: .system, now: now, in: &repo, changes: &changes)
-                if !candidates.contains(where: { $0.freeCapacity > 0 }) { break scan }
+                if try !repo.hasAvailableCapacity() { break scan }
             }
             if batch.count < Self.routingBatchSize { break }
         }
     }
 
     /// The index of the rep that should get a session of `channel`, or `nil` if none can take it.
-    static func bestCandidate(for channel: Channel, among reps: [Rep]) -> Int? {
+    @inlinable
+    public static func bestCandidate<C: RoutingCandidate>(for channel: Channel, among reps: [C]) -> Int? {
         var best: Int?
         for (index, rep) in reps.enumerated() {
-            guard rep.presence == .available,
+            guard rep.isAvailable,
                   rep.freeCapacity >= channel.capacityWeight,
                   rep.holdsPermissions(for: channel.family)
             else { continue }
@@ -72,7 +73,8 @@ extension SessionEngine {
     }
 
     /// Routing preference: lower utilisation, then idle longer, then smaller id.
-    static func isPreferred(_ lhs: Rep, over rhs: Rep) -> Bool {
+    @inlinable
+    static func isPreferred<C: RoutingCandidate>(_ lhs: C, over rhs: C) -> Bool {
         // Compare used/capacity exactly by cross-multiplying (capacities are positive).
         let left = lhs.usedCapacity * rhs.capacity
         let right = rhs.usedCapacity * lhs.capacity

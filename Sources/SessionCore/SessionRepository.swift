@@ -36,6 +36,11 @@ public protocol SessionRepository {
     func reps(after: String?, limit: Int) throws -> [Rep]
     /// Every rep whose presence is `AVAILABLE` (the routing candidates), ordered by id.
     func availableReps() throws -> [Rep]
+    /// The available rep routing gives a session of `channel` now (``SessionEngine/bestCandidate(for:among:)``
+    /// over ``availableReps()``), or `nil`. A repository may answer from an index.
+    func bestAvailableRep(for channel: Channel) throws -> Rep?
+    /// True when some available rep has capacity left.
+    func hasAvailableCapacity() throws -> Bool
 
     // MARK: Sessions
 

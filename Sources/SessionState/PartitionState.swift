@@ -19,7 +19,8 @@ public final class PartitionState: SessionRepository {
     private var channelsByID: [String: Channel] = [:]
     private var repsByID: [String: Rep] = [:]
     /// Ids of `AVAILABLE` reps, sorted (the routing candidates, in the order the contract wants).
-    private var availableRepIDs: [String] = []
+    /// The available reps, ordered by id, as routing sees them (kept in step with `repsByID`).
+    private var available: [RouteEntry] = []
     private var sessionsByID: [String: Session] = [:]
     private var openByConversation: [String: String] = [:]
     /// `WAITING` sessions in queue order.
@@ -35,6 +36,8 @@ public final class PartitionState: SessionRepository {
     private var pendingMessages: [MessageKey: Message] = [:]
     /// Events whose batch the store's tables do not hold yet, in cursor order.
     private var pendingEvents: [Event] = []
+    /// How many of `pendingEvents`' first entries are settled (dropped in bulk, not one shift per settle).
+    private var settledEvents = 0
     /// Sessions changed by a command whose batch the store's tables do not hold yet: id → the version last written.
     private var pendingVersions: [String: Int64] = [:]
 
@@ -157,7 +160,8 @@ public final class PartitionState: SessionRepository {
                 channelsByID[id] = old
             case let .rep(id, old):
                 if let old { putRep(old) } else if let current = repsByID.removeValue(forKey: id), current.presence == .available {
-                    removeAvailable(id)
+                    let i = availableIndex(id)
+                    if i < available.count, available[i].id == id { available.remove(at: i) }
                 }
             case let .session(id, old, pendingVersion):
                 let current = sessionsByID[id]
@@ -172,7 +176,7 @@ public final class PartitionState: SessionRepository {
             case let .event(sessionId, previous, head):
                 lastSequence[sessionId] = previous
                 headCursor = head
-                while let last = pendingEvents.last, last.cursor > head { pendingEvents.removeLast() }
+                while pendingEvents.count > settledEvents, let last = pendingEvents.last, last.cursor > head { pendingEvents.removeLast() }
             case let .message(channelId, messageId):
                 // The fingerprint stays: a false match only costs a store read.
                 pendingMessages[MessageKey(channelId: channelId, messageId: messageId)] = nil
@@ -186,9 +190,13 @@ public final class PartitionState: SessionRepository {
     /// sessions it ended leave memory (the store answers for them from now on).
     public func settle(_ batch: JournalBatch) {
         if let newest = batch.events.last?.cursor {
-            var k = 0
+            var k = settledEvents
             while k < pendingEvents.count, pendingEvents[k].cursor <= newest { k += 1 }
-            pendingEvents.removeFirst(k)
+            settledEvents = k
+            if settledEvents * 2 >= pendingEvents.count {
+                pendingEvents.removeFirst(settledEvents)
+                settledEvents = 0
+            }
         }
         for session in batch.sessions where pendingVersions[session.id] == session.version {
             pendingVersions[session.id] = nil
@@ -283,22 +291,28 @@ public final class PartitionState: SessionRepository {
     // MARK: Indexes
 
     private func putRep(_ rep: Rep) {
-        let old = repsByID[rep.id]
-        repsByID[rep.id] = rep
+        let old = repsByID.updateValue(rep, forKey: rep.id)
         let was = old?.presence == .available
         let isNow = rep.presence == .available
-        if was && !isNow { removeAvailable(rep.id) }
-        if !was && isNow { insertAvailable(rep.id) }
+        guard was || isNow else { return }
+        let i = availableIndex(rep.id)
+        let present = i < available.count && available[i].id == rep.id
+        switch (isNow, present) {
+        case (true, true): available[i] = RouteEntry(rep)
+        case (true, false): available.insert(RouteEntry(rep), at: i)
+        case (false, true): available.remove(at: i)
+        case (false, false): break
+        }
     }
 
-    private func insertAvailable(_ id: String) {
-        let i = lowerBound(availableRepIDs, id)
-        if i == availableRepIDs.count || availableRepIDs[i] != id { availableRepIDs.insert(id, at: i) }
-    }
-
-    private func removeAvailable(_ id: String) {
-        let i = lowerBound(availableRepIDs, id)
-        if i < availableRepIDs.count, availableRepIDs[i] == id { availableRepIDs.remove(at: i) }
+    /// Where `id` is or would be in `available`.
+    private func availableIndex(_ id: String) -> Int {
+        var low = 0, high = available.count
+        while low < high {
+            let mid = (low + high) / 2
+            if available[mid].id < id { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 
     private func putSession(_ session: Session, replacing old: Session?, armTimer: Bool = true) {
@@ -382,7 +396,14 @@ public final class PartitionState: SessionRepository {
         Array(repsByID.keys.filter { after == nil || $0 > after! }.sorted().prefix(max(0, limit)).map { repsByID[$0]! })
     }
 
-    public func availableReps() throws -> [Rep] { availableRepIDs.map { repsByID[$0]! } }
+    public func availableReps() throws -> [Rep] { available.map { repsByID[$0.id]! } }
+
+    /// From the routing index: reads the one rep it picks.
+    public func bestAvailableRep(for channel: Channel) throws -> Rep? {
+        SessionEngine.bestCandidate(for: channel, among: available).map { repsByID[available[$0].id]! }
+    }
+
+    public func hasAvailableCapacity() throws -> Bool { available.contains { $0.freeCapacity > 0 } }
 
     // MARK: Sessions
 
@@ -525,7 +546,7 @@ public final class PartitionState: SessionRepository {
     public func events(sessionId: String, afterSequence: Int64, limit: Int) throws -> [Event] {
         var events = try journal.readDurable { try $0.events(sessionId: sessionId, afterSequence: afterSequence, limit: limit) }
         let after = events.last?.sequence ?? afterSequence
-        for event in pendingEvents where events.count < limit && event.sessionId == sessionId && event.sequence > after {
+        for event in pendingEvents[settledEvents...] where events.count < limit && event.sessionId == sessionId && event.sequence > after {
             events.append(event)
         }
         return events
@@ -534,7 +555,7 @@ public final class PartitionState: SessionRepository {
     public func events(afterCursor: Int64, limit: Int) throws -> [Event] {
         var events = try journal.readDurable { try $0.events(afterCursor: afterCursor, limit: limit) }
         let after = events.last?.cursor ?? afterCursor
-        for event in pendingEvents where events.count < limit && event.cursor > after { events.append(event) }
+        for event in pendingEvents[settledEvents...] where events.count < limit && event.cursor > after { events.append(event) }
         return events
     }
 
