@@ -5,7 +5,7 @@
 /// code that imports `SessionCore` and does not qualify the name.)
 public struct Actor: Sendable, Hashable, CustomStringConvertible {
     /// The role of an actor.
-    public enum Kind: String, Sendable, Hashable, CaseIterable {
+    public enum Kind: String, Sendable, CaseHashable {
         /// A channel integration: creates sessions, posts customer messages, ends on the customer's
         /// behalf, reads everything.
         case service = "SERVICE"

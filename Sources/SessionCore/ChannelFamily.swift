@@ -1,5 +1,5 @@
 /// The product family a channel type belongs to; it decides permissions and which features apply.
-public enum ChannelFamily: String, Sendable, Hashable, CaseIterable {
+public enum ChannelFamily: String, Sendable, CaseHashable {
     /// Enhanced In-App Chat and Enhanced Web Chat v1/v2.
     case enhancedChat = "ENHANCED_CHAT"
     /// Enhanced WhatsApp, Facebook Messenger, SMS, Apple Messages for Business and LINE.

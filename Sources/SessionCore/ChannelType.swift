@@ -1,5 +1,5 @@
 /// The kind of messaging channel a `Channel` deploys. Raw values are the proto-style names.
-public enum ChannelType: String, Sendable, Hashable, CaseIterable {
+public enum ChannelType: String, Sendable, CaseHashable {
     /// Enhanced In-App Chat (Enhanced Chat family).
     case enhancedInAppChat = "ENHANCED_IN_APP_CHAT"
     /// Enhanced Web Chat v1 (Enhanced Chat family).

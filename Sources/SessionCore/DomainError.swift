@@ -5,7 +5,7 @@
 /// `SessionRepository` that are not `DomainError` are storage failures and must be mapped by the caller.
 public struct DomainError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The canonical code of a domain error (a subset of gRPC's status codes).
-    public enum Code: String, Sendable, Hashable, CaseIterable {
+    public enum Code: String, Sendable, CaseHashable {
         /// The request itself is malformed or out of range (independent of the system's state).
         case invalidArgument = "INVALID_ARGUMENT"
         /// A named channel, rep or session does not exist.

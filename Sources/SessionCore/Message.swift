@@ -2,7 +2,7 @@
 /// and answered without effect (idempotency). The text is kept to tell a retry from a reused id.
 public struct Message: Sendable, Hashable {
     /// Who wrote a message.
-    public enum Sender: String, Sendable, Hashable, CaseIterable {
+    public enum Sender: String, Sendable, CaseHashable {
         /// The customer (posted by a channel integration).
         case customer = "CUSTOMER"
         /// The rep (or an admin on the rep's behalf).

@@ -1,5 +1,5 @@
 /// A permission a rep may hold; raw values are the proto-style names used in error messages.
-public enum Permission: String, Sendable, Hashable, CaseIterable {
+public enum Permission: String, Sendable, CaseHashable {
     /// The Enhanced Chat User permission-set licence.
     case enhancedChatUser = "ENHANCED_CHAT_USER"
     /// The Enhanced Chat Rep user permission.

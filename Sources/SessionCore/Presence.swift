@@ -1,5 +1,5 @@
 /// A rep's routing presence.
-public enum Presence: String, Sendable, Hashable, CaseIterable {
+public enum Presence: String, Sendable, CaseHashable {
     /// Not working: gets no sessions; going offline re-queues the rep's `ACTIVE` sessions.
     case offline = "OFFLINE"
     /// Routable: receives `WAITING` sessions while free capacity allows.

@@ -1,5 +1,5 @@
 /// The lifecycle status of a messaging session; raw values are the proto-style names.
-public enum SessionStatus: String, Sendable, Hashable, CaseIterable {
+public enum SessionStatus: String, Sendable, CaseHashable {
     /// Business-initiated, owned by a rep, waiting for the customer's first reply; uses no capacity.
     case new = "NEW"
     /// Queued for routing; uses no capacity.

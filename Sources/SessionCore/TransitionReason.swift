@@ -1,5 +1,5 @@
 /// Why a session changed status; recorded on every `Event` (raw values are proto-style names).
-public enum TransitionReason: String, Sendable, Hashable, CaseIterable {
+public enum TransitionReason: String, Sendable, CaseHashable {
     /// `createSession` opened a `WAITING` session.
     case created = "CREATED"
     /// A customer message opened a session, or answered a `NEW` (business-initiated) session.

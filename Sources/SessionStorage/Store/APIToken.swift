@@ -4,7 +4,7 @@ public import SessionCore
 /// secret itself), the role it grants, and its lifecycle.
 public struct APIToken: Sendable, Hashable {
     /// The role a token grants. Raw values match `Actor.Kind`.
-    public enum Role: String, Sendable, Hashable, CaseIterable {
+    public enum Role: String, Sendable, CaseHashable {
         /// A channel integration.
         case service = "SERVICE"
         /// One rep (`repId`).
