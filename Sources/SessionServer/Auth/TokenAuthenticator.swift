@@ -54,15 +54,17 @@ public final class TokenAuthenticator: Sendable {
         guard let header = metadata["authorization"] else {
             throw RPCError(.unauthenticated, "missing 'authorization: Bearer <token>' metadata")
         }
+        let now = DispatchTime.now().uptimeNanoseconds
+        // Keyed by the header as sent: a client sends the same one on every call, and a hit then
+        // costs one lookup, no parsing.
+        if let hit = cache.withLock({ $0[header] }), hit.expires > now {
+            return hit.principal
+        }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
             throw RPCError(.unauthenticated, "authorization metadata must be 'Bearer <token>'")
         }
         let secret = String(parts[1]).trimmingSpaces()
-        let now = DispatchTime.now().uptimeNanoseconds
-        if let hit = cache.withLock({ $0[secret] }), hit.expires > now {
-            return hit.principal
-        }
         let hash = Self.hash(secret: secret)
         let stored: APIToken?
         do {
@@ -76,7 +78,7 @@ public final class TokenAuthenticator: Sendable {
         let principal = Principal(token: token, tokenID: Self.tokenID(hash: hash))
         cache.withLock { c in
             if c.count >= Self.cacheLimit { c.removeAll() }
-            c[secret] = (principal, now + Self.cacheNanos)
+            c[header] = (principal, now + Self.cacheNanos)
         }
         return principal
     }

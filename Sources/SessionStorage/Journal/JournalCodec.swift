@@ -102,11 +102,17 @@ struct ByteWriter {
 
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    // Fixed-width integers byte by byte: each append is inlined, where appending a raw buffer
+    // of 4 or 8 bytes went through the generic sequence path (a journal batch writes hundreds).
+    mutating func u64(_ v: UInt64) {
+        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: v &>> UInt64(shift))) }
+    }
     mutating func int64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
     mutating func int(_ v: Int) { int64(Int64(v)) }
     mutating func count(_ v: Int) { u32(UInt32(v)) }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u32(_ v: UInt32) {
+        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: v &>> UInt32(shift))) }
+    }
     mutating func string(_ s: String) {
         var s = s
         s.withUTF8 { utf8 in
