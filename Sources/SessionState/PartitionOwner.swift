@@ -299,8 +299,12 @@ public final class PartitionOwner: @unchecked Sendable {
 
     private var retryBackoff = false
 
+    /// A slice of due timers was fired and the next is queued: no timer source is needed meanwhile
+    /// (each command's `armTimer` made and cancelled one per slice).
+    private var firingBacklog = false
+
     private func armTimer() {
-        guard !stopped, !retryBackoff else { return }
+        guard !stopped, !retryBackoff, !firingBacklog else { return }
         guard let next = state.nextDeadline else {
             timer?.cancel()
             timer = nil
@@ -319,23 +323,20 @@ public final class PartitionOwner: @unchecked Sendable {
     }
 
     private func timerFired() {
+        firingBacklog = false
         timer?.cancel()
         timer = nil
         timerDeadline = nil
         guard !stopped else { return }
         let at = now()
         let due = state.takeDue(at: at, limit: Self.timerSlice)
-        let versions = due.map { state.memoryVersion(of: $0) }
-        fire(due, at: at) { [onTimerError] result in
+        fire(due.map(\.id), at: at) { [onTimerError] result in
             if case .failure(let error) = result { onTimerError(error) }
         }
         // A fire that threw left its session unchanged and due: put it back, and wait a while
         // before trying again (a store that fails every batch must not spin the owner).
         var failed = false
-        for (sessionId, version) in zip(due, versions) {
-            state.rearmIfDue(sessionId, at: at)
-            if version != nil, state.memoryVersion(of: sessionId) == version, state.isDue(sessionId, at: at) { failed = true }
-        }
+        for fired in due where state.rearmIfDue(fired, at: at) { failed = true }
         if failed {
             retryBackoff = true
             queue.asyncAfter(deadline: .now() + .milliseconds(Int(Self.maxTimerSleepMillis))) {
@@ -344,6 +345,7 @@ public final class PartitionOwner: @unchecked Sendable {
             }
         } else if due.count == Self.timerSlice {
             // More may be due: let queued commands run first, then continue.
+            firingBacklog = true
             queue.async { self.timerFired() }
         } else {
             armTimer()
@@ -392,17 +394,17 @@ public final class PartitionOwner: @unchecked Sendable {
             queue.async {
                 let at = self.now()
                 let firstError = FirstError()
-                var fired: [String] = []
+                var fired: [PartitionState.DueSession] = []
                 while true {
                     let due = self.state.takeDue(at: at, limit: Self.timerSlice)
                     if due.isEmpty { break }
                     fired += due
-                    self.fire(due, at: at) { result in
+                    self.fire(due.map(\.id), at: at) { result in
                         if case .failure(let error) = result { firstError.set(error) }
                     }
                 }
                 // A fire that threw left its deadline: back in the heap, for the next turn.
-                for sessionId in fired { self.state.rearmIfDue(sessionId, at: at) }
+                for session in fired { self.state.rearmIfDue(session, at: at) }
                 self.armTimer()
                 // Everything fired is in the open or in-flight batch: answer when it is durable.
                 self.run({ _ in () }, { result in

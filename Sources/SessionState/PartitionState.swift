@@ -224,23 +224,34 @@ public final class PartitionState: SessionRepository {
     /// The earliest deadline in memory (possibly of a session that no longer has it), or nil.
     public var nextDeadline: Timestamp? { timers.peek?.deadline }
 
-    /// Removes and returns the ids of sessions with a deadline `<= now`, earliest first (each once).
-    public func takeDue(at now: Timestamp, limit: Int) -> [String] {
-        var due: [String] = []
+    /// A session taken from the heap to be fired, with its version then.
+    public struct DueSession: Sendable {
+        public let id: String
+        public let version: Int64
+    }
+
+    /// Removes and returns the sessions with a deadline `<= now`, earliest first (each once).
+    public func takeDue(at now: Timestamp, limit: Int) -> [DueSession] {
+        var due: [DueSession] = []
         var seen: Set<String> = []
         while due.count < limit, let top = timers.peek, top.deadline <= now {
             timers.pop()
-            guard let session = sessionsByID[top.sessionId], session.nextDeadline == top.deadline,
+            guard let version = sessionsByID[top.sessionId].flatMap({ $0.nextDeadline == top.deadline ? $0.version : nil }),
                   seen.insert(top.sessionId).inserted else { continue }
-            due.append(top.sessionId)
+            due.append(DueSession(id: top.sessionId, version: version))
         }
         compactTimersIfSparse()
         return due
     }
 
-    /// Puts a session back in the heap if it is still due at `now` (its fire threw, or left it due).
-    public func rearmIfDue(_ sessionId: String, at now: Timestamp) {
-        if let deadline = sessionsByID[sessionId]?.nextDeadline, deadline <= now { timers.push(deadline, sessionId) }
+    /// After a fire: puts the session back in the heap if it is still due at `now` (its fire
+    /// threw, or left it due); true when the fire changed nothing and left it due (a failure).
+    /// One lookup.
+    @discardableResult
+    public func rearmIfDue(_ fired: DueSession, at now: Timestamp) -> Bool {
+        guard let session = sessionsByID[fired.id], let deadline = session.nextDeadline, deadline <= now else { return false }
+        timers.push(deadline, fired.id)
+        return session.version == fired.version
     }
 
     /// Whether any session in memory has a deadline `<= now` (stale heap entries are dropped).
