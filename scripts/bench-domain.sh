@@ -880,7 +880,7 @@ why() {
     cpu=$(srv_cpu_at sqlite full "$c" "$d")
     pc=$(best sqlite process-crash | cut -d' ' -f1)
     if (( rps < 50000 )); then
-      echo "- SQLite, 50,000 state changes/s: MISSED by $(awk -v r="$rps" 'BEGIN{printf "%.0fx", 50000 / r}') ($rps/s). The limit is CPU, not"
+      echo "- SQLite, 50,000 state changes/s: MISSED: $rps/s is $(awk -v r="$rps" 'BEGIN{printf "%.0f%%", 100 * r / 50000}') of it. The limit is CPU, not"
       echo "  the disk: the store already commits in groups (one fsync per batch of queued writes), and without any fsync"
       echo "  (\`process-crash\`) the best point is only ${pc:-n/a}/s. At the best point sessiond spends ${cpu:-?} us of CPU per RPC"
       echo "  (everything it does for one call: framing, protobuf, auth, the engine, SQLite); the $(nproc) cores, shared with the"

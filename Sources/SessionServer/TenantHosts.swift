@@ -179,6 +179,8 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     private var slots: [String: Slot] = [:]
     /// One commit per round for every tenant owned here (see `PostgresGroupCommitter`).
     private let committer: PostgresGroupCommitter
+    /// One connection for every tenant's lock tries (not one per tenant).
+    private let candidates = PostgresLockCandidate()
     private var ticks = 0
     private var failing = false
     /// How many tenants this instance may own (the enabled ones over the live instances, rounded up).
@@ -225,10 +227,13 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         } else {
             var options = storeOptions
             options.schema = PostgresStore.Options.schema(forTenant: id)
-            // A tenant's store is read only for what its owner's memory does not hold.
+            // A tenant's store is read only for what its owner's memory does not hold (its writes
+            // go through the journal): one reader, opened when first needed; the connection its
+            // migrations ran on is closed (a standby never needs one).
             options.writerConnections = 1
-            options.readerConnections = 2
+            options.readerConnections = 1
             store = try PostgresStore(url: url, options: options)
+            store.closeIdleConnections()
         }
         let slot = Slot(journal: try journal(for: id, store: store), enabled: false)
         slots[id] = slot
@@ -237,7 +242,7 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
 
     /// A journal for the tenant (its lock not taken yet), told what to do when it loses the tenant.
     private func journal(for id: String, store: PostgresStore) throws -> PostgresPartitionJournal {
-        let journal = try PostgresPartitionJournal(store: store, url: url, lease: lease, partition: id)
+        let journal = try PostgresPartitionJournal(store: store, url: url, lease: lease, partition: id, candidates: candidates)
         journal.useGroupCommit(committer)
         journal.onLost { [weak self, weak journal] reason in
             guard let self, let journal else { return }
@@ -310,7 +315,7 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         for tenant in tenants {
             guard tenant.isEnabled else { backend.markDisabled(tenant.id, true); continue }
             let slot = try enable(tenant.id)
-            if try !take(tenant.id, slot) { try? routing.point(tenant: tenant.id, to: slot.journal.ownerAddress(), tls: forwardingTLS) }
+            if try !take(tenant.id, slot) { try? routing.point(tenant: tenant.id, to: ownerAddress(of: tenant.id, slot), tls: forwardingTLS) }
         }
     }
 
@@ -372,7 +377,7 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
             for id in slots.keys.sorted() {
                 guard let slot = slots[id], slot.enabled, backend.partition(tenant: id) == nil else { continue }
                 if try !take(id, slot), !routing.knowsOwner(of: id) || ticks % 10 == 0 {
-                    try routing.point(tenant: id, to: slot.journal.ownerAddress(), tls: forwardingTLS)
+                    try routing.point(tenant: id, to: ownerAddress(of: id, slot), tls: forwardingTLS)
                 }
             }
             if failing { failing = false; logger.info("tenants: the database answers again") }
@@ -396,6 +401,12 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         ])
         release(last.tenant, disabled: false)
         handedOver[last.tenant] = ticks + Self.handOverCooldownTicks
+    }
+
+    /// Where the tenant's owner advertised itself, read through the main store (a standby keeps no
+    /// connection per tenant).
+    private func ownerAddress(of id: String, _ slot: Slot) throws -> String? {
+        try main.partitionOwnerAddress(schema: slot.journal.store.options.schema, partition: id)
     }
 
     /// Tenants created, disabled or enabled through any instance; this instance's heartbeat.

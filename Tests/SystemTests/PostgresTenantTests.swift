@@ -207,4 +207,31 @@ struct PostgresTenantTests {
             #expect(a.terminate() == 0)
         }
     }
+
+    @Test("Database connections grow with the tenants an instance owns, not with every tenant times every instance")
+    func connectionsPerOwnedTenant() async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let (a, b, admins) = try await Self.startSpread(url)
+        defer { removeDirectory(a.dataDirectory); removeDirectory(b.dataDirectory) }
+        try await DaemonProcess.withLogsOnFailure([a, b]) {
+            // Every tenant used through both instances (so standbys forward, owners read).
+            _ = try await Self.load([a, b], admins, round: 1)
+            let observer = try PostgresConnection(configuration: .init(url: url))
+            let database = String(url[url.index(after: url.lastIndex(of: "/")!)...])
+            func connections() throws -> [(String, Int64)] {
+                try observer.query(
+                    "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'sessiond%' GROUP BY 1 ORDER BY 1",
+                    [database]) { (try $0.string(0), try $0.int64(1)) }
+            }
+            // Per instance: the main store's pools (2 writers, 4 readers), the group commit, the
+            // shared lock try; per tenant owned: its lock connection and one reader.
+            let tenants = Self.tenants.count + 1
+            let bound = 2 * (2 + 4 + 1 + 1) + 2 * tenants
+            let seen = try connections()
+            let total = seen.reduce(0) { $0 + Int($1.1) }
+            #expect(total <= bound, "\(total) connections for \(tenants) tenants on 2 instances (bound \(bound)): \(seen)")
+            #expect(a.terminate() == 0)
+            #expect(b.terminate() == 0)
+        }
+    }
 }

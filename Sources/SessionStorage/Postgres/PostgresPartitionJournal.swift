@@ -61,6 +61,8 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
     /// A standby's connection for its tries (kept, so that trying often costs no new backend);
     /// it becomes the lock connection when a try succeeds.
     private var candidate: PostgresConnection?
+    /// Shared with the instance's other journals: their tries take turns on one connection.
+    private let candidates: PostgresLockCandidate?
     private let lock = NSLock()
     private var pinger: (any DispatchSourceTimer)?
     /// What this owner wrote to `partition_owner` (nil before ``advertise(address:now:)``).
@@ -74,8 +76,9 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
 
     /// Opens the lock connection (not the lock yet). `lease`: how long a silent
     /// owner keeps the partition before PostgreSQL lets another take it.
-    public init(store: PostgresStore, url: String, lease: Duration, partition: String = "default") throws {
+    public init(store: PostgresStore, url: String, lease: Duration, partition: String = "default", candidates: PostgresLockCandidate? = nil) throws {
         self.store = store
+        self.candidates = candidates
         self.partition = partition
         self.lockKey = Self.lockKey(partition: partition)
         self.leaseMillis = max(1000, PostgresStore.Options.milliseconds(lease))
@@ -96,11 +99,21 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         if connection != nil { return true }
         guard !lost, !reconnecting else { return false }
         do {
-            let c = try candidate ?? PostgresConnection(configuration: configuration)
+            let c = try candidate ?? candidates?.take(configuration) ?? PostgresConnection(configuration: configuration)
             candidate = c
             let taken = try c.queryOne("SELECT pg_try_advisory_lock($1)", [lockKey]) { try $0.bool(0) } ?? false
-            guard taken else { return false }
+            guard taken else {
+                if let candidates {
+                    candidate = nil
+                    candidates.giveBack(c, configuration)
+                }
+                return false
+            }
             candidate = nil
+            if candidates != nil {
+                // A shared connection was opened under another partition's name.
+                try c.execute("SELECT set_config('application_name', \(Self.quoted(configuration.applicationName)), false)")
+            }
             connection = c
         } catch let error as PostgresError where error.meansUnavailable {
             candidate = nil
@@ -160,6 +173,11 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         // Given up: the next acquisition advertises a new epoch before it may commit.
         advertised = nil
         reconnecting = false
+    }
+
+    /// A SQL string literal (the application name is ours, but say it safely).
+    static func quoted(_ text: String) -> String {
+        "'" + text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
     }
 
     private func startPinging() {

@@ -102,6 +102,24 @@ public final class PostgresStore: Sendable {
         }
     }
 
+    /// Where the owner of `partition` in `schema` (nil: this store's own) advertised itself, read
+    /// on this store's connections: a standby asks for every tenant it does not own without a
+    /// connection per tenant.
+    public func partitionOwnerAddress(schema: String?, partition: String) throws -> String? {
+        let table: String
+        if let schema {
+            guard schema.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5f }) else {
+                throw PostgresStoreError.invalidURL("schema \(schema) must be lower-case letters, digits and '_'")
+            }
+            table = "\(schema).partition_owner"
+        } else {
+            table = "partition_owner"
+        }
+        return try read { (repo: PostgresRepository) throws -> String? in
+            try repo.connection.queryOne("SELECT address FROM \(table) WHERE partition = $1", [partition]) { try $0.string(0) }
+        }
+    }
+
     /// Runs `body` in one write transaction, under the write lock, and returns its result.
     ///
     /// The transaction commits when `body` returns and rolls back when it
