@@ -65,15 +65,28 @@ extension SQLiteStore: PartitionJournal {
                     INSERT INTO events (cursor, session_id, sequence, time, actor_kind, actor_id, from_status, to_status, rep_id, reason)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, batch.events
-                ) { event in
-                    [
-                        event.cursor, event.sessionId, event.sequence, event.time, event.actor.kind.rawValue, event.actor.id,
-                        event.from?.rawValue, event.to.rawValue, event.repId, event.reason.rawValue,
-                    ]
+                ) { (statement: SQLiteStatement, event: Event) in
+                    try statement.bind(event.cursor, at: 1)
+                    try statement.bind(event.sessionId, at: 2)
+                    try statement.bind(event.sequence, at: 3)
+                    try statement.bind(event.time.millisecondsSinceEpoch, at: 4)
+                    try statement.bind(event.actor.kind.rawValue, at: 5)
+                    try statement.bind(event.actor.id, at: 6)
+                    try statement.bind(event.from?.rawValue, at: 7)
+                    try statement.bind(event.to.rawValue, at: 8)
+                    try statement.bind(event.repId, at: 9)
+                    try statement.bind(event.reason.rawValue, at: 10)
                 }
                 try writer.runEach(
                     "INSERT INTO messages (\(SQLiteRepository.messageColumns)) VALUES (?, ?, ?, ?, ?, ?)", batch.messages
-                ) { m in [m.messageId, m.channelId, m.sessionId, m.sender.rawValue, m.text, m.time] }
+                ) { (statement: SQLiteStatement, m: Message) in
+                    try statement.bind(m.messageId, at: 1)
+                    try statement.bind(m.channelId, at: 2)
+                    try statement.bind(m.sessionId, at: 3)
+                    try statement.bind(m.sender.rawValue, at: 4)
+                    try statement.bind(m.text, at: 5)
+                    try statement.bind(m.time.millisecondsSinceEpoch, at: 6)
+                }
                 for (key, value) in batch.settings.sorted(by: { $0.key < $1.key }) { try repo.setSetting(key, value) }
             }
         }

@@ -204,6 +204,18 @@ package final class SQLiteConnection {
         }
     }
 
+    /// Runs one statement once per element of `rows`, `bind` binding every parameter of each row
+    /// itself (one value at a time, no array per row; bindings are not cleared between rows).
+    package func runEach<Rows: Sequence>(_ sql: String, _ rows: Rows, binding bind: (SQLiteStatement, Rows.Element) throws -> Void) throws {
+        try withStatement(sql) { statement in
+            for row in rows {
+                try bind(statement, row)
+                while try statement.step() {}
+                statement.resetKeepingBindings()
+            }
+        }
+    }
+
     /// Runs a query and decodes every row.
     package func query<T>(
         _ sql: String,

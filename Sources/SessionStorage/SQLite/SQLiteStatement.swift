@@ -119,6 +119,28 @@ package final class SQLiteStatement {
         }
     }
 
+    // MARK: Binding one value (the journal's hot rows: no array of existentials per row)
+
+    /// Binds an integer to parameter `index` (1-based).
+    package func bind(_ value: Int64, at index: Int32) throws {
+        try check(sqlite3_bind_int64(handle, index, value))
+    }
+
+    /// Binds text (copied by SQLite), or NULL for nil, to parameter `index` (1-based).
+    package func bind(_ value: String?, at index: Int32) throws {
+        guard let value else { return try check(sqlite3_bind_null(handle, index)) }
+        try bind(.text(value), at: index)
+    }
+
+    private func check(_ code: Int32) throws {
+        guard code == SQLITE_OK else { throw SQLiteError.from(connection: connectionHandle, code: code, sql: sql) }
+    }
+
+    /// Resets the statement for another run with every parameter bound again (bindings kept).
+    func resetKeepingBindings() {
+        sqlite3_reset(handle)
+    }
+
     // MARK: Stepping
 
     /// Advances to the next row: true when a row is available, false when done.
