@@ -234,4 +234,76 @@ struct PostgresTenantTests {
             #expect(b.terminate() == 0)
         }
     }
+
+    @Test("The group commit's connection killed under load, again and again: tenants whose commit had an unknown outcome are reloaded from the database, the instance goes on, every acknowledged change is there")
+    func groupCommitConnectionKilled() async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let a = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: Self.arguments(url))
+        defer { removeDirectory(a.dataDirectory) }
+        try await DaemonProcess.withLogsOnFailure([a]) {
+            var admins: [String: String] = [:]
+            let op = try a.client(token: TenantTests.operatorToken)
+            defer { op.close() }
+            for id in ["t1", "t2"] {
+                var create = SessionsV1.CreateTenantRequest()
+                create.id = id
+                admins[id] = try await op.tenants.createTenant(create).adminToken!.token
+                let admin = try a.client(token: admins[id]!)
+                defer { admin.close() }
+                try await setUpChannelAndReps(admin, reps: 4, capacity: 100)
+            }
+            let stop = Date().addingTimeInterval(4)
+            // One writer per tenant: a call refused while its tenant is reloaded is retried with
+            // the same message id (so a write that did commit is answered, not duplicated).
+            let acked = try await withThrowingTaskGroup(of: (String, [String]).self) { group in
+                for id in ["t1", "t2"] {
+                    let token = admins[id]!
+                    group.addTask {
+                        let client = try a.client(token: token)
+                        defer { client.close() }
+                        var sessions: [String] = []
+                        var n = 0
+                        while Date() < stop, n < 80 {
+                            n += 1
+                            while true {
+                                do {
+                                    let s = try await customerMessage(client, conversation: "c-\(n)", channel: "web", message: "m-\(n)").session!
+                                    sessions.append(s.id)
+                                    break
+                                } catch let error as RPCError where error.code == .unavailable {
+                                    try await Task.sleep(for: .milliseconds(20))
+                                }
+                            }
+                        }
+                        return (id, sessions)
+                    }
+                }
+                let observer = try PostgresConnection(configuration: .init(url: url))
+                for _ in 0..<8 {
+                    try await Task.sleep(for: .milliseconds(300))
+                    try observer.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%(group commit)'")
+                }
+                var all: [String: [String]] = [:]
+                for try await (id, sessions) in group { all[id] = sessions }
+                return all
+            }
+            #expect(a.process.isRunning)
+            for (id, sessions) in acked {
+                #expect(sessions.count > 10, "tenant \(id) wrote \(sessions.count) sessions")
+                let admin = try a.client(token: admins[id]!)
+                defer { admin.close() }
+                for session in sessions {
+                    var get = SessionsV1.GetSessionRequest()
+                    get.sessionId = session
+                    let got = try? await admin.sessions.getSession(get)
+                    #expect(got?.session?.id == session, "tenant \(id) lost acknowledged session \(session)")
+                    var events = SessionsV1.ListEventsRequest()
+                    events.sessionId = session
+                    let log = try await admin.events.listEvents(events).events
+                    #expect(!log.isEmpty && log.map(\.sequence) == Array(1...Int64(log.count)), "tenant \(id) \(session): \(log.map(\.sequence))")
+                }
+            }
+            #expect(a.terminate() == 0)
+        }
+    }
 }
