@@ -421,7 +421,9 @@ static int on_lifecycle_response(thr_t *t, conn_t *c, uint32_t lane_idx, uint64_
     } else {
         l->step = step + 1;
     }
-    if (now < g_t_end) enqueue_lifecycle(t, c, lane_idx, now);
+    // After the window a lane still finishes the cycle it is in (not counted), so that the run
+    // leaves no session open holding a rep's capacity for the next run on the same server.
+    if (now < g_t_end || (ok && step != STEP_END)) enqueue_lifecycle(t, c, lane_idx, now);
     return 0;
 }
 
