@@ -230,6 +230,23 @@ struct PostgresTenantTests {
             let seen = try connections()
             let total = seen.reduce(0) { $0 + Int($1.1) }
             #expect(total <= bound, "\(total) connections for \(tenants) tenants on 2 instances (bound \(bound)): \(seen)")
+
+            // One more tenant (served by A at once): B is now under its share and tries the tenants
+            // it does not own every 100 ms, on one kept connection, not a new one per try.
+            let op = try a.client(token: TenantTests.operatorToken)
+            defer { op.close() }
+            var create = SessionsV1.CreateTenantRequest()
+            create.id = "t6"
+            _ = try await op.tenants.createTenant(create)
+            try await Task.sleep(for: .seconds(1.5))
+            func established() throws -> Int64 {
+                try observer.queryOne("SELECT sessions FROM pg_stat_database WHERE datname = $1", [database]) { try $0.int64(0) } ?? 0
+            }
+            let before = try established()
+            try await Task.sleep(for: .seconds(2))
+            let opened = try established() - before
+            let now = try connections()
+            #expect(opened <= 10, "\(opened) database sessions opened in 2 s of lock tries (\(now))")
             #expect(a.terminate() == 0)
             #expect(b.terminate() == 0)
         }

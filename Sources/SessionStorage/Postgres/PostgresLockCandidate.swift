@@ -32,9 +32,22 @@ public final class PostgresLockCandidate: @unchecked Sendable {
         _ = unused  // closed (PQfinish in its deinit) outside the lock
     }
 
+    /// What must match for a kept connection to serve another partition: everything but its name
+    /// and its schema, which the partition that wins a try sets on it (``adopt(_:as:)``).
     private static func key(_ configuration: PostgresConnection.Configuration) -> PostgresConnection.Configuration {
         var key = configuration
         key.applicationName = ""
+        key.settings["search_path"] = nil
         return key
+    }
+
+    /// Makes a connection that won a try look as if it had been opened for `configuration`: its
+    /// application name and its schema (a tenant's lock connection writes that tenant's
+    /// `partition_owner`).
+    static func adopt(_ connection: PostgresConnection, as configuration: PostgresConnection.Configuration) throws {
+        let schema = configuration.settings["search_path"].map { "SELECT set_config('search_path', \(PostgresPartitionJournal.quoted($0)), false)" }
+            ?? "SET search_path TO DEFAULT"
+        try connection.execute(
+            "SELECT set_config('application_name', \(PostgresPartitionJournal.quoted(configuration.applicationName)), false); \(schema)")
     }
 }

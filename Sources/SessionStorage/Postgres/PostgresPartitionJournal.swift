@@ -111,8 +111,8 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
             }
             candidate = nil
             if candidates != nil {
-                // A shared connection was opened under another partition's name.
-                try c.execute("SELECT set_config('application_name', \(Self.quoted(configuration.applicationName)), false)")
+                // A shared connection may have been opened for another partition: its name and schema.
+                try PostgresLockCandidate.adopt(c, as: configuration)
             }
             connection = c
         } catch let error as PostgresError where error.meansUnavailable {
