@@ -31,17 +31,7 @@ struct PostgresTenantTests {
     /// joins and takes its share. Returns each tenant's admin token.
     static func startSpread(_ url: String, lease: Int64 = leaseMillis) async throws -> (DaemonProcess, DaemonProcess, [String: String]) {
         let a = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: arguments(url, lease: lease))
-        var admins: [String: String] = [:]
-        let op = try a.client(token: TenantTests.operatorToken)
-        defer { op.close() }
-        for id in tenants {
-            var create = SessionsV1.CreateTenantRequest()
-            create.id = id
-            admins[id] = try await op.tenants.createTenant(create).adminToken!.token
-            let admin = try a.client(token: admins[id]!)
-            defer { admin.close() }
-            try await setUpChannelAndReps(admin, reps: 2)
-        }
+        let admins = try await createTenants(tenants, on: a, reps: 2)
         #expect(taken(a) == tenants.count + 1, "alone, A owns the default tenant and every new one")
         let b = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: arguments(url, lease: lease))
         // Six tenants over two instances: three each. A gives three up, one a second; B takes them.
@@ -50,6 +40,23 @@ struct PostgresTenantTests {
         try await Task.sleep(for: .seconds(1.5))  // a second look: nobody takes more than its share
         #expect(taken(b) == 3 && handedOver(a) == 3, "B took \(taken(b)), A handed over \(handedOver(a))")
         return (a, b, admins)
+    }
+
+    /// Creates `ids` through `daemon` as the operator, each with a channel and `reps` reps; returns
+    /// each tenant's admin token.
+    static func createTenants(_ ids: [String], on daemon: DaemonProcess, reps: Int) async throws -> [String: String] {
+        var admins: [String: String] = [:]
+        let op = try daemon.client(token: TenantTests.operatorToken)
+        defer { op.close() }
+        for id in ids {
+            var create = SessionsV1.CreateTenantRequest()
+            create.id = id
+            admins[id] = try await op.tenants.createTenant(create).adminToken!.token
+            let admin = try daemon.client(token: admins[id]!)
+            defer { admin.close() }
+            try await setUpChannelAndReps(admin, reps: reps)
+        }
+        return admins
     }
 
     /// Customer messages for every tenant, through both instances; returns the sessions each
@@ -148,18 +155,9 @@ struct PostgresTenantTests {
         let a = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: Self.arguments(url))
         defer { removeDirectory(a.dataDirectory) }
         try await DaemonProcess.withLogsOnFailure([a]) {
-            var admins: [String: String] = [:]
-            let op = try a.client(token: TenantTests.operatorToken)
-            defer { op.close() }
-            for id in ["t1", "t2"] {
-                var create = SessionsV1.CreateTenantRequest()
-                create.id = id
-                admins[id] = try await op.tenants.createTenant(create).adminToken!.token
-            }
+            let admins = try await Self.createTenants(["t1", "t2"], on: a, reps: 2)
             let t1 = try a.client(token: admins["t1"]!), t2 = try a.client(token: admins["t2"]!)
             defer { t1.close(); t2.close() }
-            try await setUpChannelAndReps(t1, reps: 2)
-            try await setUpChannelAndReps(t2, reps: 2)
             let before = try await customerMessage(t1, conversation: "before", channel: "web", message: "before-m").session!
 
             // Play another instance taking t1 over: end A's lock session for t1, take the lock
@@ -258,17 +256,7 @@ struct PostgresTenantTests {
         let a = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: Self.arguments(url))
         defer { removeDirectory(a.dataDirectory) }
         try await DaemonProcess.withLogsOnFailure([a]) {
-            var admins: [String: String] = [:]
-            let op = try a.client(token: TenantTests.operatorToken)
-            defer { op.close() }
-            for id in ["t1", "t2"] {
-                var create = SessionsV1.CreateTenantRequest()
-                create.id = id
-                admins[id] = try await op.tenants.createTenant(create).adminToken!.token
-                let admin = try a.client(token: admins[id]!)
-                defer { admin.close() }
-                try await setUpChannelAndReps(admin, reps: 4, capacity: 100)
-            }
+            let admins = try await Self.createTenants(["t1", "t2"], on: a, reps: 4)
             let stop = Date().addingTimeInterval(4)
             // One writer per tenant: a call refused while its tenant is reloaded is retried with
             // the same message id (so a write that did commit is answered, not duplicated).
