@@ -263,14 +263,6 @@ public final class PartitionState: SessionRepository {
         return false
     }
 
-    /// The version of a session held in memory, or nil.
-    public func memoryVersion(of sessionId: String) -> Int64? { sessionsByID[sessionId]?.version }
-
-    /// Whether a session in memory has a deadline `<= now`.
-    public func isDue(_ sessionId: String, at now: Timestamp) -> Bool {
-        sessionsByID[sessionId]?.nextDeadline.map { $0 <= now } ?? false
-    }
-
     private func compactTimersIfSparse() {
         guard timers.count > 1024, timers.count > 4 * liveDeadlines else { return }
         var rebuilt = DeadlineHeap()
