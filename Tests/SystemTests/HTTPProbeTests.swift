@@ -105,7 +105,7 @@ struct HTTPProbeTests {
             for expected in [
                 "sessiond_ready 1", #"sessiond_sessions{status="ACTIVE",tenant="default"} 1"#, #"sessiond_sessions{status="WAITING",tenant="default"} 0"#,
                 #"sessiond_reps{presence="AVAILABLE",tenant="default"} 2"#, #"sessiond_capacity_total_units{tenant="default"} 20"#,
-                #"sessiond_capacity_used_units{tenant="default"} 1"#, "sessiond_tenants_owned 1",
+                #"sessiond_capacity_used_units{tenant="default"} 1"#, "sessiond_tenants_owned 1", "sessiond_tenants_lost_total 0",
                 #"sessiond_waiting_queue_length{tenant="default"} 0"#, "# TYPE sessiond_journal_batches_total counter",
                 #"sessiond_calls_total{code="OK",method="/sessions.v1.SessionService/PostCustomerMessage"} 1"#,
                 #"sessiond_calls_total{code="NOT_FOUND",method="/sessions.v1.SessionService/GetSession"} 1"#,
