@@ -39,11 +39,6 @@ public struct Rep: Sendable, Hashable {
         self.idleSince = idleSince
     }
 
-    /// Capacity left for new sessions (never negative, even when over capacity).
-    public var freeCapacity: Int {
-        max(0, capacity - usedCapacity)
-    }
-
     /// The permissions required on channels of `family` that this rep lacks, in canonical order
     /// (empty when the rep may work on such channels).
     public func missingPermissions(for family: ChannelFamily) -> [Permission] {

@@ -27,7 +27,7 @@ public struct RouteEntry: RoutingCandidate, Sendable, Equatable {
     public var capacity: Int
     public var usedCapacity: Int
     public var idleSince: Timestamp
-    /// Bit `i`: the rep holds the permissions of `ChannelFamily.allCases[i]`.
+    /// Bit `family.bit`: the rep holds the permissions of that channel family.
     @usableFromInline
     var families: UInt8
 
@@ -37,7 +37,7 @@ public struct RouteEntry: RoutingCandidate, Sendable, Equatable {
         usedCapacity = rep.usedCapacity
         idleSince = rep.idleSince
         families = 0
-        for (i, family) in ChannelFamily.allCases.enumerated() where rep.holdsPermissions(for: family) { families |= 1 << i }
+        for family in ChannelFamily.allCases where rep.holdsPermissions(for: family) { families |= 1 << family.bit }
     }
 
     @inlinable
@@ -50,7 +50,7 @@ public struct RouteEntry: RoutingCandidate, Sendable, Equatable {
 }
 
 extension ChannelFamily {
-    /// The family's index in `allCases` (a bit of ``RouteEntry``'s mask).
+    /// The family's bit in ``RouteEntry``'s mask.
     @inlinable
     var bit: Int {
         switch self {

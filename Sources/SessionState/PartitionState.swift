@@ -18,7 +18,6 @@ public final class PartitionState: SessionRepository {
 
     private var channelsByID: [String: Channel] = [:]
     private var repsByID: [String: Rep] = [:]
-    /// Ids of `AVAILABLE` reps, sorted (the routing candidates, in the order the contract wants).
     /// The available reps, ordered by id, as routing sees them (kept in step with `repsByID`).
     private var available: [RouteEntry] = []
     private var sessionsByID: [String: Session] = [:]
@@ -167,10 +166,7 @@ public final class PartitionState: SessionRepository {
             case let .channel(id, old):
                 channelsByID[id] = old
             case let .rep(id, old):
-                if let old { putRep(old) } else if let current = repsByID.removeValue(forKey: id), current.presence == .available {
-                    let i = availableIndex(id)
-                    if i < available.count, available[i].id == id { available.remove(at: i) }
-                }
+                if let old { putRep(old) } else if repsByID.removeValue(forKey: id) != nil { setRouteEntry(id, nil) }
             case let .session(id, old, pendingVersion):
                 let current = sessionsByID[id]
                 if let old {
@@ -305,25 +301,19 @@ public final class PartitionState: SessionRepository {
         let old = repsByID.updateValue(rep, forKey: rep.id)
         let was = old?.presence == .available
         let isNow = rep.presence == .available
-        guard was || isNow else { return }
-        let i = availableIndex(rep.id)
-        let present = i < available.count && available[i].id == rep.id
-        switch (isNow, present) {
-        case (true, true): available[i] = RouteEntry(rep)
-        case (true, false): available.insert(RouteEntry(rep), at: i)
-        case (false, true): available.remove(at: i)
-        case (false, false): break
-        }
+        if was || isNow { setRouteEntry(rep.id, isNow ? RouteEntry(rep) : nil) }
     }
 
-    /// Where `id` is or would be in `available`.
-    private func availableIndex(_ id: String) -> Int {
-        var low = 0, high = available.count
-        while low < high {
-            let mid = (low + high) / 2
-            if available[mid].id < id { low = mid + 1 } else { high = mid }
+    /// Puts, replaces or (nil) removes rep `id`'s entry in `available`, keeping it ordered by id.
+    private func setRouteEntry(_ id: String, _ entry: RouteEntry?) {
+        let i = lowerBound(available) { $0.id < id }
+        let present = i < available.count && available[i].id == id
+        switch (entry, present) {
+        case (let entry?, true): available[i] = entry
+        case (let entry?, false): available.insert(entry, at: i)
+        case (nil, true): available.remove(at: i)
+        case (nil, false): break
         }
-        return low
     }
 
     private func putSession(_ session: Session, replacing old: Session?, armTimer: Bool = true) {
@@ -617,10 +607,15 @@ public enum PartitionStateError: Error, CustomStringConvertible {
 }
 
 private func lowerBound<T: Comparable>(_ array: [T], _ value: T) -> Int {
+    lowerBound(array) { $0 < value }
+}
+
+/// The first index whose element is not `below` (the array is ordered so that `below` holds for a prefix).
+private func lowerBound<T>(_ array: [T], _ below: (T) -> Bool) -> Int {
     var low = 0, high = array.count
     while low < high {
         let mid = (low + high) / 2
-        if array[mid] < value { low = mid + 1 } else { high = mid }
+        if below(array[mid]) { low = mid + 1 } else { high = mid }
     }
     return low
 }
