@@ -11,8 +11,9 @@ public final class PostgresLockCandidate: @unchecked Sendable {
 
     public init() {}
 
-    /// The kept connection if it was opened like `configuration` (the application name aside),
-    /// else a new one.
+    /// The kept connection if it was opened like `configuration` (name and schema aside), else a
+    /// new one, opened without a schema: a try needs none, and the server's default stays the
+    /// session's, so the one that wins sets only what its partition needs (``adopt(_:as:)``).
     func take(_ configuration: PostgresConnection.Configuration) throws -> PostgresConnection {
         let key = Self.key(configuration)
         let kept = lock.withLock { () -> PostgresConnection? in
@@ -20,7 +21,9 @@ public final class PostgresLockCandidate: @unchecked Sendable {
             idle = nil
             return held.connection
         }
-        return try kept ?? PostgresConnection(configuration: configuration)
+        var plain = configuration
+        plain.settings["search_path"] = nil
+        return try kept ?? PostgresConnection(configuration: plain)
     }
 
     /// Keeps `connection` for the next try (it holds no lock: its try failed).
@@ -41,13 +44,13 @@ public final class PostgresLockCandidate: @unchecked Sendable {
         return key
     }
 
-    /// Makes a connection that won a try look as if it had been opened for `configuration`: its
-    /// application name and its schema (a tenant's lock connection writes that tenant's
-    /// `partition_owner`).
+    /// Makes a connection from ``take(_:)`` that won a try look as if it had been opened for
+    /// `configuration`: its application name and, for a tenant, its schema (its lock connection
+    /// writes that tenant's `partition_owner`).
     static func adopt(_ connection: PostgresConnection, as configuration: PostgresConnection.Configuration) throws {
-        let schema = configuration.settings["search_path"].map { "SELECT set_config('search_path', \(PostgresPartitionJournal.quoted($0)), false)" }
-            ?? "SET search_path TO DEFAULT"
-        try connection.execute(
-            "SELECT set_config('application_name', \(PostgresPartitionJournal.quoted(configuration.applicationName)), false); \(schema)")
+        try connection.run("SELECT set_config('application_name', $1, false)", [configuration.applicationName])
+        if let schema = configuration.settings["search_path"] {
+            try connection.run("SELECT set_config('search_path', $1, false)", [schema])
+        }
     }
 }

@@ -175,11 +175,6 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
         reconnecting = false
     }
 
-    /// A SQL string literal (the application name is ours, but say it safely).
-    static func quoted(_ text: String) -> String {
-        "'" + text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
-    }
-
     private func startPinging() {
         let interval = Double(leaseMillis) / 4000
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .userInitiated))

@@ -91,9 +91,7 @@ public final class PostgresStore: Sendable {
         _ = try withRetries(writers) { connection, _ in
             if let schema = options.schema {
                 // A tenant's schema, created on first use; its name is checked by the tenant id rules.
-                guard schema.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5f }) else {
-                    throw PostgresStoreError.invalidURL("schema \(schema) must be lower-case letters, digits and '_'")
-                }
+                try Self.checkSchemaName(schema)
                 // Under the migration lock: two instances creating it at once would collide.
                 try connection.execute("BEGIN; SELECT pg_advisory_xact_lock(\(Self.writeLockKey)); CREATE SCHEMA IF NOT EXISTS \(schema); COMMIT")
             }
@@ -108,15 +106,21 @@ public final class PostgresStore: Sendable {
     public func partitionOwnerAddress(schema: String?, partition: String) throws -> String? {
         let table: String
         if let schema {
-            guard schema.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5f }) else {
-                throw PostgresStoreError.invalidURL("schema \(schema) must be lower-case letters, digits and '_'")
-            }
+            try Self.checkSchemaName(schema)
             table = "\(schema).partition_owner"
         } else {
             table = "partition_owner"
         }
         return try read { (repo: PostgresRepository) throws -> String? in
             try repo.connection.queryOne("SELECT address FROM \(table) WHERE partition = $1", [partition]) { try $0.string(0) }
+        }
+    }
+
+    /// A schema name goes into SQL text (it cannot be a bound parameter): lower-case letters,
+    /// digits and '_' only.
+    private static func checkSchemaName(_ schema: String) throws {
+        guard schema.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5f }) else {
+            throw PostgresStoreError.invalidURL("schema \(schema) must be lower-case letters, digits and '_'")
         }
     }
 
