@@ -59,6 +59,19 @@ struct PostgresTenantTests {
         return admins
     }
 
+    /// One sessiond on a fresh database, `tenants` created on it (each with a channel and `reps`
+    /// reps); its log is printed if `body` fails.
+    static func withInstance(
+        tenants ids: [String], reps: Int, _ body: (_ url: String, DaemonProcess, _ admins: [String: String]) async throws -> Void
+    ) async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let a = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: arguments(url))
+        defer { removeDirectory(a.dataDirectory) }
+        try await DaemonProcess.withLogsOnFailure([a]) {
+            try await body(url, a, try await createTenants(ids, on: a, reps: reps))
+        }
+    }
+
     /// Customer messages for every tenant, through both instances; returns the sessions each
     /// acknowledged, per tenant.
     static func load(_ clients: [DaemonProcess], _ admins: [String: String], round: Int) async throws -> [String: [String]] {
@@ -151,11 +164,7 @@ struct PostgresTenantTests {
 
     @Test("Losing one tenant to another owner stops only that tenant: the instance goes on serving the others, forwards the lost one's calls, and takes it back (reloaded) once it is free")
     func losingOneTenantKeepsTheOthers() async throws {
-        let url = try PostgresTestServer.makeDatabase()
-        let a = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: Self.arguments(url))
-        defer { removeDirectory(a.dataDirectory) }
-        try await DaemonProcess.withLogsOnFailure([a]) {
-            let admins = try await Self.createTenants(["t1", "t2"], on: a, reps: 2)
+        try await Self.withInstance(tenants: ["t1", "t2"], reps: 2) { url, a, admins in
             let t1 = try a.client(token: admins["t1"]!), t2 = try a.client(token: admins["t2"]!)
             defer { t1.close(); t2.close() }
             let before = try await customerMessage(t1, conversation: "before", channel: "web", message: "before-m").session!
@@ -252,11 +261,7 @@ struct PostgresTenantTests {
 
     @Test("The group commit's connection killed under load, again and again: tenants whose commit had an unknown outcome are reloaded from the database, the instance goes on, every acknowledged change is there")
     func groupCommitConnectionKilled() async throws {
-        let url = try PostgresTestServer.makeDatabase()
-        let a = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: Self.arguments(url))
-        defer { removeDirectory(a.dataDirectory) }
-        try await DaemonProcess.withLogsOnFailure([a]) {
-            let admins = try await Self.createTenants(["t1", "t2"], on: a, reps: 4)
+        try await Self.withInstance(tenants: ["t1", "t2"], reps: 4) { url, a, admins in
             let stop = Date().addingTimeInterval(4)
             // One writer per tenant: a call refused while its tenant is reloaded is retried with
             // the same message id (so a write that did commit is answered, not duplicated).
