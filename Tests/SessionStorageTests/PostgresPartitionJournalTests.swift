@@ -58,6 +58,31 @@ struct PostgresPartitionJournalTests {
         #expect(try journal.lastSequence(sessionId: "nobody") == 0)
     }
 
+    @Test("Journals sharing one lock-try connection: the winner gets its own schema and name, whichever partition's try opened it")
+    func sharedTryConnection() throws {
+        let url = try PostgresTestServer.makeDatabase()
+        var tenantOptions = PostgresStore.Options.forTests
+        tenantOptions.schema = PostgresStore.Options.schema(forTenant: "x")
+        let main = try PostgresStore(url: url, options: .forTests), tenantStore = try PostgresStore(url: url, options: tenantOptions)
+        let shared = PostgresLockCandidate()
+        // Another holder keeps tenant x's lock, so x's try fails and leaves the shared connection.
+        let holder = try PostgresPartitionJournal(store: tenantStore, url: url, lease: .seconds(10), partition: "x")
+        #expect(try holder.tryAcquire())
+        defer { holder.release() }
+        let x = try PostgresPartitionJournal(store: tenantStore, url: url, lease: .seconds(10), partition: "x", candidates: shared)
+        #expect(try !x.tryAcquire())
+        // The default partition wins on that connection and advertises itself in its own schema.
+        let fallback = try PostgresPartitionJournal(store: main, url: url, lease: .seconds(10), partition: "default", candidates: shared)
+        #expect(try fallback.tryAcquire())
+        defer { fallback.release() }
+        try fallback.advertise(address: "127.0.0.1:7", now: 1)
+        #expect(try main.partitionOwnerAddress(schema: nil, partition: "default") == "127.0.0.1:7")
+        #expect(try main.partitionOwnerAddress(schema: tenantOptions.schema, partition: "default") == nil)
+        let names = try PostgresConnection(configuration: .init(url: url)).query(
+            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE '%(owner of %'", []) { try $0.string(0) }
+        #expect(names.filter { $0.hasSuffix("(owner of default)") }.count == 1, "\(names)")
+    }
+
     @Test("A second journal cannot take the partition while the first holds it, and takes it once released")
     func oneOwnerAtATime() throws {
         let url = try PostgresTestServer.makeDatabase()
