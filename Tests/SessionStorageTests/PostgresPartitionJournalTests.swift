@@ -79,7 +79,7 @@ struct PostgresPartitionJournalTests {
         #expect(try main.partitionOwnerAddress(schema: nil, partition: "default") == "127.0.0.1:7")
         #expect(try main.partitionOwnerAddress(schema: tenantOptions.schema, partition: "default") == nil)
         let names = try PostgresConnection(configuration: .init(url: url)).query(
-            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE '%(owner of %'", []) { try $0.string(0) }
+            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE '%(owner of %'", []) { try $0.string(0) }
         #expect(names.filter { $0.hasSuffix("(owner of default)") }.count == 1, "\(names)")
     }
 

@@ -175,7 +175,7 @@ struct PostgresTenantTests {
             let key = PostgresPartitionJournal.lockKey(partition: "t1")
             var taken = false
             for _ in 0..<20 where !taken {
-                try usurper.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%(owner of t1)'")
+                try usurper.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE '%(owner of t1)'")
                 for _ in 0..<200 where !taken {
                     taken = try usurper.queryOne("SELECT pg_try_advisory_lock($1)", [key]) { try $0.bool(0) } ?? false
                     if !taken { try await Task.sleep(for: .milliseconds(2)) }
@@ -291,7 +291,7 @@ struct PostgresTenantTests {
                 let observer = try PostgresConnection(configuration: .init(url: url))
                 for _ in 0..<8 {
                     try await Task.sleep(for: .milliseconds(300))
-                    try observer.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%(group commit)'")
+                    try observer.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE '%(group commit)'")
                 }
                 var all: [String: [String]] = [:]
                 for try await (id, sessions) in group { all[id] = sessions }
