@@ -316,34 +316,40 @@ public final class PartitionState: SessionRepository {
         }
     }
 
+    /// Stores `session` and indexes it, replacing `old` (the same session's previous state):
+    /// only the indexes whose keys changed are touched, each hash table once.
     private func putSession(_ session: Session, replacing old: Session?, armTimer: Bool = true) {
-        if let old { unindex(old) }
+        let sameConversation = old.map { $0.status.isOpen && session.status.isOpen && $0.conversationId == session.conversationId } ?? false
+        let sameRepStatus = old.map { $0.repId == session.repId && $0.status == session.status } ?? false
+        if let old { unindex(old, keepConversation: sameConversation, keepRepStatus: sameRepStatus) }
         sessionsByID[session.id] = session
-        if session.status.isOpen { openByConversation[session.conversationId] = session.id }
+        if session.status.isOpen, !sameConversation { openByConversation[session.conversationId] = session.id }
         if session.status == .waiting {
             let key = Self.queueKey(session)
             queue.insert(key, at: lowerBound(queue, key))
         }
-        if let repId = session.repId { byRepStatus[RepStatus(repId: repId, status: session.status), default: []].insert(session.id) }
+        if let repId = session.repId, !sameRepStatus {
+            byRepStatus[RepStatus(repId: repId, status: session.status), default: []].insert(session.id)
+        }
         if let deadline = session.nextDeadline {
             liveDeadlines += 1
             if armTimer, old?.nextDeadline != deadline { timers.push(deadline, session.id) }
         }
     }
 
-    private func unindex(_ session: Session) {
-        if session.status.isOpen, openByConversation[session.conversationId] == session.id {
-            openByConversation[session.conversationId] = nil
+    private func unindex(_ session: Session, keepConversation: Bool = false, keepRepStatus: Bool = false) {
+        if session.status.isOpen, !keepConversation, let i = openByConversation.index(forKey: session.conversationId),
+           openByConversation.values[i] == session.id {
+            openByConversation.remove(at: i)
         }
         if session.status == .waiting {
             let key = Self.queueKey(session)
             let i = lowerBound(queue, key)
             if i < queue.count, queue[i] == key { queue.remove(at: i) }
         }
-        if let repId = session.repId {
-            let key = RepStatus(repId: repId, status: session.status)
-            byRepStatus[key]?.remove(session.id)
-            if byRepStatus[key]?.isEmpty == true { byRepStatus[key] = nil }
+        if let repId = session.repId, !keepRepStatus, let i = byRepStatus.index(forKey: RepStatus(repId: repId, status: session.status)) {
+            byRepStatus.values[i].remove(session.id)
+            if byRepStatus.values[i].isEmpty { byRepStatus.remove(at: i) }
         }
         if session.nextDeadline != nil { liveDeadlines -= 1 }
     }
@@ -353,15 +359,21 @@ public final class PartitionState: SessionRepository {
     }
 
     private func record(_ change: Change, _ undoEntry: Undo, _ operation: String) throws {
-        precondition(inCommand, "a partition is changed only inside a command")
-        if readOnly { throw PartitionStateError.writeInRead(operation) }
+        try checkWritable(operation)
         changes.append(change)
         undo.append(undoEntry)
     }
 
+    private func checkWritable(_ operation: String) throws {
+        precondition(inCommand, "a partition is changed only inside a command")
+        if readOnly { throw PartitionStateError.writeInRead(operation) }
+    }
+
     private func recordSession(_ session: Session, old: Session?, _ operation: String) throws {
-        try record(.session(session), .session(session.id, old, pendingVersion: pendingVersions[session.id]), operation)
-        pendingVersions[session.id] = session.version
+        try checkWritable(operation)
+        let pendingVersion = pendingVersions.updateValue(session.version, forKey: session.id)
+        changes.append(.session(session))
+        undo.append(.session(session.id, old, pendingVersion: pendingVersion))
     }
 
     // MARK: SessionRepository — channels
@@ -430,8 +442,9 @@ public final class PartitionState: SessionRepository {
     }
 
     public func updateSession(_ session: Session) throws {
+        let inMemory = sessionsByID[session.id]
         let stored: Session
-        if let inMemory = sessionsByID[session.id] {
+        if let inMemory {
             stored = inMemory
         } else if let durable = try journal.readDurable({ try $0.session(id: session.id) }) {
             stored = durable
@@ -448,8 +461,11 @@ public final class PartitionState: SessionRepository {
         if session.status.isOpen, let open = openByConversation[session.conversationId], open != session.id {
             throw DomainError.alreadyExists("conversation \(session.conversationId) already has open session \(open)")
         }
-        try requireReferences(of: session)
-        let inMemory = sessionsByID[session.id]
+        // The stored state's references held when it was written, and channels and reps are never
+        // deleted: only a changed reference needs a look.
+        if stored.channelId != session.channelId || (session.repId != nil && stored.repId != session.repId) {
+            try requireReferences(of: session)
+        }
         try recordSession(session, old: inMemory, "updateSession")
         putSession(session, replacing: inMemory)
     }
@@ -529,10 +545,16 @@ public final class PartitionState: SessionRepository {
     }
 
     public func appendEvent(_ event: Event) throws -> Event {
-        try requireSessionExists(event.sessionId)
+        // A known sequence proves that the session exists: sessions are never deleted, and
+        // taking back an insert clears its entry.
         let previous = lastSequence[event.sessionId]
         let last: Int64
-        if let previous { last = previous } else { last = try journal.lastSequence(sessionId: event.sessionId) }
+        if let previous {
+            last = previous
+        } else {
+            try requireSessionExists(event.sessionId)
+            last = try journal.lastSequence(sessionId: event.sessionId)
+        }
         var stored = event
         stored.sequence = last + 1
         stored.cursor = headCursor + 1
@@ -630,28 +652,36 @@ struct DeadlineHeap {
     /// A heap of `unordered` built in O(n) (Floyd).
     init(unordered: [(deadline: Timestamp, sessionId: String)]) {
         items = unordered
-        var i = items.count / 2
-        while i > 0 {
-            i -= 1
-            siftDown(from: i)
+        items.withUnsafeMutableBufferPointer { heap in
+            var i = heap.count / 2
+            while i > 0 {
+                i -= 1
+                Self.siftDown(heap, from: i)
+            }
         }
     }
 
     var count: Int { items.count }
     var peek: (deadline: Timestamp, sessionId: String)? { items.first }
 
-    private static func less(_ a: (deadline: Timestamp, sessionId: String), _ b: (deadline: Timestamp, sessionId: String)) -> Bool {
-        a.deadline != b.deadline ? a.deadline < b.deadline : a.sessionId < b.sessionId
+    /// Compares in place: the deadlines first, the ids (copied, so retained) only on a tie. The
+    /// sifts move entries through the buffer without copying them, so a 1M-entry heap's pop
+    /// does not retain and release ~20 ids.
+    private static func less(_ heap: UnsafeMutableBufferPointer<(deadline: Timestamp, sessionId: String)>, _ a: Int, _ b: Int) -> Bool {
+        let da = heap[a].deadline, db = heap[b].deadline
+        return da != db ? da < db : heap[a].sessionId < heap[b].sessionId
     }
 
     mutating func push(_ deadline: Timestamp, _ sessionId: String) {
         items.append((deadline, sessionId))
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard Self.less(items[i], items[parent]) else { break }
-            items.swapAt(i, parent)
-            i = parent
+        items.withUnsafeMutableBufferPointer { heap in
+            var i = heap.count - 1
+            while i > 0 {
+                let parent = (i - 1) / 2
+                guard Self.less(heap, i, parent) else { break }
+                heap.swapAt(i, parent)
+                i = parent
+            }
         }
     }
 
@@ -659,18 +689,18 @@ struct DeadlineHeap {
         guard !items.isEmpty else { return }
         items.swapAt(0, items.count - 1)
         items.removeLast()
-        siftDown(from: 0)
+        items.withUnsafeMutableBufferPointer { Self.siftDown($0, from: 0) }
     }
 
-    private mutating func siftDown(from start: Int) {
+    private static func siftDown(_ heap: UnsafeMutableBufferPointer<(deadline: Timestamp, sessionId: String)>, from start: Int) {
         var i = start
         while true {
             let l = 2 * i + 1, r = l + 1
             var m = i
-            if l < items.count, Self.less(items[l], items[m]) { m = l }
-            if r < items.count, Self.less(items[r], items[m]) { m = r }
+            if l < heap.count, less(heap, l, m) { m = l }
+            if r < heap.count, less(heap, r, m) { m = r }
             if m == i { break }
-            items.swapAt(i, m)
+            heap.swapAt(i, m)
             i = m
         }
     }
