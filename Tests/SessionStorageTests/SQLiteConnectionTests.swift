@@ -35,6 +35,37 @@ import Testing
         }
     }
 
+    /// runEach binds text from the statement's row arena without copies: values bigger than a
+    /// chunk, a chunk filling up mid-row, empty and non-ASCII text, NULLs, and the statement reused
+    /// from the cache for a second batch all read back exactly.
+    @Test func runEachBindsTextWithoutCopies() throws {
+        try TemporaryDirectory.with { directory in
+            let db = try SQLiteConnection(path: directory.file("rows.sqlite"))
+            try db.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, a TEXT, b TEXT, c TEXT) STRICT")
+            func row(_ n: Int) -> (Int64, String?, String, String?) {
+                let long = String(repeating: "x\u{e9}", count: n * 173 % 5000)   // up to ~15 KB
+                return (Int64(n), n % 5 == 0 ? nil : "a\(n)-\u{1F3A7}", n % 7 == 0 ? "" : long, n % 3 == 0 ? nil : String(n * 31))
+            }
+            let insert = "INSERT INTO t (n, a, b, c) VALUES (?, ?, ?, ?)"
+            for batch in [0..<100, 100..<160] {
+                try db.runEach(insert, batch.map(row)) { statement, r in
+                    try statement.bind(r.0, at: 1)
+                    try statement.bind(r.1, at: 2)
+                    try statement.bind(r.2, at: 3)
+                    try statement.bind(r.3, at: 4)
+                }
+            }
+            let back = try db.query("SELECT n, a, b, c FROM t ORDER BY n") { r in
+                (try r.int64(0), try r.optionalString(1), try r.string(2), try r.optionalString(3))
+            }
+            #expect(back.count == 160)
+            for (n, r) in back.enumerated() {
+                let expected = row(n)
+                #expect(r.0 == expected.0 && r.1 == expected.1 && r.2 == expected.2 && r.3 == expected.3, "row \(n)")
+            }
+        }
+    }
+
     @Test func bindsAndReadsEveryStorageClass() throws {
         try TemporaryDirectory.with { directory in
             let db = try SQLiteConnection(path: directory.file("types.sqlite"))

@@ -59,7 +59,8 @@ extension SQLiteStore: PartitionJournal {
                         channel_id = ?3, status = ?4, rep_id = ?5, created_at = ?6, updated_at = ?7, queued_at = ?8,
                         inactivity_deadline = ?9, auto_end_deadline = ?10, awaiting_customer_since = ?11,
                         held_capacity = ?12, end_reason = ?13, version = ?14
-                    """, batch.sessions, SQLiteRepository.sessionValues)
+                    """, batch.sessions
+                ) { statement, session in try SQLiteRepository.bind(session, to: statement) }
                 try writer.runEach(
                     """
                     INSERT INTO events (cursor, session_id, sequence, time, actor_kind, actor_id, from_status, to_status, rep_id, reason)

@@ -193,22 +193,15 @@ package final class SQLiteConnection {
         }
     }
 
-    /// Runs one statement once per element of `rows`, on one prepared statement (a journal batch).
-    package func runEach<Rows: Sequence>(_ sql: String, _ rows: Rows, _ values: (Rows.Element) -> [any SQLiteBindable]) throws {
-        try withStatement(sql) { statement in
-            for row in rows {
-                try statement.bind(values(row))
-                while try statement.step() {}
-                statement.reset()
-            }
-        }
-    }
-
     /// Runs one statement once per element of `rows`, `bind` binding every parameter of each row
     /// itself (one value at a time, no array per row; bindings are not cleared between rows).
+    /// Text is bound without copies (the statement's row arena), and the bindings are cleared at the end.
     package func runEach<Rows: Sequence>(_ sql: String, _ rows: Rows, binding bind: (SQLiteStatement, Rows.Element) throws -> Void) throws {
         try withStatement(sql) { statement in
+            statement.beginRows()
+            defer { statement.endRows() }
             for row in rows {
+                statement.startRow()
                 try bind(statement, row)
                 while try statement.step() {}
                 statement.resetKeepingBindings()

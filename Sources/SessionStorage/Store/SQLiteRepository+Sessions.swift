@@ -187,6 +187,25 @@ extension SQLiteRepository {
         ]
     }
 
+    /// ``sessionValues(_:)`` bound one value at a time, to parameters 1...14 (the materializer's
+    /// rows: no array of existentials per row, text through the statement's row arena).
+    static func bind(_ s: Session, to statement: SQLiteStatement) throws {
+        try statement.bind(s.id, at: 1)
+        try statement.bind(s.conversationId, at: 2)
+        try statement.bind(s.channelId, at: 3)
+        try statement.bind(s.status.rawValue, at: 4)
+        try statement.bind(s.repId, at: 5)
+        try statement.bind(s.createdAt.millisecondsSinceEpoch, at: 6)
+        try statement.bind(s.updatedAt.millisecondsSinceEpoch, at: 7)
+        try statement.bind(s.queuedAt?.millisecondsSinceEpoch, at: 8)
+        try statement.bind(s.inactivityDeadline?.millisecondsSinceEpoch, at: 9)
+        try statement.bind(s.autoEndDeadline?.millisecondsSinceEpoch, at: 10)
+        try statement.bind(s.awaitingCustomerSince?.millisecondsSinceEpoch, at: 11)
+        try statement.bind(Int64(s.heldCapacity), at: 12)
+        try statement.bind(s.endReason?.rawValue, at: 13)
+        try statement.bind(s.version, at: 14)
+    }
+
     /// Turns a constraint violation while writing `session` into the domain error it means.
     private func explain(_ error: SQLiteError, writing session: Session) throws -> any Error {
         switch error.constraint {
