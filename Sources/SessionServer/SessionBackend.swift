@@ -143,7 +143,7 @@ public final class SessionBackend: Sendable {
     func write<T: Sendable>(_ context: RPCServerContext, _ body: @escaping WriteBody<T>) async throws(RPCError) -> T {
         let (principal, partition) = try resolve(context)
         let result: Result<T, RPCError> = await withCheckedContinuation { continuation in
-            run(in: partition, as: principal.actor, body) { continuation.resume(returning: $0) }
+            run(in: partition, as: principal.actor, mayLead: false, body) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
@@ -157,7 +157,8 @@ public final class SessionBackend: Sendable {
     ) {
         let resolved: (principal: Principal, partition: TenantPartition?)
         do { resolved = try resolve(context) } catch { return respond.fail(error) }
-        run(in: resolved.partition, as: resolved.principal.actor, body) { result in
+        // On the connection's queue, whose answer waits for the batch anyway: it may write it.
+        run(in: resolved.partition, as: resolved.principal.actor, mayLead: true, body) { result in
             switch result {
             case .success(let value): respond.complete { try map(value) }
             case .failure(let error): respond.fail(error)
@@ -167,8 +168,9 @@ public final class SessionBackend: Sendable {
 
     /// The one way a write runs: as a command on the partition's owner (completed once durable),
     /// or, without one, in a store transaction on a Dispatch thread (it blocks; never the caller's).
+    /// `mayLead`: the caller's thread may write the batch its command starts (`PartitionOwner.perform`).
     private func run<T: Sendable>(
-        in partition: TenantPartition?, as actor: SessionCore.Actor, _ body: @escaping WriteBody<T>,
+        in partition: TenantPartition?, as actor: SessionCore.Actor, mayLead: Bool, _ body: @escaping WriteBody<T>,
         _ completion: @escaping @Sendable (Result<T, RPCError>) -> Void
     ) {
         guard let owner = partition?.owner else {
@@ -179,7 +181,7 @@ public final class SessionBackend: Sendable {
         }
         do { try (store as? GatedStore)?.checkUsable() } catch { return completion(.failure(status(for: error))) }
         let clock = self.clock
-        owner.perform({ state in
+        owner.perform(mayLead: mayLead, { state in
             var engine = SessionEngine()
             var repo: any SessionRepository = state
             return try body(&engine, actor, clock.now(), &repo)

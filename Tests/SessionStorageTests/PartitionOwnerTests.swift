@@ -96,6 +96,47 @@ struct PartitionOwnerTests {
         try store.read { (repo: SQLiteRepository) in try repo.session(id: id) }
     }
 
+    @Test("A caller that may lead writes the batch its command starts before perform returns; one arriving meanwhile joins the next batch and does not block")
+    func leaderCommit() throws {
+        try withStore(durability: .full) { store, _ in
+            let journal = ControlledJournal(store)
+            let clock = ManualClock()
+            let owner = try PartitionOwner(journal: journal, now: { clock.now })
+            try Self.setUp(owner, clock: clock)
+            let batchesBefore = journal.batchSizes.count
+            @Sendable func post(_ i: Int) -> @Sendable (PartitionState) throws -> String {
+                { state in
+                    var repo: any SessionRepository = state
+                    var engine = SessionEngine()
+                    return try engine.postCustomerMessage(
+                        IncomingMessage(messageId: "m\(i)", text: "hi"), to: .conversation(id: "c\(i)", channelId: "web"),
+                        by: Self.service, at: clock.now, in: &repo).session.id
+                }
+            }
+            let (entered, release) = journal.holdNextCommit()
+            let leaderReturned = DispatchSemaphore(value: 0)
+            let answers = DispatchGroup()
+            answers.enter()
+            DispatchQueue.global().async {
+                owner.perform(mayLead: true, post(0), completion: { _ in answers.leave() })
+                leaderReturned.signal()
+            }
+            entered.wait()  // the leader's batch is being written, and held
+            #expect(leaderReturned.wait(timeout: .now() + .milliseconds(100)) == .timedOut, "the leader writes before perform returns")
+            // A batch is in flight: this command waits for the next one, and perform returns at once.
+            answers.enter()
+            owner.perform(mayLead: true, post(1), completion: { _ in answers.leave() })
+            #expect(answers.wait(timeout: .now() + .milliseconds(100)) == .timedOut)
+            release()
+            #expect(answers.wait(timeout: .now() + .seconds(60)) == .success)
+            #expect(leaderReturned.wait(timeout: .now() + .seconds(60)) == .success)
+            #expect(journal.batchSizes.count - batchesBefore == 2, "\(journal.batchSizes)")
+            for id in ["c0", "c1"] {
+                #expect(try store.read { (repo: SQLiteRepository) in try repo.openSession(conversationId: id) } != nil)
+            }
+        }
+    }
+
     @Test("An answer waits until its batch is durable; a read waits for the change it saw; waiting commands share one batch")
     func answersWaitForDurability() throws {
         try withStore(durability: .full) { store, _ in
