@@ -24,6 +24,17 @@ public struct FrameDecoder: Sendable {
     /// True when part of a frame has been received.
     public var hasPartialFrame: Bool { bufferedByteCount > 0 }
 
+    /// Whether bytes of another frame are buffered behind the next complete one (or, with no
+    /// complete frame buffered, whether anything is): nothing is consumed.
+    public var hasMoreAfterNextFrame: Bool {
+        let available = buffer.count - readIndex
+        guard available >= 4 else { return available > 0 }
+        let length = buffer.withUnsafeBufferPointer { p in
+            Int(p[readIndex]) << 24 | Int(p[readIndex + 1]) << 16 | Int(p[readIndex + 2]) << 8 | Int(p[readIndex + 3])
+        }
+        return available > 4 + length
+    }
+
     /// Appends received bytes.
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         compactIfUseful()

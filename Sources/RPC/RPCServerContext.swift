@@ -15,6 +15,10 @@ public final class RPCServerContext: Sendable {
     /// limit less the envelope): a handler that builds a response of a size
     /// the caller chose checks it against this before allocating.
     public let maxResponseBytes: Int
+    /// No other call of this connection was in flight and no other request was buffered behind
+    /// this one when it started: a deferred handler that keeps the connection's queue busy until
+    /// its own answer is ready (a leader commit) holds up nothing else of this connection.
+    public let isSoleCall: Bool
 
     private let state = Mutex(State())
 
@@ -25,8 +29,12 @@ public final class RPCServerContext: Sendable {
         var onCancel: [@Sendable () -> Void] = []
     }
 
-    package init(callID: UInt64, method: RPCMethodDescriptor, metadata: RPCMetadata, peer: String, deadlineNanos: UInt64?, maxResponseBytes: Int) {
+    package init(
+        callID: UInt64, method: RPCMethodDescriptor, metadata: RPCMetadata, peer: String, deadlineNanos: UInt64?, maxResponseBytes: Int,
+        isSoleCall: Bool = false
+    ) {
         self.maxResponseBytes = maxResponseBytes
+        self.isSoleCall = isSoleCall
         self.callID = callID
         self.method = method
         self.metadata = metadata

@@ -55,6 +55,8 @@ package final class ServerConnection: @unchecked Sendable {
     private var cipherSent = 0
 
     private var calls: [UInt64: ServerCall] = [:]
+    /// While a frame is handled: whether another request is already buffered behind it.
+    private var moreFramesBuffered = false
     private var lastCallID: UInt64 = 0
     private let openedAt = monotonicNanos()
     /// When the last call began or ended: what the idle timeout counts from
@@ -382,6 +384,7 @@ package final class ServerConnection: @unchecked Sendable {
                     pauseReading()
                     break
                 }
+                moreFramesBuffered = decoder.hasMoreAfterNextFrame
                 guard try decoder.withNextFrame({ handleFrame($0) }) != nil else { break }
                 completed += 1
             }
@@ -483,7 +486,7 @@ package final class ServerConnection: @unchecked Sendable {
         }
         let deadline: UInt64? = timeoutMicros == 0 ? nil : monotonicNanos() &+ min(timeoutMicros, 1 << 40) &* 1000
         let context = RPCServerContext(callID: callID, method: handler.descriptor, metadata: metadata, peer: peer, deadlineNanos: deadline,
-            maxResponseBytes: config.maxFrameBytes - Self.envelopeOverheadBytes)
+            maxResponseBytes: config.maxFrameBytes - Self.envelopeOverheadBytes, isSoleCall: calls.isEmpty && !moreFramesBuffered)
 
         switch handler.body {
         case .unary(let prepare):

@@ -157,8 +157,9 @@ public final class SessionBackend: Sendable {
     ) {
         let resolved: (principal: Principal, partition: TenantPartition?)
         do { resolved = try resolve(context) } catch { return respond.fail(error) }
-        // On the connection's queue, whose answer waits for the batch anyway: it may write it.
-        run(in: resolved.partition, as: resolved.principal.actor, mayLead: true, body) { result in
+        // On the connection's queue: when nothing else of this connection waits behind it (its
+        // answer waits for the batch anyway), this thread may write the batch.
+        run(in: resolved.partition, as: resolved.principal.actor, mayLead: context.isSoleCall, body) { result in
             switch result {
             case .success(let value): respond.complete { try map(value) }
             case .failure(let error): respond.fail(error)

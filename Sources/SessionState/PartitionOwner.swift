@@ -92,7 +92,9 @@ public final class PartitionOwner: @unchecked Sendable {
     /// `mayLead`: the caller's thread may also write the batch its command starts, blocking for
     /// one append (and fdatasync) before `perform` returns (see ``kick()``). Only for a caller
     /// whose thread may wait that long, never a task's: a connection's queue answering a deferred
-    /// call, whose answer waits for that append anyway.
+    /// call whose answer waits for that append anyway and behind which nothing of its connection
+    /// waits (`RPCServerContext.isSoleCall`: calls pipelined on one connection would otherwise be
+    /// written one batch each, the connection not read while its thread writes).
     ///
     /// Inlined into the caller, where `T` is known, so that the owner's own path is not generic:
     /// unspecialized, every command looked up the run-time metadata of `Result<T, _>` and of its

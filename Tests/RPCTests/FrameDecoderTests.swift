@@ -27,6 +27,26 @@ struct FrameDecoderTests {
         #expect(out == [0, 0, 0, 0])
     }
 
+    @Test("hasMoreAfterNextFrame: whether anything is buffered behind the next complete frame, consuming nothing")
+    func moreAfterNextFrame() throws {
+        var decoder = FrameDecoder(maxFrameSize: 1 << 20)
+        #expect(!decoder.hasMoreAfterNextFrame)
+        let wire = Self.wire(Self.frames([5, 0, 7]))
+        decoder.append(Array(wire.prefix(2)))                 // part of a header
+        #expect(decoder.hasMoreAfterNextFrame)
+        decoder.append(Array(wire[2..<9]))                    // exactly the first frame
+        #expect(!decoder.hasMoreAfterNextFrame)
+        decoder.append(Array(wire[9..<10]))                   // one byte of the next
+        #expect(decoder.hasMoreAfterNextFrame)
+        #expect(try decoder.withNextFrame { $0.count } == 5)
+        decoder.append(Array(wire[10...]))                    // the empty frame, then the last
+        #expect(decoder.hasMoreAfterNextFrame)
+        #expect(try decoder.withNextFrame { $0.count } == 0)
+        #expect(!decoder.hasMoreAfterNextFrame)
+        #expect(try decoder.withNextFrame { $0.count } == 7)
+        #expect(!decoder.hasMoreAfterNextFrame)
+    }
+
     @Test("fed one byte at a time, it yields every frame once, in order")
     func oneByteAtATime() throws {
         let expected = Self.frames([0, 1, 300, 0, 70_000, 5])

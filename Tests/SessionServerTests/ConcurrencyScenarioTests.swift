@@ -61,6 +61,35 @@ struct ConcurrencyScenarioTests {
         }
     }
 
+    @Test("Calls pipelined on one connection share journal batches: a call with others behind it never writes its batch alone on the connection's thread")
+    func pipelinedCallsShareBatches() async throws {
+        try await withDaemon { d in
+            try await d.createChannel("web", .enhancedWebChatV2)
+            try await d.createRep("alice", capacity: 100)
+            let service = try await d.service()
+            let owner = try #require(d.daemon.backend.partitions.first?.owner)
+            let before = owner.journalStats.batches
+            let calls = 32
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<calls {
+                    group.addTask {
+                        var r = SessionsV1.PostCustomerMessageRequest()
+                        r.conversationId = "pipelined-\(i)"
+                        r.channelId = "web"
+                        r.messageId = "m\(i)"
+                        r.text = "hello"
+                        _ = try await service.sessions.postCustomerMessage(r)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let batches = owner.journalStats.batches - before
+            // One connection, 32 calls sent at once: each leading its own batch (what a leader commit
+            // that ignored the calls queued behind it did) would make 32 batches; grouped, a handful.
+            #expect(batches < calls / 2, "\(batches) batches for \(calls) pipelined calls")
+        }
+    }
+
     @Test("Idempotent retries: PostCustomerMessage with the same message_id twice changes nothing the second time")
     func postCustomerMessageIsIdempotent() async throws {
         try await withDaemon { d in
