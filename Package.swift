@@ -9,10 +9,12 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
-/// The server's own targets (never a library product's dependency, so SwiftPM accepts the
-/// unsafe flag): release builds skip the run-time exclusivity checks of class properties
-/// (`swift_beginAccess`, ~5% of sessiond's instructions per state change under load).
+/// The server's own targets: release builds skip the run-time exclusivity checks of class
+/// properties (`swift_beginAccess`, ~5% of sessiond's instructions per state change under load).
 /// Debug builds, which the tests run, keep every check, so an overlapping access still traps there.
+/// None of the SessionClient library's targets carries the flag, so another package may depend on
+/// it (SwiftPM refuses unsafe flags in a dependency's targets, whatever their condition); keep it
+/// that way: SessionClient must not depend on these targets.
 let serverSwiftSettings: [SwiftSetting] = swiftSettings + [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]

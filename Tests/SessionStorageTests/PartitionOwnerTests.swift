@@ -137,6 +137,56 @@ struct PartitionOwnerTests {
         }
     }
 
+    @Test("A leader whose batch fails answers with the error, memory is undone, and stop() waits for a held leader")
+    func leaderCommitFails() throws {
+        try withStore(durability: .full) { store, _ in
+            let journal = ControlledJournal(store)
+            let clock = ManualClock()
+            let owner = try PartitionOwner(journal: journal, now: { clock.now })
+            try Self.setUp(owner, clock: clock)
+            @Sendable func post(_ conversation: String, _ message: String) -> @Sendable (PartitionState) throws -> String {
+                { state in
+                    var repo: any SessionRepository = state
+                    var engine = SessionEngine()
+                    return try engine.postCustomerMessage(
+                        IncomingMessage(messageId: message, text: "hi"), to: .conversation(id: conversation, channelId: "web"),
+                        by: Self.service, at: clock.now, in: &repo).session.id
+                }
+            }
+            journal.failNextCommit()
+            let result = Mutex<Result<String, any Error>?>(nil)
+            owner.perform(mayLead: true, post("lost", "m1"), completion: { r in result.withLock { $0 = r } })
+            // The leader wrote (and failed) before perform returned, and was answered then.
+            switch result.withLock({ $0 }) {
+            case .failure(let error)?: #expect(error is ControlledJournal.InjectedFailure, "\(error)")
+            case .success(let id)?: Issue.record("\(id) was answered OK from a failed batch")
+            case nil: Issue.record("the leader's command was not answered when perform returned")
+            }
+            let (open, rep) = try owner.performAndWait(readOnly: true) { state in
+                (try state.openSession(conversationId: "lost"), try state.rep(id: "r1"))
+            }
+            #expect(open == nil)
+            #expect(rep?.usedCapacity == 0)
+
+            // stop() while a leader's commit is held: it returns only after that batch is durable.
+            let (entered, release) = journal.holdNextCommit()
+            let answered = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                owner.perform(mayLead: true, post("kept", "m2"), completion: { r in
+                    if case .success = r { answered.signal() }
+                })
+            }
+            entered.wait()
+            let stopped = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async { owner.stop(); stopped.signal() }
+            #expect(stopped.wait(timeout: .now() + .milliseconds(200)) == .timedOut, "stop() returned with a batch in flight")
+            release()
+            #expect(stopped.wait(timeout: .now() + .seconds(60)) == .success)
+            #expect(answered.wait(timeout: .now() + .seconds(60)) == .success)
+            #expect(try store.read { (repo: SQLiteRepository) in try repo.openSession(conversationId: "kept") } != nil)
+        }
+    }
+
     @Test("An answer waits until its batch is durable; a read waits for the change it saw; waiting commands share one batch")
     func answersWaitForDurability() throws {
         try withStore(durability: .full) { store, _ in

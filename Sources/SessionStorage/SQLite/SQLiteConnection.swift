@@ -203,6 +203,7 @@ package final class SQLiteConnection {
             for row in rows {
                 statement.startRow()
                 try bind(statement, row)
+                statement.checkRowBound()
                 while try statement.step() {}
                 statement.resetKeepingBindings()
             }

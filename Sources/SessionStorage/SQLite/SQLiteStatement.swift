@@ -123,11 +123,13 @@ package final class SQLiteStatement {
 
     /// Binds an integer to parameter `index` (1-based).
     package func bind(_ value: Int64, at index: Int32) throws {
+        rowBindings += 1
         try check(sqlite3_bind_int64(handle, index, value))
     }
 
     /// Binds an integer, or NULL for nil, to parameter `index` (1-based).
     package func bind(_ value: Int64?, at index: Int32) throws {
+        rowBindings += 1
         guard let value else { return try check(sqlite3_bind_null(handle, index)) }
         try check(sqlite3_bind_int64(handle, index, value))
     }
@@ -135,6 +137,7 @@ package final class SQLiteStatement {
     /// Binds text, or NULL for nil, to parameter `index` (1-based): copied by SQLite, or, between
     /// ``beginRows()`` and ``endRows()``, into the statement's row arena.
     package func bind(_ value: String?, at index: Int32) throws {
+        rowBindings += 1
         guard var value else { return try check(sqlite3_bind_null(handle, index)) }
         guard let arena = rowArena else { return try bind(.text(value), at: index) }
         let code = value.withUTF8 { bytes in
@@ -154,6 +157,10 @@ package final class SQLiteStatement {
     private var rowArena: RowArena?
     /// Kept with the (cached) statement between batches.
     private var spareArena: RowArena?
+    /// One-value bindings since the row began, and the statement's parameter count: a row that
+    /// left a parameter unbound would step with the previous row's text, freed by now.
+    private var rowBindings = 0
+    private lazy var parameterCount = Int(sqlite3_bind_parameter_count(handle))
 
     /// Binds text without copies from now on, each row after a ``startRow()``; ``endRows()`` ends it.
     func beginRows() {
@@ -162,10 +169,21 @@ package final class SQLiteStatement {
     }
 
     /// The previous row was stepped: its text may go.
-    func startRow() { rowArena?.reset() }
+    func startRow() {
+        rowArena?.reset()
+        rowBindings = 0
+    }
 
-    /// Clears the bindings (nothing may point into the arena afterwards) and keeps the arena.
+    /// The row is bound: every parameter must have been (checked in release builds too: it is
+    /// what keeps SQLite from reading text the arena has reused).
+    func checkRowBound() {
+        precondition(rowBindings >= parameterCount, "a row bound \(rowBindings) of the \(parameterCount) parameters of: \(sql)")
+    }
+
+    /// Resets the statement, clears the bindings (nothing may point into the arena afterwards)
+    /// and keeps the arena for the next batch.
     func endRows() {
+        sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
         rowArena?.reset()
         spareArena = rowArena
