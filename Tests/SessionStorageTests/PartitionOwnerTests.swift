@@ -92,6 +92,17 @@ struct PartitionOwnerTests {
         }
     }
 
+    /// A command posting a customer message to `conversation` on "web", returning the session id.
+    static func postCommand(_ conversation: String, _ message: String, _ clock: ManualClock) -> @Sendable (PartitionState) throws -> String {
+        { state in
+            var repo: any SessionRepository = state
+            var engine = SessionEngine()
+            return try engine.postCustomerMessage(
+                IncomingMessage(messageId: message, text: "hi"), to: .conversation(id: conversation, channelId: "web"),
+                by: service, at: clock.now, in: &repo).session.id
+        }
+    }
+
     static func durableSession(_ store: SQLiteStore, _ id: String) throws -> Session? {
         try store.read { (repo: SQLiteRepository) in try repo.session(id: id) }
     }
@@ -104,28 +115,19 @@ struct PartitionOwnerTests {
             let owner = try PartitionOwner(journal: journal, now: { clock.now })
             try Self.setUp(owner, clock: clock)
             let batchesBefore = journal.batchSizes.count
-            @Sendable func post(_ i: Int) -> @Sendable (PartitionState) throws -> String {
-                { state in
-                    var repo: any SessionRepository = state
-                    var engine = SessionEngine()
-                    return try engine.postCustomerMessage(
-                        IncomingMessage(messageId: "m\(i)", text: "hi"), to: .conversation(id: "c\(i)", channelId: "web"),
-                        by: Self.service, at: clock.now, in: &repo).session.id
-                }
-            }
             let (entered, release) = journal.holdNextCommit()
             let leaderReturned = DispatchSemaphore(value: 0)
             let answers = DispatchGroup()
             answers.enter()
             DispatchQueue.global().async {
-                owner.perform(mayLead: true, post(0), completion: { _ in answers.leave() })
+                owner.perform(mayLead: true, Self.postCommand("c0", "m0", clock), completion: { _ in answers.leave() })
                 leaderReturned.signal()
             }
             entered.wait()  // the leader's batch is being written, and held
             #expect(leaderReturned.wait(timeout: .now() + .milliseconds(100)) == .timedOut, "the leader writes before perform returns")
             // A batch is in flight: this command waits for the next one, and perform returns at once.
             answers.enter()
-            owner.perform(mayLead: true, post(1), completion: { _ in answers.leave() })
+            owner.perform(mayLead: true, Self.postCommand("c1", "m1", clock), completion: { _ in answers.leave() })
             #expect(answers.wait(timeout: .now() + .milliseconds(100)) == .timedOut)
             release()
             #expect(answers.wait(timeout: .now() + .seconds(60)) == .success)
@@ -144,18 +146,9 @@ struct PartitionOwnerTests {
             let clock = ManualClock()
             let owner = try PartitionOwner(journal: journal, now: { clock.now })
             try Self.setUp(owner, clock: clock)
-            @Sendable func post(_ conversation: String, _ message: String) -> @Sendable (PartitionState) throws -> String {
-                { state in
-                    var repo: any SessionRepository = state
-                    var engine = SessionEngine()
-                    return try engine.postCustomerMessage(
-                        IncomingMessage(messageId: message, text: "hi"), to: .conversation(id: conversation, channelId: "web"),
-                        by: Self.service, at: clock.now, in: &repo).session.id
-                }
-            }
             journal.failNextCommit()
             let result = Mutex<Result<String, any Error>?>(nil)
-            owner.perform(mayLead: true, post("lost", "m1"), completion: { r in result.withLock { $0 = r } })
+            owner.perform(mayLead: true, Self.postCommand("lost", "m1", clock), completion: { r in result.withLock { $0 = r } })
             // The leader wrote (and failed) before perform returned, and was answered then.
             switch result.withLock({ $0 }) {
             case .failure(let error)?: #expect(error is ControlledJournal.InjectedFailure, "\(error)")
@@ -172,7 +165,7 @@ struct PartitionOwnerTests {
             let (entered, release) = journal.holdNextCommit()
             let answered = DispatchSemaphore(value: 0)
             DispatchQueue.global().async {
-                owner.perform(mayLead: true, post("kept", "m2"), completion: { r in
+                owner.perform(mayLead: true, Self.postCommand("kept", "m2", clock), completion: { r in
                     if case .success = r { answered.signal() }
                 })
             }
