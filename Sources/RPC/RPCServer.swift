@@ -67,6 +67,8 @@ public final class RPCServer: Sendable {
 
     /// Number of open connections.
     public var connectionCount: Int { state.withLock { $0.connections.count } }
+    /// The connections open from one address (what `maxConnectionsPerPeer` limits).
+    package func connectionCount(from host: String) -> Int { state.withLock { $0.connectionsPerPeer[host, default: 0] } }
 
     /// Every call answered so far, by method and code, with durations: closed connections' totals
     /// plus a copy from each open connection, taken on its own queue (nothing is locked per call).

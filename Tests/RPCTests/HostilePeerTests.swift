@@ -28,9 +28,10 @@ extension Loopback {
                 }
                 // Another address is served while the hostile one holds its share.
                 await server.expectServesNewClient()
-                // A closed connection gives its slot back.
+                // A closed connection gives its slot back (once the server has seen the close: until
+                // then a new connection from the address is still over its limit and refused).
                 held.removeLast().close()
-                #expect(await eventually("a slot freed") { server.server.connectionCount <= 4 })
+                #expect(await eventually("a slot freed") { server.server.connectionCount(from: "127.0.0.2") <= 3 })
                 let again = try await RawConnection.open(port: server.port, source: "127.0.0.2")
                 try await again.send(Frames.request(1, Frames.emptyCall))
                 #expect(try await again.receiveResponse(callID: 1).response.code == .ok)

@@ -119,16 +119,19 @@ final class RawConnection: @unchecked Sendable {
 
     /// The local and peer ports of the descriptor, or why there are none (diagnostics).
     func describeSocket() -> String {
-        func port(_ get: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> String {
+        func address(_ get: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> (host: String, port: String) {
             var a = sockaddr_in()
             var len = socklen_t(MemoryLayout<sockaddr_in>.size)
             let rc = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { get(fd, $0, &len) } }
-            return rc == 0 ? "\(UInt16(bigEndian: a.sin_port))" : "errno \(errno)"
+            guard rc == 0 else { return ("?", "errno \(errno)") }
+            let ip = UInt32(bigEndian: a.sin_addr.s_addr)
+            return ("\(ip >> 24).\((ip >> 16) & 255).\((ip >> 8) & 255).\(ip & 255)", "\(UInt16(bigEndian: a.sin_port))")
         }
         let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? "?"
-        let local = port(getsockname)
-        let serverLines = ServerLogRecorder.shared.lines(naming: "127.0.0.1:\(local)")
-        return "descriptor \(fd): local port \(local), peer port \(port(getpeername)), \(link); "
+        let local = address(getsockname)
+        // The server names the peer by the address the connection came from (tests bind 127.0.0.2 too).
+        let serverLines = ServerLogRecorder.shared.lines(naming: "\(local.host):\(local.port)")
+        return "descriptor \(fd): local \(local.host):\(local.port), peer port \(address(getpeername).port), \(link); "
             + "the server's log about this peer (\(serverLines.count) lines):\n" + serverLines.joined(separator: "\n")
     }
 
