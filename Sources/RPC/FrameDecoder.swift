@@ -27,12 +27,16 @@ public struct FrameDecoder: Sendable {
     /// Whether bytes of another frame are buffered behind the next complete one (or, with no
     /// complete frame buffered, whether anything is): nothing is consumed.
     public var hasMoreAfterNextFrame: Bool {
-        let available = buffer.count - readIndex
-        guard available >= 4 else { return available > 0 }
-        let length = buffer.withUnsafeBufferPointer { p in
+        guard let length = nextFrameLength else { return bufferedByteCount > 0 }
+        return bufferedByteCount > 4 + length
+    }
+
+    /// The length the next frame's header announces, nil until its 4 bytes are buffered.
+    private var nextFrameLength: Int? {
+        guard buffer.count - readIndex >= 4 else { return nil }
+        return buffer.withUnsafeBufferPointer { p in
             Int(p[readIndex]) << 24 | Int(p[readIndex + 1]) << 16 | Int(p[readIndex + 2]) << 8 | Int(p[readIndex + 3])
         }
-        return available > 4 + length
     }
 
     /// Appends received bytes.
@@ -50,10 +54,8 @@ public struct FrameDecoder: Sendable {
     /// pointer is valid only during the call.
     public mutating func withNextFrame<T>(_ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
         let available = buffer.count - readIndex
-        guard available >= 4 else { return nil }
-        let length: UInt32 = buffer.withUnsafeBufferPointer { p in
-            UInt32(p[readIndex]) << 24 | UInt32(p[readIndex + 1]) << 16 | UInt32(p[readIndex + 2]) << 8 | UInt32(p[readIndex + 3])
-        }
+        guard let announced = nextFrameLength else { return nil }
+        let length = UInt32(announced)
         guard Int(length) <= maxFrameSize else {
             throw Failure.frameTooLarge(length: length, limit: maxFrameSize)
         }

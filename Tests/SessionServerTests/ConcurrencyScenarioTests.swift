@@ -72,14 +72,7 @@ struct ConcurrencyScenarioTests {
             let calls = 32
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for i in 0..<calls {
-                    group.addTask {
-                        var r = SessionsV1.PostCustomerMessageRequest()
-                        r.conversationId = "pipelined-\(i)"
-                        r.channelId = "web"
-                        r.messageId = "m\(i)"
-                        r.text = "hello"
-                        _ = try await service.sessions.postCustomerMessage(r)
-                    }
+                    group.addTask { try await d.customerWrites("pipelined-\(i)", on: "web", via: service) }
                 }
                 try await group.waitForAll()
             }

@@ -139,7 +139,7 @@ package final class SQLiteStatement {
     package func bind(_ value: String?, at index: Int32) throws {
         rowBindings += 1
         guard var value else { return try check(sqlite3_bind_null(handle, index)) }
-        guard let arena = rowArena else { return try bind(.text(value), at: index) }
+        guard bindingRows else { return try bind(.text(value), at: index) }
         let code = value.withUTF8 { bytes in
             let text = arena.copy(bytes)
             // SQLITE_STATIC (a nil destructor): SQLite keeps the pointer, does not copy.
@@ -154,23 +154,20 @@ package final class SQLiteStatement {
     /// malloc, a memcpy and, at the next binding, a free: ~650 instructions per text value, about
     /// a tenth of what the materializer spends per row). The text of the row being bound stays
     /// valid until the next ``startRow()``.
-    private var rowArena: RowArena?
-    /// Kept with the (cached) statement between batches.
-    private var spareArena: RowArena?
+    private var bindingRows = false
+    /// Made at the first batch and kept with the (cached) statement.
+    private lazy var arena = RowArena()
     /// One-value bindings since the row began, and the statement's parameter count: a row that
     /// left a parameter unbound would step with the previous row's text, freed by now.
     private var rowBindings = 0
     private lazy var parameterCount = Int(sqlite3_bind_parameter_count(handle))
 
     /// Binds text without copies from now on, each row after a ``startRow()``; ``endRows()`` ends it.
-    func beginRows() {
-        rowArena = spareArena ?? RowArena()
-        spareArena = nil
-    }
+    func beginRows() { bindingRows = true }
 
     /// The previous row was stepped: its text may go.
     func startRow() {
-        rowArena?.reset()
+        arena.reset()
         rowBindings = 0
     }
 
@@ -185,9 +182,8 @@ package final class SQLiteStatement {
     func endRows() {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
-        rowArena?.reset()
-        spareArena = rowArena
-        rowArena = nil
+        arena.reset()
+        bindingRows = false
     }
 
     private func check(_ code: Int32) throws {
