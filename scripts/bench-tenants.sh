@@ -66,6 +66,7 @@ if [[ $(id -u) == 0 ]]; then chown postgres: "$PG_ROOT"; as_pg=(runuser -u postg
 {
   echo "listen_addresses = ''"; echo "unix_socket_directories = '$PG_ROOT'"; echo "fsync = on"
   echo "max_connections = 400"; echo "max_wal_size = '2GB'"; echo "shared_preload_libraries = 'pg_stat_statements'"
+  echo "pg_stat_statements.track_planning = on"
 } >> "$PG_ROOT/data/postgresql.conf"
 "${as_pg[@]}" timeout -s INT 7200 "$PG_BIN/postgres" -D "$PG_ROOT/data" > "$RAW/pg.log" 2>&1 < /dev/null &
 PG_WRAPPER=$!
@@ -116,21 +117,28 @@ for n in $INSTANCES; do
   done
   first=${PORTS[1]}
   tenants=$(( n * TENANTS_PER ))
-  DEPTH=$(( TOTAL_INFLIGHT / (tenants * CONNS) )); (( DEPTH >= 1 )) || DEPTH=1
+  if [[ -n "${PER_TENANT_INFLIGHT:-}" ]]; then DEPTH=$(( PER_TENANT_INFLIGHT / CONNS )); else DEPTH=$(( TOTAL_INFLIGHT / (tenants * CONNS) )); fi
+  (( DEPTH >= 1 )) || DEPTH=1
   # The default tenant counts too: it gets no load, and one instance owns it beside its share.
   for k in $(seq 1 "$tenants"); do
     "$BIN/sessionctl" --server "$HOST:$first" --token "$OPERATOR" tenants create "t$k" --json > "$RAW/tenant-$n-$k.json"
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["adminToken"]["token"])' "$RAW/tenant-$n-$k.json" > "$RAW/token-$n-$k"
   done
-  # Spread: every instance serves its share (the default tenant makes one of them serve one more).
-  spread=0
-  for _ in $(seq 1 600); do
-    owned=0
+  # Spread: every instance serves its share (the default tenant makes one of them serve one more), and
+  # has for 3 s: an instance hands a tenant over at most every 2 s, and one that moved during the load
+  # would be reached through the instance the client was pointed at.
+  spread=0; stable=0; last=""
+  for _ in $(seq 1 900); do
+    owned=0; total=0; counts=""
     for i in $(seq 1 "$n"); do
       c=$(curl -s "http://$HOST:${PORTS[$i]}/metrics" | awk '/^sessiond_tenants_owned /{print $2}')
+      c=${c:-0}
       (( c >= TENANTS_PER )) && owned=$(( owned + 1 ))
+      total=$(( total + c )); counts+="$c "
     done
-    (( owned == n )) && { spread=1; break; }
+    if (( owned == n && total == tenants + 1 )) && [[ "$counts" == "$last" ]]; then stable=$(( stable + 1 )); else stable=0; fi
+    last=$counts
+    (( stable >= 30 )) && { spread=1; break; }
     sleep 0.1
   done
   (( spread )) || { log "N=$n: the tenants did not spread"; exit 1; }
@@ -147,14 +155,12 @@ for n in $INSTANCES; do
   log "N=$n: $tenants tenants spread: $(for i in $(seq 1 "$n"); do echo -n "instance $i ($(curl -s "http://$HOST:${PORTS[$i]}/metrics" | awk '/^sessiond_tenants_owned /{print $2}')) "; done)"
 
   q postgres "SELECT pg_stat_statements_reset()" > /dev/null
-  # Lock waits: every 20 ms, the sessiond backends, and those waiting on a heavyweight lock.
-  (
-    while true; do
-      q postgres "SELECT count(*) FILTER (WHERE state = 'active') || ' ' || count(*) FILTER (WHERE wait_event_type = 'Lock')
-                  FROM pg_stat_activity WHERE application_name LIKE 'sessiond%'" 2>/dev/null || true
-      sleep 0.02
-    done
-  ) > "$RAW/locks-$n.txt" &
+  # Lock waits: every 20 ms, the sessiond backends, and those waiting on a heavyweight lock. One psql
+  # session repeats the query (\watch): a psql and a backend started per sample cost ~15% of the 2 cores.
+  "$PG_BIN/psql" -X -q -At -h "$PG_ROOT" -U postgres -d postgres -P pager=off > "$RAW/locks-$n.txt" 2>/dev/null <<'SQL' &
+SELECT count(*) FILTER (WHERE state = 'active') || ' ' || count(*) FILTER (WHERE wait_event_type = 'Lock')
+FROM pg_stat_activity WHERE application_name LIKE 'sessiond%' \watch 0.02
+SQL
   SAMPLER=$!
   p0=$(pg_ticks_settled); s0=$(sessiond_ticks); t0=$(now_ms)
   CLIENTS=()
@@ -167,8 +173,25 @@ for n in $INSTANCES; do
   for p in "${CLIENTS[@]}"; do wait "$p" || true; done
   CLIENTS=()
   s1=$(sessiond_ticks); t1=$(now_ms); p1=$(pg_ticks_settled)
+  moved=0
+  for k in $(seq 1 "$tenants"); do
+    addr=$(q "$db" "SELECT address FROM tenant_t$k.partition_owner")
+    [[ "${addr##*:}" == "${OWNER_PORT[$k]}" ]] || moved=$(( moved + 1 ))
+  done
+  (( moved == 0 )) || log "N=$n: $moved tenant(s) changed owner during the run: their calls were forwarded"
   kill -KILL "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=""
   statements=$(q postgres "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$db')")
+  # Where PostgreSQL's time goes, per statement shape (raw log only).
+  q postgres "SELECT calls, round(total_plan_time::numeric, 1) AS plan_ms, round(total_exec_time::numeric, 1) AS exec_ms, rows,
+                     left(regexp_replace(query, '\s+', ' ', 'g'), 160)
+              FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$db')
+              ORDER BY total_plan_time + total_exec_time DESC LIMIT 25" > "$RAW/statements-$n.txt" 2>&1 || true
+  q postgres "SELECT sum(calls), round(sum(total_plan_time)::numeric, 1), round(sum(total_exec_time)::numeric, 1), left(query, 12)
+              FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$db')
+              GROUP BY left(query, 12) ORDER BY 3 DESC" > "$RAW/statement-kinds-$n.txt" 2>&1 || true
+  # CPU seconds of each PostgreSQL process still alive, and of the reaped ones (the postmaster's children).
+  { ps --ppid "$PG_PID" -o times=,args= ; echo "reaped: $(awk '{ sub(/.*\) /, ""); print ($14 + $15) / '"$CLK_TCK"' }' "/proc/$PG_PID/stat")"; } \
+    > "$RAW/pg-processes-$n.txt" 2>&1 || true
   read -r changes rps errors <<<"$(cat "$RAW"/load-$n-*.out | awk '{
       for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
       n += v["n"]; r += v["rps"]; e += v["errors"] } END { printf "%d %.0f %d\n", n, r, e }')"
@@ -178,7 +201,7 @@ for n in $INSTANCES; do
   read -r per_cpu sessiond_us pg_us rt lock_per_sample lock_per_k samples <<<"$(awk \
       -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v hz="$CLK_TCK" -v n="$changes" -v d="$DURATION" -v el="$elapsed_ms" \
       -v st="$statements" -f /dev/stdin "$RAW/locks-$n.txt" <<'AWK'
-{ samples++; locks += $2 }
+/^[0-9]+ [0-9]+$/ { samples++; locks += $2 }
 END {
   frac = d * 1000 / el; cpu = (s + p) / hz * frac
   printf "%.0f %.1f %.1f %.3f %.4f %.3f %d\n", (cpu > 0 ? n / cpu : 0), s / hz * frac * 1e6 / n, p / hz * frac * 1e6 / n,

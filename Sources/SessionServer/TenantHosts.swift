@@ -163,7 +163,8 @@ func makePartition(tenant: String, journal: any PartitionJournal, backend: Sessi
 /// calls to their owners. Every 100 ms it tries to take the tenants nobody owns, up to its share;
 /// every second it reads the registry again and says it is alive (`instances`), and the share is
 /// the enabled tenants divided by the live instances, rounded up. An instance over its share (one
-/// joined) gives one tenant up per second, which one under its share takes: tenants spread evenly.
+/// joined) gives one tenant up per second, which one under its share takes: tenants spread evenly
+/// (`TenantSpread`).
 final class PostgresTenants: TenantHost, @unchecked Sendable {
     private let url: String
     private let main: PostgresStore
@@ -183,13 +184,8 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     private let candidates = PostgresLockCandidate()
     private var ticks = 0
     private var failing = false
-    /// How many tenants this instance may own (the enabled ones over the live instances, rounded up).
-    private var share = Int.max
-    /// The enabled tenants over the live instances, rounded down: while another instance owns
-    /// fewer than this, one that owns more gives one up (5, 5, 3 becomes 5, 4, 4).
-    private var floorShare = 0
-    private var liveInstances = 1
-    private var fewestOwnedByOthers: Int?
+    /// This instance's share of the tenants, from the registry's last read.
+    private var spread = TenantSpread()
     /// Tenants this instance gave up, and the tick until which it leaves them to the others.
     private var handedOver: [String: Int] = [:]
     /// Ticks (100 ms) a tenant given up is left to the others before this instance may take it back.
@@ -301,11 +297,9 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         return slot
     }
 
-    /// The enabled tenants this instance knows of over the live instances, rounded up.
+    /// The share follows the enabled tenants this instance knows of.
     private func recomputeShare() {
-        let enabled = slots.values.filter(\.enabled).count
-        share = max(1, (enabled + liveInstances - 1) / liveInstances)
-        floorShare = enabled / liveInstances
+        spread.enabled = slots.values.filter(\.enabled).count
     }
 
     /// At start: every registered tenant this instance can take now; the others are tried later.
@@ -337,7 +331,7 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     private func take(_ id: String, _ slot: Slot, overShare: Bool = false) throws -> Bool {
         if backend.partition(tenant: id) != nil { return true }
         if !overShare, let until = handedOver[id], ticks < until { return false }
-        guard overShare || backend.partitions.count < share, try slot.journal.tryAcquire() else { return false }
+        guard overShare || backend.partitions.count < spread.share, try slot.journal.tryAcquire() else { return false }
         handedOver[id] = nil
         do {
             try becomeOwner(id, slot.journal)
@@ -394,10 +388,10 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     /// for an instance under its share to take. Its calls meanwhile answer UNAVAILABLE, briefly.
     private func handOverSurplus() {
         let owned = backend.partitions
-        let someoneShort = fewestOwnedByOthers.map { $0 < floorShare } ?? false
-        guard owned.count > share || (someoneShort && owned.count > floorShare), let last = owned.last else { return }
+        guard spread.shouldHandOver(owned: owned.count), let last = owned.last else { return }
+        spread.handedOver()
         logger.info("over this instance's share of tenants: handing one over", metadata: [
-            "tenant": "\(last.tenant)", "owned": "\(owned.count)", "share": "\(share)",
+            "tenant": "\(last.tenant)", "owned": "\(owned.count)", "share": "\(spread.share)",
         ])
         release(last.tenant, disabled: false)
         handedOver[last.tenant] = ticks + Self.handOverCooldownTicks
@@ -413,9 +407,10 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     private func refreshRegistry() throws {
         let tenants = try main.tenants()
         let live = try main.heartbeat(instance: advertisedAddress(), owned: backend.partitions.count, window: liveWindow)
-        liveInstances = max(1, live.count)
-        fewestOwnedByOthers = live.fewestOwnedByOthers
-        defer { recomputeShare() }
+        defer {
+            spread.read(liveInstances: live.count, fewestOwnedByOthers: live.fewestOwnedByOthers,
+                        enabled: slots.values.filter(\.enabled).count)
+        }
         for tenant in tenants {
             if tenant.isEnabled {
                 if slots[tenant.id]?.enabled != true {
