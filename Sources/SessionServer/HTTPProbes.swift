@@ -84,6 +84,8 @@ final class HTTPProbes: Sendable {
         text.gauge("sessiond_tenants_owned", "tenants whose partition this instance serves", Double(partitions.count))
         text.header("sessiond_tenants_lost_total", "tenants this instance owned and lost to another (PostgreSQL)", "counter")
         text.sample("sessiond_tenants_lost_total", [:], Double(backend.tenantsLost.load(ordering: .relaxed)))
+        text.header("sessiond_partition_lock_tries_total", "tries of the lock of a tenant this instance did not own (PostgreSQL)", "counter")
+        text.sample("sessiond_partition_lock_tries_total", [:], Double(backend.lockTries.load(ordering: .relaxed)))
         guard !partitions.isEmpty else {
             // A standby (PostgreSQL) holds no partition: the owning instances report the rest.
             return respond(RPCHTTPResponse(status: 200, contentType: MetricsText.contentType, body: text.output))

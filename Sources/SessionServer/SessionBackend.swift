@@ -40,6 +40,8 @@ public final class SessionBackend: Sendable {
     /// Tenants this instance owned and lost (PostgreSQL: another instance took them over, or the
     /// connection failed during a commit); for /metrics.
     let tenantsLost = Atomic<Int>(0)
+    /// Partition lock tries (`pg_try_advisory_lock`) of tenants this instance does not own.
+    let lockTries = Atomic<Int>(0)
     /// The store-per-call path's event wake-ups (partitions have their own).
     public let hub: EventHub
     public let auth: TokenAuthenticator

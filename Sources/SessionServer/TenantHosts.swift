@@ -160,7 +160,8 @@ func makePartition(tenant: String, journal: any PartitionJournal, backend: Sessi
 /// PostgreSQL's tenants: each in a schema of its own (the default tenant's in the main one),
 /// each owned by one instance at a time through its own `PostgresPartitionJournal` (lock
 /// connection, fence, lease). An instance serves the tenants it owns and forwards the others'
-/// calls to their owners. Every 100 ms it tries to take the tenants nobody owns, up to its share;
+/// calls to their owners. Every 100 ms, up to its share, it tries to take the tenants whose lock
+/// nobody holds (one read of `pg_locks` says which);
 /// every second it reads the registry again and says it is alive (`instances`), and the share is
 /// the enabled tenants divided by the live instances, rounded up. An instance over its share (one
 /// joined) gives one tenant up per second, which one under its share takes: tenants spread evenly
@@ -331,7 +332,9 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
     private func take(_ id: String, _ slot: Slot, overShare: Bool = false) throws -> Bool {
         if backend.partition(tenant: id) != nil { return true }
         if !overShare, let until = handedOver[id], ticks < until { return false }
-        guard overShare || backend.partitions.count < spread.share, try slot.journal.tryAcquire() else { return false }
+        guard overShare || backend.partitions.count < spread.share else { return false }
+        backend.lockTries.add(1, ordering: .relaxed)
+        guard try slot.journal.tryAcquire() else { return false }
         handedOver[id] = nil
         do {
             try becomeOwner(id, slot.journal)
@@ -368,9 +371,14 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
         do {
             if ticks % 10 == 1 { try refreshRegistry() }
             if ticks % 10 == 6 { handOverSurplus() }
-            for id in slots.keys.sorted() {
-                guard let slot = slots[id], slot.enabled, backend.partition(tenant: id) == nil else { continue }
-                if try !take(id, slot), !routing.knowsOwner(of: id) || ticks % 10 == 0 {
+            let unowned = slots.keys.sorted().filter { id in slots[id]!.enabled && backend.partition(tenant: id) == nil }
+            // One look at the held locks, then a try only for the free ones (take tries nothing
+            // at or over the share).
+            let held = unowned.isEmpty || backend.partitions.count >= spread.share ? [] : try main.heldPartitionLocks()
+            for id in unowned {
+                guard let slot = slots[id] else { continue }
+                let free = !held.contains(PostgresPartitionJournal.lockKey(partition: slot.journal.partition))
+                if try !(free && take(id, slot)), !routing.knowsOwner(of: id) || ticks % 10 == 0 {
                     try routing.point(tenant: id, to: ownerAddress(of: id, slot), tls: forwardingTLS)
                 }
             }

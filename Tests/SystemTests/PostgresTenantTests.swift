@@ -23,6 +23,13 @@ struct PostgresTenantTests {
         daemon.logText.components(separatedBy: "owning the partition").count - 1
     }
 
+    /// `sessiond_partition_lock_tries_total` of `daemon` (-1: not in its metrics).
+    static func lockTries(_ daemon: DaemonProcess) async throws -> Int {
+        let body = try await HTTPProbeTests.get(daemon.port, "/metrics").body
+        let line = body.split(separator: "\n").first { $0.hasPrefix("sessiond_partition_lock_tries_total ") }
+        return Int(Double(line?.split(separator: " ").last ?? "") ?? -1)
+    }
+
     static func handedOver(_ daemon: DaemonProcess) -> Int {
         daemon.logText.components(separatedBy: "handing one over").count - 1
     }
@@ -101,6 +108,33 @@ struct PostgresTenantTests {
                 let log = try await admin.events.listEvents(events).events
                 #expect(!log.isEmpty && log.map(\.sequence) == Array(1...Int64(log.count)), "tenant \(id) \(session): \(log.map(\.sequence))")
             }
+        }
+    }
+
+    @Test("A standby under its share tries the lock of no tenant another instance holds: it reads which are held, once a tick")
+    func standbyTriesOnlyFreeLocks() async throws {
+        let url = try PostgresTestServer.makeDatabase()
+        let a = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: Self.arguments(url))
+        defer { removeDirectory(a.dataDirectory) }
+        try await DaemonProcess.withLogsOnFailure([a]) {
+            _ = try await Self.createTenants(["t1", "t2", "t3", "t4"], on: a, reps: 1)
+            let b = try DaemonProcess.start(dataDirectory: makeTemporaryDirectory(), arguments: Self.arguments(url))
+            defer { removeDirectory(b.dataDirectory) }
+            try await DaemonProcess.withLogsOnFailure([b]) {
+                // Five tenants (the default one too) over two: a share of 3, a floor of 2. A keeps 3,
+                // B takes 2 and stays under its share, with every other lock held by A.
+                #expect(await waitUntil(seconds: 30) { Self.taken(b) >= 2 }, "B took \(Self.taken(b))")
+                try await Task.sleep(for: .seconds(1))
+                let before = try await Self.lockTries(b)
+                #expect(before > 0, "B took its tenants by trying their locks")
+                try await Task.sleep(for: .seconds(1.5))
+                let tries = try await Self.lockTries(b) - before
+                #expect(Self.taken(b) == 2 && Self.handedOver(a) == 2, "B took \(Self.taken(b)), A handed \(Self.handedOver(a)) over")
+                // Trying each of A's three every 100 ms was ~45 round trips in this window.
+                #expect(tries == 0, "B tried \(tries) locks A holds")
+                #expect(b.terminate() == 0)
+            }
+            #expect(a.terminate() == 0)
         }
     }
 

@@ -74,6 +74,21 @@ extension PostgresStore {
         }
     }
 
+    /// The partition locks (``PostgresPartitionJournal/lockKey(partition:)``) some session of this
+    /// database holds now, in one round trip: a standby tries only the free ones, instead of one
+    /// `pg_try_advisory_lock` per tenant it does not own every 100 ms (with 12 tenants on 3
+    /// instances, ~170 round trips a second for locks that were all held).
+    public func heldPartitionLocks() throws -> Set<Int64> {
+        try autocommit { connection in
+            Set(try connection.query(
+                """
+                SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+                WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """, []) { try $0.int64(0) })
+        }
+    }
+
     /// A clean stop: the instance is no longer counted.
     public func removeInstance(_ address: String) throws {
         try autocommit { connection in _ = try connection.run("DELETE FROM instances WHERE address = $1", [address]) }
