@@ -14,6 +14,8 @@
 #     (wait_event_type = 'Lock') per sample and per 1000 state changes.
 #
 # Knobs: INSTANCES="1 2 3" TENANTS_PER=4 CONNS=1 TOTAL_INFLIGHT=96 DURATION=8 WARMUP=2 LEASE_MS=10000
+#        PER_TENANT_INFLIGHT=24 (instead of TOTAL_INFLIGHT: each tenant the same load whatever N, so the
+#        offered load grows with the instances, as when tenants, each with its traffic, are added)
 #        SKIP_BUILD=1 (reuse .build-bench)  PG_BIN=/usr/lib/postgresql/<newest>/bin  WRITE_BENCHMARKS=0
 # Output: a table on stdout and the "## Tenants over instances (PostgreSQL)" section of BENCHMARKS.md;
 # raw logs under .build-bench/results/tenants-<stamp>/.
@@ -162,7 +164,7 @@ SELECT count(*) FILTER (WHERE state = 'active') || ' ' || count(*) FILTER (WHERE
 FROM pg_stat_activity WHERE application_name LIKE 'sessiond%' \watch 0.02
 SQL
   SAMPLER=$!
-  p0=$(pg_ticks_settled); s0=$(sessiond_ticks); t0=$(now_ms)
+  p0=$(pg_ticks_settled); s0=$(sessiond_ticks); t0=$(now_ms); x0=$(awk '/^ctxt /{print $2}' /proc/stat)
   CLIENTS=()
   for k in $(seq 1 "$tenants"); do
     timeout -s KILL $(( WARMUP + DURATION + 60 )) "$BIN/session-bench" --workload lifecycle --host "$HOST" --port "${OWNER_PORT[$k]}" \
@@ -172,7 +174,7 @@ SQL
   done
   for p in "${CLIENTS[@]}"; do wait "$p" || true; done
   CLIENTS=()
-  s1=$(sessiond_ticks); t1=$(now_ms); p1=$(pg_ticks_settled)
+  s1=$(sessiond_ticks); t1=$(now_ms); x1=$(awk '/^ctxt /{print $2}' /proc/stat); p1=$(pg_ticks_settled)
   moved=0
   for k in $(seq 1 "$tenants"); do
     addr=$(q "$db" "SELECT address FROM tenant_t$k.partition_owner")
@@ -198,26 +200,28 @@ SQL
   # CPU, statements and lock samples cover warmup + window + the tail, changes the window only: the former
   # are scaled to the window (times DURATION / elapsed).
   elapsed_ms=$(( t1 - t0 ))
-  read -r per_cpu sessiond_us pg_us rt lock_per_sample lock_per_k samples <<<"$(awk \
+  read -r per_cpu sessiond_us pg_us rt lock_per_sample lock_per_k samples switches <<<"$(awk \
       -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v hz="$CLK_TCK" -v n="$changes" -v d="$DURATION" -v el="$elapsed_ms" \
-      -v st="$statements" -f /dev/stdin "$RAW/locks-$n.txt" <<'AWK'
+      -v st="$statements" -v sw=$((x1 - x0)) -f /dev/stdin "$RAW/locks-$n.txt" <<'AWK'
 /^[0-9]+ [0-9]+$/ { samples++; locks += $2 }
 END {
   frac = d * 1000 / el; cpu = (s + p) / hz * frac
-  printf "%.0f %.1f %.1f %.3f %.4f %.3f %d\n", (cpu > 0 ? n / cpu : 0), s / hz * frac * 1e6 / n, p / hz * frac * 1e6 / n,
-    st * frac / n, (samples ? locks / samples : 0), locks * frac * 1000 / n, samples
+  printf "%.0f %.1f %.1f %.3f %.4f %.3f %d %.1f\n", (cpu > 0 ? n / cpu : 0), s / hz * frac * 1e6 / n, p / hz * frac * 1e6 / n,
+    st * frac / n, (samples ? locks / samples : 0), locks * frac * 1000 / n, samples, sw * frac / n
 }
 AWK
 )"
   PER_CPU[$n]=$per_cpu
   ratio=$(awk -v a="$per_cpu" -v b="${PER_CPU[1]:-$per_cpu}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
   log "N=$n: $changes state changes in the window ($rps/s, errors $errors); per CPU-second $per_cpu ($ratio x N=1); sessiond $sessiond_us us + PostgreSQL $pg_us us CPU per change; statements/change $rt; lock waits per sample $lock_per_sample ($samples samples)"
-  ROWS+=("| $n | $tenants | ${CONNS}x${DEPTH} | $rps | $errors | $sessiond_us | $pg_us | $per_cpu | $ratio | $rt | $lock_per_sample | $lock_per_k |")
+  ROWS+=("| $n | $tenants | ${CONNS}x${DEPTH} | $rps | $errors | $sessiond_us | $pg_us | $per_cpu | $ratio | $rt | $lock_per_sample | $lock_per_k | $switches |")
   for p in "${SPIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${SPIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   SPIDS=()
 done
 
+if [[ -n "${PER_TENANT_INFLIGHT:-}" ]]; then LOAD_NOTE="$PER_TENANT_INFLIGHT calls in flight per tenant, so the load grows with N"
+else LOAD_NOTE="$TOTAL_INFLIGHT calls in flight in all, whatever N"; fi
 SECTION=$RAW/tenants.md
 {
   echo "## Tenants over instances (PostgreSQL)"
@@ -226,14 +230,15 @@ SECTION=$RAW/tenants.md
   echo "Run $STAMP, tree $(git rev-parse --short HEAD), $(nproc) cores, PostgreSQL $PG_VERSION on a Unix socket, \`fsync = on\`."
   echo "N release sessiond on one database, $TENANTS_PER tenants per instance (spread by the instances themselves; the"
   echo "default tenant, unloaded, sits beside one share), one lifecycle client per tenant (session-bench, C x D, to its"
-  echo "tenant's owner; $TOTAL_INFLIGHT calls in flight in all, whatever N), all at once for ${WARMUP} s + ${DURATION} s. CPU: every sessiond and every PostgreSQL process over"
+  echo "tenant's owner; $LOAD_NOTE), all at once for ${WARMUP} s + ${DURATION} s. CPU: every sessiond and every PostgreSQL process over"
   echo "the run, scaled to the measured window; the load clients share the 2 cores but are not counted."
   echo
-  echo "| instances | tenants | C x D per tenant | state changes/s | errors | sessiond CPU µs/change | PostgreSQL CPU µs/change | changes per CPU-second | ÷ 1 instance | statements (round trips)/change | lock waits per sample | lock waits per 1000 changes |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| instances | tenants | C x D per tenant | state changes/s | errors | sessiond CPU µs/change | PostgreSQL CPU µs/change | changes per CPU-second | ÷ 1 instance | statements (round trips)/change | lock waits per sample | lock waits per 1000 changes | context switches/change (machine) |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "Lock waits: pg_stat_activity sampled every 20 ms; a sample counts the sessiond backends waiting on a heavyweight lock."
+  echo "Context switches: the machine's (\`ctxt\` of /proc/stat: every process, load clients included) over the run, per state change in the window."
 } > "$SECTION"
 cat "$SECTION"
 if [[ "${WRITE_BENCHMARKS:-1}" != 0 ]]; then
