@@ -9,7 +9,10 @@
 /// refused for nothing while it moved.
 struct TenantSpread: Equatable {
     /// Tenants enabled in the registry (as this instance last read it, or enabled through it since).
-    var enabled = 0
+    var enabled = 0 { didSet { known = true } }
+    /// False until the registry was read or a tenant enabled: until then there is no limit (an
+    /// instance starting takes every registered tenant it can lock; the spreading hands them on).
+    private(set) var known = false
     private(set) var liveInstances = 1
     private(set) var fewestOwnedByOthers: Int?
     /// Registry reads in a row, since this instance last gave a tenant up, that showed another
@@ -17,9 +20,9 @@ struct TenantSpread: Equatable {
     private(set) var shortReads = 0
 
     /// How many tenants this instance may own (at least one).
-    var share: Int { max(1, (enabled + liveInstances - 1) / liveInstances) }
+    var share: Int { known ? max(1, (enabled + liveInstances - 1) / liveInstances) : Int.max }
     /// The enabled tenants over the live instances, rounded down.
-    var floor: Int { enabled / liveInstances }
+    var floor: Int { known ? enabled / liveInstances : 0 }
 
     /// What a registry read said: the live instances (this one included) and the fewest tenants
     /// another of them owns (nil: no other is live).

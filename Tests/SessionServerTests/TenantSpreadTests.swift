@@ -4,6 +4,15 @@ import Testing
 
 @Suite("How an instance decides its share of the tenants")
 struct TenantSpreadTests {
+    @Test("Before the registry is first read there is no limit: an instance starting takes every tenant it can lock")
+    func noLimitBeforeTheFirstRead() {
+        var spread = TenantSpread()
+        #expect(spread.share == Int.max && spread.floor == 0)
+        #expect(!spread.shouldHandOver(owned: 50))
+        spread.enabled = 3  // a tenant created through this instance: the share follows the registry it knows
+        #expect(spread.share == 3)
+    }
+
     @Test("The share is the enabled tenants over the live instances, rounded up; over it, an instance hands one over")
     func share() {
         var spread = TenantSpread()
