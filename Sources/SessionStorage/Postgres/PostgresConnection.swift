@@ -161,20 +161,21 @@ package final class PostgresConnection {
 
     /// Runs a query and decodes its first row, if any.
     package func queryOne<T>(
-        _ sql: String, _ arguments: [any PostgresBindable] = [], _ decode: (PostgresRow) throws -> T
+        _ sql: String, _ arguments: [any PostgresBindable] = [], prepare: Bool = true, _ decode: (PostgresRow) throws -> T
     ) throws -> T? {
-        let result = try statement(sql, arguments)
+        let result = try statement(sql, arguments, prepare: prepare)
         guard result.rowCount > 0 else { return nil }
         return try decode(result.row(0))
     }
 
-    /// Runs one parameterized statement, prepared once per connection.
-    package func statement(_ sql: String, _ arguments: [any PostgresBindable]) throws -> PostgresResult {
+    /// Runs one parameterized statement, prepared once per connection (`prepare`: false for a text
+    /// that is seldom repeated: sent with its parameters in one round trip, planned each time).
+    package func statement(_ sql: String, _ arguments: [any PostgresBindable], prepare: Bool = true) throws -> PostgresResult {
         let values = arguments.map(\.postgresValue)
         let name: String?
         if let known = preparedNames[sql] {
             name = known
-        } else if preparedNames.count < Self.preparedCapacity {
+        } else if prepare, preparedNames.count < Self.preparedCapacity {
             let fresh = "s\(preparedNames.count + 1)"
             // Types are inferred by the server from the statement.
             _ = try checked(PQprepare(handle, fresh, sql, Int32(values.count), nil), sql: sql)

@@ -3,12 +3,13 @@ internal import Foundation
 
 /// One group commit for all the partitions an instance owns: the batches their journals hand in
 /// while one statement is in flight go together into the next, each partition's rows fenced by
-/// its own epoch (its `f_<i>` CTE), so that one instance makes one PostgreSQL commit (one round
+/// its own epoch (inside its `apply_batch`), so that one instance makes one PostgreSQL commit (one round
 /// trip, one WAL flush) per round whatever the number of its tenants. A tenant's batch never
 /// waits for a lock of another: at most for the statement in flight, as within one tenant.
 ///
-/// Each partition's part of the statement writes only if its epoch is still the one in its
-/// `partition_owner` row, and the statement answers that per partition: one tenant taken over
+/// The statement calls each partition's `apply_batch` (its schema's, see `PostgresSchema.version6`),
+/// which writes only if its epoch is still the one in its `partition_owner` row, and the statement
+/// answers that per partition: one tenant taken over
 /// by another instance writes nothing while the others' rows commit.
 public final class PostgresGroupCommitter: @unchecked Sendable {
     private let configuration: PostgresConnection.Configuration
@@ -73,19 +74,21 @@ public final class PostgresGroupCommitter: @unchecked Sendable {
 
     private func run(_ group: [Entry]) {
         var arguments: [any PostgresBindable] = []
-        var parts: [String] = []
-        for (i, entry) in group.enumerated() {
-            parts += PostgresPartitionJournal.statementParts(
-                for: entry.batch, partition: entry.partition, epoch: entry.epoch, schema: entry.schema, suffix: "_\(i)", arguments: &arguments)
+        var calls: [String] = []
+        for entry in group {
+            calls.append(PostgresPartitionJournal.applyCall(
+                for: entry.batch, partition: entry.partition, epoch: entry.epoch, schema: entry.schema, arguments: &arguments))
         }
-        let sql = "WITH " + parts.joined(separator: ",\n") + "\nSELECT " + group.indices.map { "(SELECT count(*) FROM f_\($0))" }.joined(separator: ", ")
+        // Its text changes with the set of partitions in the group: sent once, never prepared (a
+        // prepared statement per set would be a second round trip each, and fill the cache).
+        let sql = "SELECT " + calls.joined(separator: ", ")
         do {
             // A connection the server closed while idle says so before anything is sent: a new one.
             if let c = connection, c.receivedWhileIdle() || !c.isAliveAfterIdling() { connection = nil }
             let c = try connection ?? PostgresConnection(configuration: configuration)
             connection = c
-            let held: [Bool] = try c.queryOne(sql, arguments) { (row) throws -> [Bool] in
-                try group.indices.map { try row.int64(Int32($0)) == 1 }
+            let held: [Bool] = try c.queryOne(sql, arguments, prepare: false) { (row) throws -> [Bool] in
+                try group.indices.map { try row.bool(Int32($0)) }
             } ?? []
             for (i, entry) in group.enumerated() { entry.result = .success(i < held.count && held[i]) }
         } catch {

@@ -275,7 +275,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
             throw PostgresStoreError.unavailable("\(store.database) closed the connection; reconnecting")
         }
         do {
-            // 1: written; 0: the epoch was not this owner's, so nothing was (the fence).
+            // True: written; false: the epoch was not this owner's, so nothing was (the fence).
             let written: Bool
             if let committer {
                 // The lock connection still says the partition is held (checked above); the epoch
@@ -283,7 +283,7 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
                 written = try committer.commit(batch, partition: partition, epoch: advertised?.epoch ?? 0, schema: store.options.schema)
             } else {
                 let (sql, arguments) = Self.statement(for: batch, partition: partition, epoch: advertised?.epoch ?? 0)
-                written = try c.queryOne(sql, arguments, { try $0.int64(0) }) == 1
+                written = try c.queryOne(sql, arguments, { try $0.bool(0) }) == true
             }
             guard written else {
                 lostLocked("the partition's epoch is no longer this owner's: another instance took it over")
@@ -323,121 +323,69 @@ public final class PostgresPartitionJournal: PartitionJournal, @unchecked Sendab
 
     // MARK: The batch statement
 
-    /// One statement for the whole batch: a data-modifying CTE per table that has rows, each
-    /// inserting from `unnest` of one array parameter per column (so the statement's text depends
-    /// only on which tables have rows, and its size on nothing). Rows go in the batch's order.
-    ///
-    /// The fence: every insert happens only if `partition_owner` still holds this owner's `epoch`
-    /// (read `FOR SHARE`, so a takeover's update of the row waits for this commit, and a batch
-    /// that waited for a takeover finds the new epoch and writes nothing); the statement answers
-    /// 1 when it wrote, 0 when the epoch had moved on.
+    /// One statement for the whole batch: `SELECT apply_batch(...)` (schema version 6), the rows of
+    /// each table as one array parameter per column, so the statement's text never changes and
+    /// the function's statements keep their plans. It answers true when it wrote, false when the
+    /// epoch had moved on (the fence, inside the function).
     static func statement(for batch: JournalBatch, partition: String, epoch: Int64) -> (String, [any PostgresBindable]) {
         var arguments: [any PostgresBindable] = []
-        let parts = statementParts(for: batch, partition: partition, epoch: epoch, schema: nil, suffix: "", arguments: &arguments)
-        return ("WITH " + parts.joined(separator: ",\n") + "\nSELECT count(*) FROM f", arguments)
+        let call = applyCall(for: batch, partition: partition, epoch: epoch, schema: nil, arguments: &arguments)
+        return ("SELECT " + call, arguments)
     }
 
-    /// The CTEs of one partition's batch: its fence `f<suffix>` and its inserts, into `schema`'s
-    /// tables (nil: the connection's search path), numbering parameters after `arguments`.
-    static func statementParts(
-        for batch: JournalBatch, partition: String, epoch: Int64, schema: String?, suffix: String, arguments: inout [any PostgresBindable]
-    ) -> [String] {
-        let t = schema.map { $0 + "." } ?? ""
-        let x = suffix
+    /// The call of `schema`'s `apply_batch` (nil: the connection's search path) for one partition's
+    /// batch, numbering its 48 parameters after `arguments`. Every table's arrays are passed, empty
+    /// when it has no rows, so a call's text depends only on the schema and where it starts.
+    static func applyCall(
+        for batch: JournalBatch, partition: String, epoch: Int64, schema: String?, arguments: inout [any PostgresBindable]
+    ) -> String {
         arguments.append(partition)
         arguments.append(epoch)
-        var parts: [String] = ["f\(x) AS (SELECT 1 FROM \(t)partition_owner WHERE partition = $\(arguments.count - 1) AND epoch = $\(arguments.count) FOR SHARE)"]
-        func arrays(_ columns: [(type: String, values: [PostgresValue])]) -> String {
-            columns.map { column in
+        var parameters = ["$\(arguments.count - 1)::text", "$\(arguments.count)::bigint"]
+        func arrays(_ columns: [(type: String, values: [PostgresValue])]) {
+            for column in columns {
                 arguments.append(PostgresValue.text(arrayLiteral(column.values)))
-                return "$\(arguments.count)::\(column.type)[]"
-            }.joined(separator: ", ")
+                parameters.append("$\(arguments.count)::\(column.type)[]")
+            }
         }
         func v(_ b: some PostgresBindable) -> PostgresValue { b.postgresValue }
-
-        if !batch.channels.isEmpty {
-            let c = batch.channels
-            parts.append("""
-                c\(x) AS (INSERT INTO \(t)channels (\(PostgresRepository.channelColumns))
-                  SELECT * FROM unnest(\(arrays([
-                    ("text", c.map { v($0.id) }), ("text", c.map { v($0.type.rawValue) }),
-                    ("text", c.map { v($0.capacityModel.rawValue) }), ("bigint", c.map { v($0.capacityWeight) }),
-                    ("bigint", c.map { v($0.customerInactivityTimeout) }), ("bigint", c.map { v($0.inactiveAutoEndAfter) }),
-                    ("boolean", c.map { v($0.inactivateActionVisible) }),
-                  ]))) WHERE EXISTS (SELECT FROM f\(x))
-                  ON CONFLICT (id) DO UPDATE SET type = excluded.type, capacity_model = excluded.capacity_model,
-                    capacity_weight = excluded.capacity_weight,
-                    customer_inactivity_timeout_ms = excluded.customer_inactivity_timeout_ms,
-                    inactive_auto_end_after_ms = excluded.inactive_auto_end_after_ms,
-                    inactivate_action_visible = excluded.inactivate_action_visible)
-                """)
-        }
-        if !batch.reps.isEmpty {
-            let r = batch.reps
-            parts.append("""
-                r\(x) AS (INSERT INTO \(t)reps (\(PostgresRepository.repColumns))
-                  SELECT * FROM unnest(\(arrays([
-                    ("text", r.map { v($0.id) }), ("text", r.map { v($0.displayName) }), ("bigint", r.map { v($0.capacity) }),
-                    ("text", r.map { v($0.presence.rawValue) }), ("text", r.map { v(PostgresRepository.encodePermissions($0.permissions)) }),
-                    ("bigint", r.map { v($0.usedCapacity) }), ("bigint", r.map { v($0.idleSince) }),
-                  ]))) WHERE EXISTS (SELECT FROM f\(x))
-                  ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, capacity = excluded.capacity,
-                    presence = excluded.presence, permissions = excluded.permissions,
-                    used_capacity = excluded.used_capacity, idle_since = excluded.idle_since)
-                """)
-        }
-        if !batch.sessions.isEmpty {
-            let s = batch.sessions
-            parts.append("""
-                s\(x) AS (INSERT INTO \(t)sessions (\(PostgresRepository.sessionColumns))
-                  SELECT * FROM unnest(\(arrays([
-                    ("text", s.map { v($0.id) }), ("text", s.map { v($0.conversationId) }), ("text", s.map { v($0.channelId) }),
-                    ("text", s.map { v($0.status.rawValue) }), ("text", s.map { v($0.repId) }),
-                    ("bigint", s.map { v($0.createdAt) }), ("bigint", s.map { v($0.updatedAt) }), ("bigint", s.map { v($0.queuedAt) }),
-                    ("bigint", s.map { v($0.inactivityDeadline) }), ("bigint", s.map { v($0.autoEndDeadline) }),
-                    ("bigint", s.map { v($0.awaitingCustomerSince) }), ("bigint", s.map { v($0.heldCapacity) }),
-                    ("text", s.map { v($0.endReason?.rawValue) }), ("bigint", s.map { v($0.version) }),
-                  ]))) WHERE EXISTS (SELECT FROM f\(x))
-                  ON CONFLICT (id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status,
-                    rep_id = excluded.rep_id, created_at = excluded.created_at, updated_at = excluded.updated_at,
-                    queued_at = excluded.queued_at, inactivity_deadline = excluded.inactivity_deadline,
-                    auto_end_deadline = excluded.auto_end_deadline, awaiting_customer_since = excluded.awaiting_customer_since,
-                    held_capacity = excluded.held_capacity, end_reason = excluded.end_reason, version = excluded.version)
-                """)
-        }
-        if !batch.events.isEmpty {
-            let e = batch.events
-            parts.append("""
-                e\(x) AS (INSERT INTO \(t)events (\(PostgresRepository.eventColumns))
-                  SELECT * FROM unnest(\(arrays([
-                    ("bigint", e.map { v($0.cursor) }), ("text", e.map { v($0.sessionId) }), ("bigint", e.map { v($0.sequence) }),
-                    ("bigint", e.map { v($0.time) }), ("text", e.map { v($0.actor.kind.rawValue) }), ("text", e.map { v($0.actor.id) }),
-                    ("text", e.map { v($0.from?.rawValue) }), ("text", e.map { v($0.to.rawValue) }), ("text", e.map { v($0.repId) }),
-                    ("text", e.map { v($0.reason.rawValue) }),
-                  ]))) WHERE EXISTS (SELECT FROM f\(x)))
-                """)
-        }
-        if !batch.messages.isEmpty {
-            let m = batch.messages
-            parts.append("""
-                m\(x) AS (INSERT INTO \(t)messages (\(PostgresRepository.messageColumns))
-                  SELECT * FROM unnest(\(arrays([
-                    ("text", m.map { v($0.messageId) }), ("text", m.map { v($0.channelId) }), ("text", m.map { v($0.sessionId) }),
-                    ("text", m.map { v($0.sender.rawValue) }), ("text", m.map { v($0.text) }), ("bigint", m.map { v($0.time) }),
-                  ]))) WHERE EXISTS (SELECT FROM f\(x)))
-                """)
-        }
-        if !batch.settings.isEmpty {
-            let keys = batch.settings.keys.sorted()
-            parts.append("""
-                st\(x) AS (INSERT INTO \(t)settings (key, value)
-                  SELECT * FROM unnest(\(arrays([
-                    ("text", keys.map { v($0) }), ("bigint", keys.map { v(batch.settings[$0]!) }),
-                  ]))) WHERE EXISTS (SELECT FROM f\(x))
-                  ON CONFLICT (key) DO UPDATE SET value = excluded.value)
-                """)
-        }
-        return parts
+        let c = batch.channels
+        arrays([
+            ("text", c.map { v($0.id) }), ("text", c.map { v($0.type.rawValue) }),
+            ("text", c.map { v($0.capacityModel.rawValue) }), ("bigint", c.map { v($0.capacityWeight) }),
+            ("bigint", c.map { v($0.customerInactivityTimeout) }), ("bigint", c.map { v($0.inactiveAutoEndAfter) }),
+            ("boolean", c.map { v($0.inactivateActionVisible) }),
+        ])
+        let r = batch.reps
+        arrays([
+            ("text", r.map { v($0.id) }), ("text", r.map { v($0.displayName) }), ("bigint", r.map { v($0.capacity) }),
+            ("text", r.map { v($0.presence.rawValue) }), ("text", r.map { v(PostgresRepository.encodePermissions($0.permissions)) }),
+            ("bigint", r.map { v($0.usedCapacity) }), ("bigint", r.map { v($0.idleSince) }),
+        ])
+        let ss = batch.sessions
+        arrays([
+            ("text", ss.map { v($0.id) }), ("text", ss.map { v($0.conversationId) }), ("text", ss.map { v($0.channelId) }),
+            ("text", ss.map { v($0.status.rawValue) }), ("text", ss.map { v($0.repId) }),
+            ("bigint", ss.map { v($0.createdAt) }), ("bigint", ss.map { v($0.updatedAt) }), ("bigint", ss.map { v($0.queuedAt) }),
+            ("bigint", ss.map { v($0.inactivityDeadline) }), ("bigint", ss.map { v($0.autoEndDeadline) }),
+            ("bigint", ss.map { v($0.awaitingCustomerSince) }), ("bigint", ss.map { v($0.heldCapacity) }),
+            ("text", ss.map { v($0.endReason?.rawValue) }), ("bigint", ss.map { v($0.version) }),
+        ])
+        let e = batch.events
+        arrays([
+            ("bigint", e.map { v($0.cursor) }), ("text", e.map { v($0.sessionId) }), ("bigint", e.map { v($0.sequence) }),
+            ("bigint", e.map { v($0.time) }), ("text", e.map { v($0.actor.kind.rawValue) }), ("text", e.map { v($0.actor.id) }),
+            ("text", e.map { v($0.from?.rawValue) }), ("text", e.map { v($0.to.rawValue) }), ("text", e.map { v($0.repId) }),
+            ("text", e.map { v($0.reason.rawValue) }),
+        ])
+        let m = batch.messages
+        arrays([
+            ("text", m.map { v($0.messageId) }), ("text", m.map { v($0.channelId) }), ("text", m.map { v($0.sessionId) }),
+            ("text", m.map { v($0.sender.rawValue) }), ("text", m.map { v($0.text) }), ("bigint", m.map { v($0.time) }),
+        ])
+        let keys = batch.settings.keys.sorted()
+        arrays([("text", keys.map { v($0) }), ("bigint", keys.map { v(batch.settings[$0]!) })])
+        return (schema.map { $0 + "." } ?? "") + "apply_batch(" + parameters.joined(separator: ", ") + ")"
     }
 
     /// A PostgreSQL array literal (`{"a","b",NULL}`) of text-format values: every element

@@ -14,6 +14,7 @@ package enum SessionSchema {
         SQLiteMigration(version: 3, name: "partition owners", sql: version3),
         SQLiteMigration(version: 4, name: "tenants; tokens scoped to a tenant, operator tokens", sql: version4),
         SQLiteMigration(version: 5, name: "live instances; owner epochs", sql: version5),
+        SQLiteMigration(version: 6, name: "a function that writes a journal batch (PostgreSQL only)", sql: version6),
     ]
 
     /// The schema version this build expects.
@@ -185,5 +186,11 @@ package enum SessionSchema {
             owned        INTEGER NOT NULL DEFAULT 0
         ) STRICT;
         ALTER TABLE partition_owner ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+        """
+
+    /// PostgreSQL's version 6 adds `apply_batch` (see `PostgresSchema.version6`); SQLite's
+    /// materializer writes its tables itself. Nothing changes here: the versions stay in step.
+    static let version6 = """
+        -- Nothing: PostgreSQL only.
         """
 }
