@@ -79,15 +79,17 @@ public final class PostgresGroupCommitter: @unchecked Sendable {
             calls.append(PostgresPartitionJournal.applyCall(
                 for: entry.batch, partition: entry.partition, epoch: entry.epoch, schema: entry.schema, arguments: &arguments))
         }
-        // Its text changes with the set of partitions in the group: sent once, never prepared (a
-        // prepared statement per set would be a second round trip each, and fill the cache).
+        // Its text changes with the set of partitions in the group: a group of several is sent
+        // unprepared (a prepared statement per set would be a second round trip each, and fill the
+        // cache); one partition alone, the usual round at low load, has a text of its own, prepared.
         let sql = "SELECT " + calls.joined(separator: ", ")
+        let prepare = group.count == 1
         do {
             // A connection the server closed while idle says so before anything is sent: a new one.
             if let c = connection, c.receivedWhileIdle() || !c.isAliveAfterIdling() { connection = nil }
             let c = try connection ?? PostgresConnection(configuration: configuration)
             connection = c
-            let held: [Bool] = try c.queryOne(sql, arguments, prepare: false) { (row) throws -> [Bool] in
+            let held: [Bool] = try c.queryOne(sql, arguments, prepare: prepare) { (row) throws -> [Bool] in
                 try group.indices.map { try row.bool(Int32($0)) }
             } ?? []
             for (i, entry) in group.enumerated() { entry.result = .success(i < held.count && held[i]) }
