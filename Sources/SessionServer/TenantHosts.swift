@@ -375,12 +375,18 @@ final class PostgresTenants: TenantHost, @unchecked Sendable {
             // One look at the held locks, then a try only for the free ones (take tries nothing
             // at or over the share).
             let held = unowned.isEmpty || backend.partitions.count >= spread.share ? [] : try main.heldPartitionLocks()
+            var lookUp: [(id: String, slot: Slot)] = []
             for id in unowned {
                 guard let slot = slots[id] else { continue }
                 let free = !held.contains(PostgresPartitionJournal.lockKey(partition: slot.journal.partition))
                 if try !(free && take(id, slot)), !routing.knowsOwner(of: id) || ticks % 10 == 0 {
-                    try routing.point(tenant: id, to: ownerAddress(of: id, slot), tls: forwardingTLS)
+                    lookUp.append((id, slot))
                 }
+            }
+            // Where the tenants served elsewhere are: one statement for all of them.
+            let owners = try main.partitionOwnerAddresses(lookUp.map { ($0.slot.journal.store.options.schema, $0.slot.journal.partition) })
+            for (id, slot) in lookUp {
+                try routing.point(tenant: id, to: owners[slot.journal.partition], tls: forwardingTLS)
             }
             if failing { failing = false; logger.info("tenants: the database answers again") }
         } catch {

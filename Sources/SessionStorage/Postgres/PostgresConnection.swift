@@ -148,9 +148,9 @@ package final class PostgresConnection {
 
     /// Runs a query and decodes every row.
     package func query<T>(
-        _ sql: String, _ arguments: [any PostgresBindable] = [], _ decode: (PostgresRow) throws -> T
+        _ sql: String, _ arguments: [any PostgresBindable] = [], prepare: Bool = true, _ decode: (PostgresRow) throws -> T
     ) throws -> [T] {
-        let result = try statement(sql, arguments)
+        let result = try statement(sql, arguments, prepare: prepare)
         var rows: [T] = []
         rows.reserveCapacity(result.rowCount)
         for index in 0..<result.rowCount {

@@ -116,6 +116,35 @@ public final class PostgresStore: Sendable {
         }
     }
 
+    /// Where the owners of several partitions advertised themselves, in one round trip (a standby
+    /// refreshes every tenant it forwards once a second: one statement per tenant made those
+    /// reads grow with tenants times instances). Keyed by partition; a partition with no owner
+    /// row yet is absent. `partitions`: each partition and its schema (nil: this store's own).
+    public func partitionOwnerAddresses(_ partitions: [(schema: String?, partition: String)]) throws -> [String: String] {
+        guard !partitions.isEmpty else { return [:] }
+        var arguments: [any PostgresBindable] = []
+        var selects: [String] = []
+        for (schema, partition) in partitions {
+            let table: String
+            if let schema {
+                try Self.checkSchemaName(schema)
+                table = "\(schema).partition_owner"
+            } else {
+                table = "partition_owner"
+            }
+            arguments.append(partition)
+            selects.append("SELECT partition, address FROM \(table) WHERE partition = $\(arguments.count)")
+        }
+        return try read { (repo: PostgresRepository) throws -> [String: String] in
+            var out: [String: String] = [:]
+            for (partition, address) in try repo.connection.query(
+                selects.joined(separator: " UNION ALL "), arguments, prepare: partitions.count == 1, { (try $0.string(0), try $0.string(1)) }) {
+                out[partition] = address
+            }
+            return out
+        }
+    }
+
     /// A schema name goes into SQL text (it cannot be a bound parameter): lower-case letters,
     /// digits and '_' only.
     private static func checkSchemaName(_ schema: String) throws {
