@@ -52,21 +52,20 @@ extension SQLiteStore: PartitionJournal {
                 }
                 for rep in batch.reps { try repo.upsertRep(rep) }
                 try writer.runEach(
-                    RowsInsert(
-                        "INSERT INTO sessions (\(SQLiteRepository.sessionColumns)) VALUES", columns: 14,
-                        """
-                         ON CONFLICT (id) DO UPDATE SET
-                            channel_id = excluded.channel_id, status = excluded.status, rep_id = excluded.rep_id,
-                            created_at = excluded.created_at, updated_at = excluded.updated_at, queued_at = excluded.queued_at,
-                            inactivity_deadline = excluded.inactivity_deadline, auto_end_deadline = excluded.auto_end_deadline,
-                            awaiting_customer_since = excluded.awaiting_customer_since, held_capacity = excluded.held_capacity,
-                            end_reason = excluded.end_reason, version = excluded.version
-                        """), batch.sessions
+                    """
+                    INSERT INTO sessions (\(SQLiteRepository.sessionColumns))
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                    ON CONFLICT (id) DO UPDATE SET
+                        channel_id = ?3, status = ?4, rep_id = ?5, created_at = ?6, updated_at = ?7, queued_at = ?8,
+                        inactivity_deadline = ?9, auto_end_deadline = ?10, awaiting_customer_since = ?11,
+                        held_capacity = ?12, end_reason = ?13, version = ?14
+                    """, batch.sessions
                 ) { statement, session in try SQLiteRepository.bind(session, to: statement) }
                 try writer.runEach(
-                    RowsInsert(
-                        "INSERT INTO events (cursor, session_id, sequence, time, actor_kind, actor_id, from_status, to_status, rep_id, reason) VALUES",
-                        columns: 10), batch.events
+                    """
+                    INSERT INTO events (cursor, session_id, sequence, time, actor_kind, actor_id, from_status, to_status, rep_id, reason)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, batch.events
                 ) { (statement: SQLiteStatement, event: Event) in
                     try statement.bind(event.cursor, at: 1)
                     try statement.bind(event.sessionId, at: 2)
@@ -80,7 +79,7 @@ extension SQLiteStore: PartitionJournal {
                     try statement.bind(event.reason.rawValue, at: 10)
                 }
                 try writer.runEach(
-                    RowsInsert("INSERT INTO messages (\(SQLiteRepository.messageColumns)) VALUES", columns: 6), batch.messages
+                    "INSERT INTO messages (\(SQLiteRepository.messageColumns)) VALUES (?, ?, ?, ?, ?, ?)", batch.messages
                 ) { (statement: SQLiteStatement, m: Message) in
                     try statement.bind(m.messageId, at: 1)
                     try statement.bind(m.channelId, at: 2)

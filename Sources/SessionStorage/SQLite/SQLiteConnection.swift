@@ -193,42 +193,14 @@ package final class SQLiteConnection {
         }
     }
 
-    /// Inserts `rows`, `rowsPerInsert` at a time through one statement of that many rows and the
-    /// rest one at a time, `bind` binding every parameter of each row itself as 1, 2, … (one value at
-    /// a time, no array per row; bindings are not cleared between steps). Text is bound without
-    /// copies (the statement's row arena), and the bindings are cleared at the end.
-    ///
-    /// Many rows a statement because every execution of an INSERT opens a cursor on the table and
-    /// on each of its indexes, begins a statement transaction and halts: with one row a step that was
-    /// ~10k of the ~20k instructions of an event row and more for a session row (nine B-trees).
-    package func runEach<Rows: RandomAccessCollection>(
-        _ insert: RowsInsert, _ rows: Rows, binding bind: (SQLiteStatement, Rows.Element) throws -> Void
-    ) throws {
-        var rest = rows[...]
-        let many = Self.rowsPerInsert
-        if rest.count >= many {
-            try withStatement(insert.sql(rows: many)) { statement in
-                statement.beginRows()
-                defer { statement.endRows() }
-                while rest.count >= many {
-                    statement.startRow()
-                    for (i, row) in rest.prefix(many).enumerated() {
-                        statement.parameterBase = Int32(i * insert.columns)
-                        try bind(statement, row)
-                    }
-                    statement.parameterBase = 0
-                    statement.checkRowBound()
-                    while try statement.step() {}
-                    statement.resetKeepingBindings()
-                    rest = rest.dropFirst(many)
-                }
-            }
-        }
-        guard !rest.isEmpty else { return }
-        try withStatement(insert.sql(rows: 1)) { statement in
+    /// Runs one statement once per element of `rows`, `bind` binding every parameter of each row
+    /// itself (one value at a time, no array per row; bindings are not cleared between rows).
+    /// Text is bound without copies (the statement's row arena), and the bindings are cleared at the end.
+    package func runEach<Rows: Sequence>(_ sql: String, _ rows: Rows, binding bind: (SQLiteStatement, Rows.Element) throws -> Void) throws {
+        try withStatement(sql) { statement in
             statement.beginRows()
             defer { statement.endRows() }
-            for row in rest {
+            for row in rows {
                 statement.startRow()
                 try bind(statement, row)
                 statement.checkRowBound()
@@ -237,9 +209,6 @@ package final class SQLiteConnection {
             }
         }
     }
-
-    /// Rows per statement in ``runEach(_:_:binding:)`` (32 sessions are 448 parameters).
-    package static let rowsPerInsert = 32
 
     /// Runs a query and decodes every row.
     package func query<T>(
@@ -299,24 +268,4 @@ package final class SQLiteConnection {
 
     /// The number of statements in the statement cache.
     package var cachedStatementCount: Int { statementCache.count }
-}
-
-/// An INSERT of many rows for ``SQLiteConnection/runEach(_:_:binding:)``: `head` (up to and with
-/// `VALUES`), one `(?, …)` of `columns` parameters per row, then `tail` (an upsert clause, which
-/// must name `excluded.` columns, not parameters).
-package struct RowsInsert: Sendable {
-    package let head: String
-    package let columns: Int
-    package let tail: String
-
-    package init(_ head: String, columns: Int, _ tail: String = "") {
-        self.head = head
-        self.columns = columns
-        self.tail = tail
-    }
-
-    func sql(rows: Int) -> String {
-        let tuple = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
-        return head + " " + Array(repeating: tuple, count: rows).joined(separator: ", ") + tail
-    }
 }

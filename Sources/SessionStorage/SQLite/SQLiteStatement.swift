@@ -121,20 +121,15 @@ package final class SQLiteStatement {
 
     // MARK: Binding one value (the journal's hot rows: no array of existentials per row)
 
-    /// Added to the index of every one-value binding: the row being bound in a statement of many
-    /// rows (``SQLiteConnection/runEach(_:_:binding:)``) binds its parameters as 1, 2, … all the same.
-    var parameterBase: Int32 = 0
-
     /// Binds an integer to parameter `index` (1-based).
     package func bind(_ value: Int64, at index: Int32) throws {
         rowBindings += 1
-        try check(sqlite3_bind_int64(handle, parameterBase + index, value))
+        try check(sqlite3_bind_int64(handle, index, value))
     }
 
     /// Binds an integer, or NULL for nil, to parameter `index` (1-based).
     package func bind(_ value: Int64?, at index: Int32) throws {
         rowBindings += 1
-        let index = parameterBase + index
         guard let value else { return try check(sqlite3_bind_null(handle, index)) }
         try check(sqlite3_bind_int64(handle, index, value))
     }
@@ -143,7 +138,6 @@ package final class SQLiteStatement {
     /// ``beginRows()`` and ``endRows()``, into the statement's row arena.
     package func bind(_ value: String?, at index: Int32) throws {
         rowBindings += 1
-        let index = parameterBase + index
         guard var value else { return try check(sqlite3_bind_null(handle, index)) }
         guard bindingRows else { return try bind(.text(value), at: index) }
         let code = value.withUTF8 { bytes in
@@ -171,7 +165,7 @@ package final class SQLiteStatement {
     /// Binds text without copies from now on, each row after a ``startRow()``; ``endRows()`` ends it.
     func beginRows() { bindingRows = true }
 
-    /// The previous row (or rows: one step of a statement of many) was stepped: its text may go.
+    /// The previous row was stepped: its text may go.
     func startRow() {
         arena.reset()
         rowBindings = 0
@@ -190,7 +184,6 @@ package final class SQLiteStatement {
         sqlite3_clear_bindings(handle)
         arena.reset()
         bindingRows = false
-        parameterBase = 0
     }
 
     private func check(_ code: Int32) throws {
