@@ -104,16 +104,7 @@ public final class PostgresStore: Sendable {
     /// on this store's connections: a standby asks for every tenant it does not own without a
     /// connection per tenant.
     public func partitionOwnerAddress(schema: String?, partition: String) throws -> String? {
-        let table: String
-        if let schema {
-            try Self.checkSchemaName(schema)
-            table = "\(schema).partition_owner"
-        } else {
-            table = "partition_owner"
-        }
-        return try read { (repo: PostgresRepository) throws -> String? in
-            try repo.connection.queryOne("SELECT address FROM \(table) WHERE partition = $1", [partition]) { try $0.string(0) }
-        }
+        try partitionOwnerAddresses([(schema, partition)])[partition]
     }
 
     /// Where the owners of several partitions advertised themselves, in one round trip (a standby
