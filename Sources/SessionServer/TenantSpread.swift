@@ -14,7 +14,6 @@ struct TenantSpread: Equatable {
     /// instance starting takes every registered tenant it can lock; the spreading hands them on).
     private(set) var known = false
     private(set) var liveInstances = 1
-    private(set) var fewestOwnedByOthers: Int?
     /// Registry reads in a row, since this instance last gave a tenant up, that showed another
     /// instance under the floor.
     private(set) var shortReads = 0
@@ -28,7 +27,6 @@ struct TenantSpread: Equatable {
     /// another of them owns (nil: no other is live).
     mutating func read(liveInstances live: Int, fewestOwnedByOthers fewest: Int?, enabled: Int) {
         liveInstances = max(1, live)
-        fewestOwnedByOthers = fewest
         self.enabled = enabled
         if let fewest, fewest < floor { shortReads += 1 } else { shortReads = 0 }
     }
